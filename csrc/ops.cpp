@@ -1,0 +1,21 @@
+// Every TORCH_LIBRARY schema of ptl_ext, in one place, and the Python module stub for `ptl_ext._C`.
+// Importing `ptl_ext._C` loads this library, which runs the registrations below.
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", "ptl_ext compiled ops", -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(ptl_ext, m) {
+  // Fused BConv-Cell gate/state update (SPEC section 1).
+  m.def("bconv_cell_update(Tensor gates, Tensor? c_prev) -> (Tensor, Tensor)");
+  m.def(
+      "bconv_cell_update_backward(Tensor gates, Tensor? c_prev, Tensor c, Tensor? grad_y, Tensor? grad_c, "
+      "bool need_grad_c_prev) -> (Tensor, Tensor)");
+  // Name of the SIMD kernel family the CPU update runs with on this machine: "default", "avx2" or "avx512".
+  m.def("cpu_kernel_isa() -> str");
+}

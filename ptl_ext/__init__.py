@@ -1,0 +1,11 @@
+"""ptl-ext: progressive transfer learning for person re-identification.
+
+Layers, lowest first: ``ops`` (compiled kernels) → ``nn`` (cells) → ``models``;
+``data`` and ``reid`` stand alone; ``train`` uses data, models and reid.
+"""
+
+from . import ops, reference
+
+__version__ = "0.1.0"
+
+__all__ = ["ops", "reference", "__version__"]
