@@ -1,0 +1,178 @@
+"""BConv-Cells: convolutional gates plus the fused latent-state update, with per-sample carried state.
+
+State rules shared by both cells (SPEC section 2):
+
+- The state is per sample, ``[B, K, H', W']``, paired with the next training batch by position,
+  and stored **detached** so no gradient crosses batches. It is a plain attribute, not a buffer:
+  it is never in ``state_dict`` and stays local to each DDP rank.
+- Training forwards consume the state left by the previous training forward and store a new one.
+  ``reset_state()`` / :func:`reset_states` clear it; a cleared state reads as zeros.
+- Eval forwards start from zeros and leave the training state untouched.
+- A smaller batch uses the first ``B`` rows of the state, a larger one pads it with zeros.
+  A change of the input's spatial size without a reset is an error.
+- The state is moved and cast to the current input's device and dtype before use (AMP works).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ops
+
+__all__ = ["BConvCell", "BConvCellV2", "LatentStateCell", "reset_states"]
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _fit_batch(state, batch):
+    """First ``batch`` rows of ``state``, padded with zero rows when ``state`` is shorter."""
+    have = state.shape[0]
+    if have == batch:
+        return state
+    if have > batch:
+        return state[:batch]
+    return F.pad(state, (0, 0, 0, 0, 0, 0, 0, batch - have))
+
+
+class LatentStateCell(nn.Module):
+    """Base class of modules carrying a detached per-sample latent state across training forwards.
+
+    Subclasses call :meth:`_load_states` at the start of a forward and :meth:`_save_states` at its end.
+    ``update_fn(gates, c_prev) -> (y, c)`` is the cell update; it defaults to the fused
+    :func:`ptl_ext.ops.bconv_cell_update` (pass :func:`ptl_ext.reference.bconv_cell_update` to compare).
+    """
+
+    def __init__(self, update_fn=None):
+        super().__init__()
+        if update_fn is None:
+            update_fn = ops.bconv_cell_update
+        if not callable(update_fn):
+            raise TypeError(f"update_fn must be callable (gates, c_prev) -> (y, c), got {type(update_fn).__name__}")
+        self.update_fn = update_fn
+        self._states = None
+        self._input_hw = None
+
+    @property
+    def states(self):
+        """Tuple of the stored (detached) state tensors, or ``None`` when reset (zeros)."""
+        return self._states
+
+    def reset_state(self):
+        """Clear the carried state: the next training forward starts from zeros, any input size is accepted."""
+        self._states = None
+        self._input_hw = None
+
+    def _load_states(self, x):
+        """Stored states fitted to ``x``'s batch and device, or ``None`` (zeros; always in eval).
+
+        Callers cast them to the dtype they compute in (the gates' dtype under autocast).
+        """
+        if not self.training or self._states is None:
+            return None
+        hw = tuple(x.shape[-2:])
+        if hw != self._input_hw:
+            raise RuntimeError(
+                f"{type(self).__name__}: input spatial size {hw} differs from {self._input_hw}, the size the "
+                "stored latent state was made for; call reset_state() (or ptl_ext.nn.reset_states(model)) first"
+            )
+        batch = x.shape[0]
+        return tuple(_fit_batch(s, batch).to(device=x.device) for s in self._states)
+
+    def _save_states(self, x, *states):
+        """Store detached ``states`` made from input ``x`` (training mode only)."""
+        if self.training:
+            self._states = tuple(s.detach() for s in states)
+            self._input_hw = tuple(x.shape[-2:])
+
+    def extra_repr(self):
+        name = getattr(self.update_fn, "__module__", "?") + "." + getattr(self.update_fn, "__name__", "?")
+        return f"update_fn={name}"
+
+
+class BConvCell(LatentStateCell):
+    """BConv-Cell: ``gates = Conv2d(in_ch → 4·out_ch)(x)``, then the fused update with the carried state.
+
+    Input ``[B, in_ch, H, W]`` (any float dtype the op supports); output
+    ``[B, out_ch, ceil(H/stride), ceil(W/stride)]`` for odd ``kernel_size``. The gates see only the current
+    input (no hidden-state input, unlike a ConvLSTM).
+    """
+
+    def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, update_fn=None):
+        super().__init__(update_fn)
+        _check_int("in_ch", in_ch, 1)
+        _check_int("out_ch", out_ch, 1)
+        _check_int("kernel_size", kernel_size, 1)
+        _check_int("stride", stride, 1)
+        self.in_ch, self.out_ch, self.stride = in_ch, out_ch, stride
+        self.conv = nn.Conv2d(in_ch, 4 * out_ch, kernel_size, stride, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x):
+        prev = self._load_states(x)
+        gates = self.conv(x)
+        c_prev = None if prev is None else prev[0].to(gates.dtype)
+        y, c = self.update_fn(gates, c_prev)
+        self._save_states(x, c)
+        return y
+
+
+class BConvCellV2(LatentStateCell):
+    """PTL-v2 cell: latent state C and a momentum-aggregated hidden state Hs, both carried and detached.
+
+    ``r = ConvTranspose2d(out_ch → in_ch, stride)(Hs_prev)`` recovers the history at ``x``'s size,
+    ``gates = Conv2d(2·in_ch → 4·out_ch)(cat[x, r])``, ``y, C = update(gates, C_prev)`` and
+    ``Hs = (1 − momentum)·Hs_prev + momentum·y``. Shapes as :class:`BConvCell`. The transposed
+    convolution always runs (on zeros when there is no state) so every parameter takes part in each
+    step, as DDP requires.
+    """
+
+    def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, momentum=0.5, update_fn=None):
+        super().__init__(update_fn)
+        _check_int("in_ch", in_ch, 1)
+        _check_int("out_ch", out_ch, 1)
+        _check_int("kernel_size", kernel_size, 1)
+        _check_int("stride", stride, 1)
+        if not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
+        self.in_ch, self.out_ch, self.stride, self.momentum = in_ch, out_ch, stride, float(momentum)
+        self.kernel_size = kernel_size
+        pad = kernel_size // 2
+        self.recover = nn.ConvTranspose2d(out_ch, in_ch, kernel_size, stride, padding=pad, bias=False)
+        self.conv = nn.Conv2d(2 * in_ch, 4 * out_ch, kernel_size, stride, padding=pad, bias=False)
+
+    def _out_hw(self, hw):
+        pad = self.kernel_size // 2
+        return tuple((n + 2 * pad - self.kernel_size) // self.stride + 1 for n in hw)
+
+    def forward(self, x):
+        prev = self._load_states(x)
+        if prev is None:
+            c_prev = None
+            hs_prev = x.new_zeros((x.shape[0], self.out_ch, *self._out_hw(x.shape[-2:])))
+        else:
+            c_prev, hs_prev = prev
+        r = self.recover(hs_prev.to(x.dtype), output_size=list(x.shape[-2:]))
+        gates = self.conv(torch.cat([x, r], dim=1))
+        if c_prev is not None:
+            c_prev = c_prev.to(gates.dtype)
+        y, c = self.update_fn(gates, c_prev)
+        if self.training:
+            hs = (1.0 - self.momentum) * hs_prev.to(y.dtype) + self.momentum * y.detach()
+            self._save_states(x, c, hs)
+        return y
+
+
+def reset_states(model):
+    """Reset the latent state of every cell in ``model`` (any ``nn.Module``); returns how many were reset."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    count = 0
+    for module in model.modules():
+        if isinstance(module, LatentStateCell):
+            module.reset_state()
+            count += 1
+    return count
