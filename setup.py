@@ -61,20 +61,21 @@ def _gencode_flags():
 def _extension():
     with_cuda = _want_cuda()
     cpp = [s for s in _sources("*.cpp") if not s.endswith("_cuda_glue.cpp")]
-    cxx_flags = ["-O3", "-fvisibility=hidden"]
+    cxx_flags = ["-O3", "-fvisibility=hidden", "-fopenmp"]
     common = dict(
         name="ptl_ext._C",
         include_dirs=[os.path.join(ROOT, "csrc")],
         py_limited_api=False,
     )
     if not with_cuda:
-        return CppExtension(sources=cpp, extra_compile_args={"cxx": cxx_flags}, **common)
+        return CppExtension(sources=cpp, extra_compile_args={"cxx": cxx_flags}, extra_link_args=["-fopenmp"], **common)
     sources = cpp + _sources("*_cuda_glue.cpp") + _sources("*.cu")
     nvcc_flags = ["-O3", "--use_fast_math", "-lineinfo"] + _gencode_flags()
     return CUDAExtension(
         sources=sources,
         define_macros=[("PTL_EXT_WITH_CUDA", "1")],
         extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
+        extra_link_args=["-fopenmp"],
         **common,
     )
 

@@ -3,11 +3,13 @@
 #include <Python.h>
 #include <torch/library.h>
 
-extern "C" {
-PyObject* PyInit__C(void) {
+#include <string>
+
+#include "common/cpu_isa.h"
+
+PyMODINIT_FUNC PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", "ptl_ext compiled ops", -1, nullptr};
   return PyModule_Create(&module_def);
-}
 }
 
 TORCH_LIBRARY(ptl_ext, m) {
@@ -17,5 +19,5 @@ TORCH_LIBRARY(ptl_ext, m) {
       "bconv_cell_update_backward(Tensor gates, Tensor? c_prev, Tensor c, Tensor? grad_y, Tensor? grad_c, "
       "bool need_grad_c_prev) -> (Tensor, Tensor)");
   // Name of the SIMD kernel family the CPU update runs with on this machine: "default", "avx2" or "avx512".
-  m.def("cpu_kernel_isa() -> str");
+  m.def("cpu_kernel_isa() -> str", []() { return std::string(ptl_ext::cpu_isa_name(ptl_ext::cpu_isa())); });
 }

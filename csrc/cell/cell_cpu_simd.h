@@ -1,0 +1,170 @@
+// SIMD mapping of cell_math.h over contiguous tensors, compiled once per instruction-set family.
+//
+// Included only by cell_cpu_default.cpp / cell_cpu_avx2.cpp / cell_cpu_avx512.cpp, after
+// common/isa_prelude.h and the target pragma. The math itself is cell::forward / cell::backward,
+// instantiated with at::vec::Vectorized; 16-bit inputs are widened to float for the math.
+#pragma once
+
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include "cell/cell_cpu_kernels.h"
+#include "cell/cell_math.h"
+
+namespace ptl_ext {
+namespace cell {
+namespace CPU_CAPABILITY {
+
+using at::vec::Vectorized;
+
+template <typename V>
+struct VecAct {
+  static V sigmoid(const V& x) { return (V(1) + x.neg().exp()).reciprocal(); }
+  static V tanh(const V& x) { return x.tanh(); }
+};
+
+// Loads and stores `n <= kWidth` elements as one vector of the math type.
+template <typename T>
+struct VecIo {
+  using V = Vectorized<T>;
+  static constexpr int64_t kWidth = V::size();
+  static V load(const T* p, int64_t n) { return n == kWidth ? V::loadu(p) : V::loadu(p, n); }
+  static void store(T* p, const V& v, int64_t n) {
+    if (n == kWidth) {
+      v.store(p);
+    } else {
+      v.store(p, n);
+    }
+  }
+};
+
+template <>
+struct VecIo<c10::BFloat16> {
+  using V = Vectorized<float>;
+  static constexpr int64_t kWidth = V::size();
+  static V load(const c10::BFloat16* p, int64_t n) {
+    return std::get<0>(at::vec::convert_to_float<c10::BFloat16>(Vectorized<c10::BFloat16>::loadu(p, n)));
+  }
+  static void store(c10::BFloat16* p, const V& v, int64_t n) {
+    at::vec::convert_from_float<c10::BFloat16>(v, v).store(p, n);
+  }
+};
+
+// Elements per parallel task: large enough to amortise scheduling, small enough to balance 2+ cores.
+constexpr int64_t kGrain = 32768;
+
+// Calls fn(gate_offset, offset, length) over the [batch, khw] index space in parallel, split into runs
+// that stay inside one batch row, so each run is contiguous in every tensor. gate_offset indexes the
+// i-chunk of `gates`; the f, o and g chunks follow at +khw, +2khw, +3khw.
+template <typename Fn>
+void for_each_run(int64_t batch, int64_t khw, const Fn& fn) {
+  at::parallel_for(0, batch * khw, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end;) {
+      const int64_t b = n / khw;
+      const int64_t j = n - b * khw;
+      const int64_t len = std::min(end - n, khw - j);
+      fn(b * 4 * khw + j, n, len);
+      n += len;
+    }
+  });
+}
+
+template <typename T, bool kPrev>
+void forward_impl(const T* gates, const T* c_prev, T* y, T* c, int64_t batch, int64_t khw) {
+  using Io = VecIo<T>;
+  using V = typename Io::V;
+  for_each_run(batch, khw, [&](int64_t gate_off, int64_t off, int64_t len) {
+    const T* g = gates + gate_off;
+    for (int64_t j = 0; j < len; j += Io::kWidth) {
+      const int64_t n = std::min(Io::kWidth, len - j);
+      const V cp = kPrev ? Io::load(c_prev + off + j, n) : V(0);
+      V yv, cv;
+      cell::forward<VecAct<V>>(Io::load(g + j, n), Io::load(g + khw + j, n), Io::load(g + 2 * khw + j, n),
+                               Io::load(g + 3 * khw + j, n), cp, yv, cv);
+      Io::store(y + off + j, yv, n);
+      Io::store(c + off + j, cv, n);
+    }
+  });
+}
+
+template <typename T, bool kPrev, bool kDy, bool kDc>
+void backward_impl(const T* gates, const T* c_prev, const T* c, const T* dy, const T* dc, T* dgates, T* dc_prev,
+                   int64_t batch, int64_t khw) {
+  using Io = VecIo<T>;
+  using V = typename Io::V;
+  for_each_run(batch, khw, [&](int64_t gate_off, int64_t off, int64_t len) {
+    const T* g = gates + gate_off;
+    T* dg = dgates + gate_off;
+    for (int64_t j = 0; j < len; j += Io::kWidth) {
+      const int64_t n = std::min(Io::kWidth, len - j);
+      const int64_t k = off + j;
+      const V cp = kPrev ? Io::load(c_prev + k, n) : V(0);
+      const V dyv = kDy ? Io::load(dy + k, n) : V(0);
+      const V dcv = kDc ? Io::load(dc + k, n) : V(0);
+      V da_i, da_f, da_o, da_g, dcp;
+      cell::backward<VecAct<V>>(Io::load(g + j, n), Io::load(g + khw + j, n), Io::load(g + 2 * khw + j, n),
+                                Io::load(g + 3 * khw + j, n), cp, Io::load(c + k, n), dyv, dcv, da_i, da_f, da_o,
+                                da_g, dcp);
+      Io::store(dg + j, da_i, n);
+      Io::store(dg + khw + j, da_f, n);
+      Io::store(dg + 2 * khw + j, da_o, n);
+      Io::store(dg + 3 * khw + j, da_g, n);
+      if (dc_prev != nullptr) {
+        Io::store(dc_prev + k, dcp, n);
+      }
+    }
+  });
+}
+
+template <typename T>
+void forward(const T* gates, const T* c_prev, T* y, T* c, int64_t batch, int64_t khw) {
+  if (c_prev != nullptr) {
+    forward_impl<T, true>(gates, c_prev, y, c, batch, khw);
+  } else {
+    forward_impl<T, false>(gates, c_prev, y, c, batch, khw);
+  }
+}
+
+template <typename T, bool kPrev, bool kDy>
+void backward_dc(const T* gates, const T* c_prev, const T* c, const T* dy, const T* dc, T* dgates, T* dc_prev,
+                 int64_t batch, int64_t khw) {
+  if (dc != nullptr) {
+    backward_impl<T, kPrev, kDy, true>(gates, c_prev, c, dy, dc, dgates, dc_prev, batch, khw);
+  } else {
+    backward_impl<T, kPrev, kDy, false>(gates, c_prev, c, dy, dc, dgates, dc_prev, batch, khw);
+  }
+}
+
+template <typename T, bool kPrev>
+void backward_dy(const T* gates, const T* c_prev, const T* c, const T* dy, const T* dc, T* dgates, T* dc_prev,
+                 int64_t batch, int64_t khw) {
+  if (dy != nullptr) {
+    backward_dc<T, kPrev, true>(gates, c_prev, c, dy, dc, dgates, dc_prev, batch, khw);
+  } else {
+    backward_dc<T, kPrev, false>(gates, c_prev, c, dy, dc, dgates, dc_prev, batch, khw);
+  }
+}
+
+template <typename T>
+void backward(const T* gates, const T* c_prev, const T* c, const T* dy, const T* dc, T* dgates, T* dc_prev,
+              int64_t batch, int64_t khw) {
+  if (c_prev != nullptr) {
+    backward_dy<T, true>(gates, c_prev, c, dy, dc, dgates, dc_prev, batch, khw);
+  } else {
+    backward_dy<T, false>(gates, c_prev, c, dy, dc, dgates, dc_prev, batch, khw);
+  }
+}
+
+#define PTL_INSTANTIATE_CELL_CPU_KERNELS(T)                                                        \
+  template void forward<T>(const T*, const T*, T*, T*, int64_t, int64_t);                          \
+  template void backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, int64_t, int64_t);
+
+PTL_INSTANTIATE_CELL_CPU_KERNELS(float)
+PTL_INSTANTIATE_CELL_CPU_KERNELS(double)
+PTL_INSTANTIATE_CELL_CPU_KERNELS(c10::BFloat16)
+
+#undef PTL_INSTANTIATE_CELL_CPU_KERNELS
+
+}  // namespace CPU_CAPABILITY
+}  // namespace cell
+}  // namespace ptl_ext

@@ -1,0 +1,24 @@
+// Input checks shared by every op: each failure names the op, the argument and what was expected.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <initializer_list>
+#include <string>
+
+namespace ptl_ext {
+
+// Throws unless `t` is a tensor of rank `dim`; `layout` describes the expected shape, e.g. "[B, 4K, H, W]".
+void check_rank(const at::Tensor& t, int64_t dim, const char* op, const char* arg, const char* layout);
+
+// Throws unless `t` has one of `dtypes`; `device_desc` names where, e.g. "on CPU".
+void check_dtype(const at::Tensor& t, std::initializer_list<at::ScalarType> dtypes, const char* op, const char* arg,
+                 const char* device_desc);
+
+// Throws unless `t` has the sizes `sizes`; `what` describes them, e.g. "[B, K, H, W] of gates".
+void check_sizes(const at::Tensor& t, at::IntArrayRef sizes, const char* op, const char* arg, const char* what);
+
+// Throws unless `t` has the device and dtype of `ref` (named `ref_arg`).
+void check_like(const at::Tensor& t, const at::Tensor& ref, const char* op, const char* arg, const char* ref_arg);
+
+}  // namespace ptl_ext
