@@ -1,0 +1,41 @@
+"""Datasets, image decoding, torch-op transforms, samplers, loaders and the synthetic ReID generator.
+
+Stands alone: imports neither ``ptl_ext.models`` nor ``ptl_ext.train``.
+"""
+
+from .cifar import load_cifar
+from .image import read_image, write_image
+from .loaders import ImageDataset, TensorImageDataset, build_dataloader, build_reid_loaders
+from .reid_datasets import (
+    REID_DATASETS,
+    ReIDData,
+    cuhk03_np,
+    dukemtmc_reid,
+    load_reid_dataset,
+    market1501,
+    market_duke,
+    msmt17,
+    relabel,
+)
+from .samplers import PKBatchSampler, ShardSampler
+from .synthetic import make_synthetic_market
+from .transforms import (
+    Compose,
+    Normalize,
+    RandomCrop,
+    RandomErasing,
+    RandomHorizontalFlip,
+    Resize,
+    ToFloat,
+    build_cifar_transforms,
+    build_reid_transforms,
+)
+
+__all__ = [
+    "REID_DATASETS", "ReIDData", "cuhk03_np", "dukemtmc_reid", "load_reid_dataset", "market1501",
+    "market_duke", "msmt17", "relabel", "load_cifar", "read_image", "write_image",
+    "ImageDataset", "TensorImageDataset", "build_dataloader", "build_reid_loaders",
+    "PKBatchSampler", "ShardSampler", "make_synthetic_market",
+    "Compose", "Normalize", "RandomCrop", "RandomErasing", "RandomHorizontalFlip", "Resize", "ToFloat",
+    "build_cifar_transforms", "build_reid_transforms",
+]

@@ -1,0 +1,115 @@
+"""Torch datasets over decoded images and the DataLoader setup (workers, pinned memory, seeding)."""
+
+import random
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .image import read_image
+from .samplers import PKBatchSampler, ShardSampler
+from .transforms import build_reid_transforms
+
+
+class ImageDataset(Dataset):
+    """ReID items ``(path, pid, camid)`` → ``(image, pid, camid)``.
+
+    ``image`` is ``transform(uint8 [3, H, W])`` (the raw ``uint8`` tensor without a transform).
+    """
+
+    def __init__(self, items, transform=None):
+        self.items = list(items)
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        path, pid, camid = self.items[index]
+        image = read_image(path)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, pid, camid
+
+    @property
+    def pids(self):
+        """Identity label of every item, in order."""
+        return [pid for _, pid, _ in self.items]
+
+
+class TensorImageDataset(Dataset):
+    """In-memory images ``uint8 [N, 3, H, W]`` and labels ``int64 [N]`` → ``(transform(image), label)``."""
+
+    def __init__(self, images, labels, transform=None):
+        if images.dim() != 4 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"TensorImageDataset: expected images [N, C, H, W] and labels [N], got "
+                f"{list(images.shape)} and {list(labels.shape)}"
+            )
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self):
+        return self.images.shape[0]
+
+    def __getitem__(self, index):
+        image = self.images[index]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index])
+
+
+def seed_worker(worker_id):
+    """Seed numpy and ``random`` in a DataLoader worker from its torch seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def build_dataloader(dataset, batch_size=None, batch_sampler=None, sampler=None, shuffle=False,
+                     num_workers=0, pin_memory=None, drop_last=False, seed=0):
+    """A ``DataLoader`` with seeded workers and pinned memory on CUDA machines.
+
+    The loader owns a ``torch.Generator`` seeded with ``seed`` (its ``generator`` attribute),
+    from which every epoch's worker seeds (and, with ``shuffle``, the order) are drawn, so a
+    trainer can save and restore it for an exact resume. Workers are therefore started per
+    epoch (persistent workers would keep their random streams across epochs).
+    ``pin_memory=None`` pins when CUDA is available.
+    """
+    if batch_sampler is None and (batch_size is None or batch_size < 1):
+        raise ValueError(f"build_dataloader: batch_size must be a positive int without a batch_sampler, got {batch_size}")
+    if num_workers < 0:
+        raise ValueError(f"build_dataloader: num_workers must be >= 0, got {num_workers}")
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    options = dict(
+        num_workers=num_workers,
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+        worker_init_fn=seed_worker,
+        generator=generator,
+    )
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, **options)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle and sampler is None,
+                      drop_last=drop_last, **options)
+
+
+def build_reid_loaders(data, height, width, p=16, k=4, eval_batch_size=128, num_workers=0, seed=0,
+                       rank=0, world_size=1, erasing_p=0.5, padding=10):
+    """Train (P×K batches, augmented) and query/gallery (sharded over ranks) loaders for a ``ReIDData``.
+
+    Returns:
+        ``(train_loader, query_loader, gallery_loader)``; the train loader's ``batch_sampler``
+        is a :class:`PKBatchSampler` whose epoch the trainer sets.
+    """
+    train_set = ImageDataset(data.train, build_reid_transforms(height, width, True, padding=padding,
+                                                               erasing_p=erasing_p))
+    test_transform = build_reid_transforms(height, width, False)
+    sampler = PKBatchSampler(train_set.pids, p, k, seed=seed, rank=rank, world_size=world_size)
+    train_loader = build_dataloader(train_set, batch_sampler=sampler, num_workers=num_workers, seed=seed + rank)
+    eval_loaders = []
+    for items in (data.query, data.gallery):
+        dataset = ImageDataset(items, test_transform)
+        eval_loaders.append(build_dataloader(dataset, batch_size=eval_batch_size,
+                                             sampler=ShardSampler(len(dataset), rank, world_size),
+                                             num_workers=num_workers, seed=seed))
+    return train_loader, eval_loaders[0], eval_loaders[1]
