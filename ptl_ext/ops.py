@@ -67,16 +67,26 @@ if HAS_C:
         b, c4, h, w = gates.shape
         return (b, c4 // 4, h, w)
 
+    def _check_state(t, name, gates, shape, op="bconv_cell_update"):
+        if t is None:
+            return
+        if t.device != gates.device:
+            raise ValueError(f"{op}: {name} must be on the device of gates ({gates.device}), got {t.device}")
+        if t.dtype != gates.dtype:
+            raise TypeError(f"{op}: {name} must have the dtype of gates ({gates.dtype}), got {t.dtype}")
+        torch._check(tuple(t.shape) == shape, lambda: f"{op}: {name} must have shape {shape}, got {tuple(t.shape)}")
+
     @torch.library.register_fake("ptl_ext::bconv_cell_update")
     def _bconv_cell_update_fake(gates, c_prev):
         shape = _state_shape(gates)
-        if c_prev is not None:
-            torch._check(tuple(c_prev.shape) == shape, lambda: f"bconv_cell_update: c_prev must have shape {shape}")
+        _check_state(c_prev, "c_prev", gates, shape)
         return gates.new_empty(shape), gates.new_empty(shape)
 
     @torch.library.register_fake("ptl_ext::bconv_cell_update_backward")
     def _bconv_cell_update_backward_fake(gates, c_prev, c, grad_y, grad_c, need_grad_c_prev):
         shape = _state_shape(gates)
+        for name, t in (("c_prev", c_prev), ("c", c), ("grad_y", grad_y), ("grad_c", grad_c)):
+            _check_state(t, name, gates, shape, op="bconv_cell_update_backward")
         grad_c_prev = gates.new_empty(shape) if need_grad_c_prev else gates.new_empty((0,))
         return torch.empty_like(gates, memory_format=torch.contiguous_format), grad_c_prev
 
