@@ -50,7 +50,7 @@ void backward_cpu(BackwardTensors& t) {
 
 std::tuple<at::Tensor, at::Tensor> bconv_cell_update_cpu(const at::Tensor& gates,
                                                          const c10::optional<at::Tensor>& c_prev) {
-  auto t = prepare_forward(gates, c_prev, /*allow_half=*/false);
+  auto t = prepare_forward(gates, c_prev);
   if (t.y.numel() > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, t.gates.scalar_type(), "bconv_cell_update_cpu", [&] {
       forward_cpu<scalar_t>(t, t.y.mutable_data_ptr<scalar_t>(), t.c.mutable_data_ptr<scalar_t>());
@@ -62,7 +62,7 @@ std::tuple<at::Tensor, at::Tensor> bconv_cell_update_cpu(const at::Tensor& gates
 std::tuple<at::Tensor, at::Tensor> bconv_cell_update_backward_cpu(
     const at::Tensor& gates, const c10::optional<at::Tensor>& c_prev, const at::Tensor& c,
     const c10::optional<at::Tensor>& grad_y, const c10::optional<at::Tensor>& grad_c, bool need_grad_c_prev) {
-  auto t = prepare_backward(gates, c_prev, c, grad_y, grad_c, need_grad_c_prev, /*allow_half=*/false);
+  auto t = prepare_backward(gates, c_prev, c, grad_y, grad_c, need_grad_c_prev);
   if (t.dgates.numel() > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, t.gates.scalar_type(), "bconv_cell_update_backward_cpu",
                                    [&] { backward_cpu<scalar_t>(t); });

@@ -9,14 +9,11 @@ namespace {
 constexpr const char* kForward = "bconv_cell_update";
 constexpr const char* kBackward = "bconv_cell_update_backward";
 
-std::vector<int64_t> state_sizes(const at::Tensor& gates, const char* op, bool allow_half) {
+// The CUDA kernels also take float16; the CPU ones do not.
+std::vector<int64_t> state_sizes(const at::Tensor& gates, const char* op) {
   check_rank(gates, 4, op, "gates", "[B, 4K, H, W]");
   if (gates.is_cuda()) {
-    if (allow_half) {
-      check_dtype(gates, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}, op, "gates", "on CUDA");
-    } else {
-      check_dtype(gates, {at::kFloat, at::kDouble, at::kBFloat16}, op, "gates", "on CUDA");
-    }
+    check_dtype(gates, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}, op, "gates", "on CUDA");
   } else {
     check_dtype(gates, {at::kFloat, at::kDouble, at::kBFloat16}, op, "gates", "on CPU");
   }
@@ -43,8 +40,8 @@ at::Tensor checked_optional_state(const c10::optional<at::Tensor>& t, const at::
 
 }  // namespace
 
-ForwardTensors prepare_forward(const at::Tensor& gates, const c10::optional<at::Tensor>& c_prev, bool allow_half) {
-  const auto sizes = state_sizes(gates, kForward, allow_half);
+ForwardTensors prepare_forward(const at::Tensor& gates, const c10::optional<at::Tensor>& c_prev) {
+  const auto sizes = state_sizes(gates, kForward);
   ForwardTensors t;
   t.gates = gates.contiguous();
   t.c_prev = checked_optional_state(c_prev, gates, sizes, kForward, "c_prev");
@@ -57,8 +54,8 @@ ForwardTensors prepare_forward(const at::Tensor& gates, const c10::optional<at::
 
 BackwardTensors prepare_backward(const at::Tensor& gates, const c10::optional<at::Tensor>& c_prev, const at::Tensor& c,
                                  const c10::optional<at::Tensor>& grad_y, const c10::optional<at::Tensor>& grad_c,
-                                 bool need_grad_c_prev, bool allow_half) {
-  const auto sizes = state_sizes(gates, kBackward, allow_half);
+                                 bool need_grad_c_prev) {
+  const auto sizes = state_sizes(gates, kBackward);
   BackwardTensors t;
   t.gates = gates.contiguous();
   t.c_prev = checked_optional_state(c_prev, gates, sizes, kBackward, "c_prev");

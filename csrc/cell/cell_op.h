@@ -22,12 +22,12 @@ struct BackwardTensors {
   int64_t batch, khw;
 };
 
-// `allow_half` admits float16 (the CUDA kernels take it, the CPU ones do not).
-ForwardTensors prepare_forward(const at::Tensor& gates, const c10::optional<at::Tensor>& c_prev, bool allow_half);
+// Dtypes: float32, float64, bfloat16, and on CUDA also float16.
+ForwardTensors prepare_forward(const at::Tensor& gates, const c10::optional<at::Tensor>& c_prev);
 
 BackwardTensors prepare_backward(const at::Tensor& gates, const c10::optional<at::Tensor>& c_prev, const at::Tensor& c,
                                  const c10::optional<at::Tensor>& grad_y, const c10::optional<at::Tensor>& grad_c,
-                                 bool need_grad_c_prev, bool allow_half);
+                                 bool need_grad_c_prev);
 
 // Raw pointer of an optional input: nullptr when undefined.
 template <typename T>

@@ -1,0 +1,182 @@
+// CUDA kernels of the BConv-Cell update: cell_math.h mapped over tensors, one thread per pack of
+// 16 bytes (16-bit and float types) when every pointer and the row length allow it, else one element
+// per thread, with
+// 32-bit indexing whenever the largest tensor fits.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include "cell/cell_cuda.h"
+#include "cell/cell_math.h"
+
+namespace ptl_ext {
+namespace cell {
+namespace cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = int64_t(1) << 20;
+
+template <typename T>
+struct Acc {
+  using type = T;
+  static __device__ __forceinline__ T load(T x) { return x; }
+  static __device__ __forceinline__ T store(T x) { return x; }
+};
+template <>
+struct Acc<__half> {
+  using type = float;
+  static __device__ __forceinline__ float load(__half x) { return __half2float(x); }
+  static __device__ __forceinline__ __half store(float x) { return __float2half_rn(x); }
+};
+template <>
+struct Acc<__nv_bfloat16> {
+  using type = float;
+  static __device__ __forceinline__ float load(__nv_bfloat16 x) { return __bfloat162float(x); }
+  static __device__ __forceinline__ __nv_bfloat16 store(float x) { return __float2bfloat16_rn(x); }
+};
+
+template <typename T, int V>
+struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
+// Index space: packs of V elements; `row` packs per batch row of a [B, K, H, W] tensor.
+template <typename T, int V, typename I>
+__global__ void __launch_bounds__(kThreads)
+    forward_kernel(const T* __restrict__ gates, const T* __restrict__ c_prev, T* __restrict__ y,
+                   T* __restrict__ c, I row, I total) {
+  using P = Pack<T, V>;
+  using A = Acc<T>;
+  using F = typename A::type;
+  const P* g = reinterpret_cast<const P*>(gates);
+  for (I n = I(blockIdx.x) * kThreads + threadIdx.x; n < total; n += I(gridDim.x) * kThreads) {
+    const I b = n / row;
+    const I gi = n + 3 * b * row;  // = b * 4 * row + (n - b * row): the i-chunk of this row
+    const P ai = g[gi], af = g[gi + row], ao = g[gi + 2 * row], ag = g[gi + 3 * row];
+    P cp;
+    if (c_prev != nullptr) {
+      cp = reinterpret_cast<const P*>(c_prev)[n];
+    }
+    P yo, co;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      F yk, ck;
+      forward<ScalarAct>(A::load(ai.v[k]), A::load(af.v[k]), A::load(ao.v[k]), A::load(ag.v[k]),
+                         c_prev != nullptr ? A::load(cp.v[k]) : F(0), yk, ck);
+      yo.v[k] = A::store(yk);
+      co.v[k] = A::store(ck);
+    }
+    reinterpret_cast<P*>(y)[n] = yo;
+    reinterpret_cast<P*>(c)[n] = co;
+  }
+}
+
+template <typename T, int V, typename I>
+__global__ void __launch_bounds__(kThreads)
+    backward_kernel(const T* __restrict__ gates, const T* __restrict__ c_prev, const T* __restrict__ c,
+                    const T* __restrict__ dy, const T* __restrict__ dc, T* __restrict__ dgates,
+                    T* __restrict__ dc_prev, I row, I total) {
+  using P = Pack<T, V>;
+  using A = Acc<T>;
+  using F = typename A::type;
+  const P* g = reinterpret_cast<const P*>(gates);
+  P* dg = reinterpret_cast<P*>(dgates);
+  for (I n = I(blockIdx.x) * kThreads + threadIdx.x; n < total; n += I(gridDim.x) * kThreads) {
+    const I b = n / row;
+    const I gi = n + 3 * b * row;
+    const P ai = g[gi], af = g[gi + row], ao = g[gi + 2 * row], ag = g[gi + 3 * row];
+    const P cv = reinterpret_cast<const P*>(c)[n];
+    P cp, dyv, dcv;
+    if (c_prev != nullptr) cp = reinterpret_cast<const P*>(c_prev)[n];
+    if (dy != nullptr) dyv = reinterpret_cast<const P*>(dy)[n];
+    if (dc != nullptr) dcv = reinterpret_cast<const P*>(dc)[n];
+    P d_i, d_f, d_o, d_g, d_cp;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      F ri, rf, ro, rg, rcp;
+      backward<ScalarAct>(A::load(ai.v[k]), A::load(af.v[k]), A::load(ao.v[k]), A::load(ag.v[k]),
+                          c_prev != nullptr ? A::load(cp.v[k]) : F(0), A::load(cv.v[k]),
+                          dy != nullptr ? A::load(dyv.v[k]) : F(0), dc != nullptr ? A::load(dcv.v[k]) : F(0), ri, rf,
+                          ro, rg, rcp);
+      d_i.v[k] = A::store(ri);
+      d_f.v[k] = A::store(rf);
+      d_o.v[k] = A::store(ro);
+      d_g.v[k] = A::store(rg);
+      d_cp.v[k] = A::store(rcp);
+    }
+    dg[gi] = d_i;
+    dg[gi + row] = d_f;
+    dg[gi + 2 * row] = d_o;
+    dg[gi + 3 * row] = d_g;
+    if (dc_prev != nullptr) {
+      reinterpret_cast<P*>(dc_prev)[n] = d_cp;
+    }
+  }
+}
+
+bool aligned(const void* p, int bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+int blocks_for(int64_t total) { return static_cast<int>(std::min((total + kThreads - 1) / kThreads, kMaxBlocks)); }
+
+// Picks the pack width (16 bytes when possible) and the index type, then runs `launch(V, I)`.
+// double stays at one element per thread: its tanh/exp need the registers two would spill.
+template <typename T, typename Launch>
+cudaError_t dispatch(int64_t batch, int64_t khw, bool all_aligned, Launch&& launch) {
+  constexpr int kVec = sizeof(T) == 8 ? 1 : 16 / sizeof(T);
+  const bool vec = all_aligned && khw % kVec == 0;
+  const bool small = batch * 4 * khw < int64_t(std::numeric_limits<int32_t>::max());
+  if (vec && small) return launch(std::integral_constant<int, kVec>(), uint32_t(0));
+  if (vec) return launch(std::integral_constant<int, kVec>(), int64_t(0));
+  if (small) return launch(std::integral_constant<int, 1>(), uint32_t(0));
+  return launch(std::integral_constant<int, 1>(), int64_t(0));
+}
+
+}  // namespace
+
+template <typename T>
+cudaError_t launch_forward(const T* gates, const T* c_prev, T* y, T* c, int64_t batch, int64_t khw,
+                           cudaStream_t stream) {
+  if (batch * khw == 0) return cudaSuccess;
+  const bool all_aligned = aligned(gates, 16) && aligned(c_prev, 16) && aligned(y, 16) && aligned(c, 16);
+  return dispatch<T>(batch, khw, all_aligned, [&](auto vec, auto index) {
+    constexpr int V = decltype(vec)::value;
+    using I = decltype(index);
+    const int64_t total = batch * khw / V;
+    forward_kernel<T, V, I><<<blocks_for(total), kThreads, 0, stream>>>(gates, c_prev, y, c, I(khw / V), I(total));
+    return cudaGetLastError();
+  });
+}
+
+template <typename T>
+cudaError_t launch_backward(const T* gates, const T* c_prev, const T* c, const T* dy, const T* dc, T* dgates,
+                            T* dc_prev, int64_t batch, int64_t khw, cudaStream_t stream) {
+  if (batch * khw == 0) return cudaSuccess;
+  const bool all_aligned = aligned(gates, 16) && aligned(c_prev, 16) && aligned(c, 16) && aligned(dy, 16) &&
+                           aligned(dc, 16) && aligned(dgates, 16) && aligned(dc_prev, 16);
+  return dispatch<T>(batch, khw, all_aligned, [&](auto vec, auto index) {
+    constexpr int V = decltype(vec)::value;
+    using I = decltype(index);
+    const int64_t total = batch * khw / V;
+    backward_kernel<T, V, I><<<blocks_for(total), kThreads, 0, stream>>>(gates, c_prev, c, dy, dc, dgates, dc_prev,
+                                                                         I(khw / V), I(total));
+    return cudaGetLastError();
+  });
+}
+
+#define PTL_INSTANTIATE_CELL_CUDA(T)                                                                           \
+  template cudaError_t launch_forward<T>(const T*, const T*, T*, T*, int64_t, int64_t, cudaStream_t);          \
+  template cudaError_t launch_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, int64_t,    \
+                                          int64_t, cudaStream_t);
+
+PTL_INSTANTIATE_CELL_CUDA(float)
+PTL_INSTANTIATE_CELL_CUDA(double)
+PTL_INSTANTIATE_CELL_CUDA(__half)
+PTL_INSTANTIATE_CELL_CUDA(__nv_bfloat16)
+
+}  // namespace cuda
+}  // namespace cell
+}  // namespace ptl_ext
