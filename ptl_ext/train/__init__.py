@@ -1,0 +1,20 @@
+"""Training: the ``Trainer`` engine, losses, optimiser set-up, evaluators, checkpoints and DDP helpers.
+
+Uses ``ptl_ext.data``, ``ptl_ext.models``, ``ptl_ext.nn`` and ``ptl_ext.reid``; never imported by them.
+"""
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .distributed import DistInfo, gather_interleaved, init_distributed
+from .evaluation import ClassificationEvaluator, ReIDEvaluator, extract_features
+from .losses import ClassificationLoss, ReIDLoss, batch_hard_triplet_loss
+from .optim import param_groups, sgd_step_optimizer
+from .trainer import Hook, TrainConfig, Trainer
+
+__all__ = [
+    "CheckpointError", "load_checkpoint", "save_checkpoint",
+    "DistInfo", "gather_interleaved", "init_distributed",
+    "ClassificationEvaluator", "ReIDEvaluator", "extract_features",
+    "ClassificationLoss", "ReIDLoss", "batch_hard_triplet_loss",
+    "param_groups", "sgd_step_optimizer",
+    "Hook", "TrainConfig", "Trainer",
+]

@@ -1,0 +1,113 @@
+"""Evaluators the trainer calls: ReID retrieval (through ``ptl_ext.reid``) and classification error.
+
+An evaluator is called as ``evaluator(model, device, amp, info)`` on every rank and returns the
+same dict of floats on every rank; ``primary`` names the metric that selects the best checkpoint
+and ``higher_is_better`` its direction.
+"""
+
+import contextlib
+
+import torch
+
+from .distributed import DistInfo, all_reduce_mean, broadcast_object, gather_interleaved
+
+
+def autocast(device, enabled):
+    """``torch.autocast`` for ``device`` (bfloat16 on CPU, float16 on CUDA) or a no-op."""
+    if not enabled:
+        return contextlib.nullcontext()
+    device_type = torch.device(device).type
+    return torch.autocast(device_type, dtype=torch.float16 if device_type == "cuda" else torch.bfloat16)
+
+
+@torch.no_grad()
+def extract_features(model, loader, device="cpu", flip=True, amp=False, info=DistInfo()):
+    """Eval-mode features of every image of ``loader`` (batches ``(images, pids, camids)``).
+
+    With ``flip`` a feature is the sum of the image's and its mirror's features. Under DDP each
+    rank reads its :class:`ptl_ext.data.ShardSampler` shard and the results are gathered in order.
+
+    Returns:
+        ``(features float32 [N, D], pids int64 [N], camids int64 [N])`` on the CPU.
+    """
+    was_training = model.training
+    model.eval()
+    feats, pids, camids = [], [], []
+    try:
+        for images, pid, camid in loader:
+            images = images.to(device, non_blocking=True)
+            with autocast(device, amp):
+                feature = model(images).float()
+                if flip:
+                    feature = feature + model(images.flip(-1)).float()
+            feats.append(feature)
+            pids.append(torch.as_tensor(pid, device=feature.device))
+            camids.append(torch.as_tensor(camid, device=feature.device))
+    finally:
+        model.train(was_training)
+    if not feats:
+        raise ValueError("extract_features: the loader yielded no batches")
+    return tuple(gather_interleaved(torch.cat(t), info).cpu() for t in (feats, pids, camids))
+
+
+class ReIDEvaluator:
+    """mAP / CMC / mINP of query against gallery with :func:`ptl_ext.reid.evaluate_features`.
+
+    Args:
+        query_loader, gallery_loader: loaders of ``(images, pids, camids)`` (sharded under DDP).
+        metric: ``"euclidean"`` or ``"cosine"``; rerank: k-reciprocal re-ranking; flip: flip features.
+        protocol: ``"market"`` (also CUHK03-NP, MSMT17) or ``"cuhk03"``.
+    Returns (call): ``{"mAP", "mINP", "rank1", "rank5", "rank10", "num_valid"}``, fractions in [0, 1].
+    """
+
+    primary = "mAP"
+    higher_is_better = True
+
+    def __init__(self, query_loader, gallery_loader, metric="euclidean", rerank=False, flip=True,
+                 protocol="market"):
+        self.query_loader, self.gallery_loader = query_loader, gallery_loader
+        self.metric, self.rerank, self.flip, self.protocol = metric, rerank, flip, protocol
+
+    def __call__(self, model, device="cpu", amp=False, info=DistInfo()):
+        from .. import reid
+
+        qf, q_pids, q_cams = extract_features(model, self.query_loader, device, self.flip, amp, info)
+        gf, g_pids, g_cams = extract_features(model, self.gallery_loader, device, self.flip, amp, info)
+        metrics = None
+        if info.is_main:
+            result = reid.evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, metric=self.metric,
+                                            rerank=self.rerank, protocol=self.protocol)
+            cmc = [float(v) for v in result.cmc]
+            metrics = {"mAP": float(result.mAP), "mINP": float(result.mINP), "num_valid": float(result.num_valid)}
+            for rank in (1, 5, 10):
+                metrics[f"rank{rank}"] = cmc[min(rank, len(cmc)) - 1]
+        return broadcast_object(metrics, info)
+
+
+class ClassificationEvaluator:
+    """Top-1 error (fraction) of a classifier over a loader of ``(images, labels)``."""
+
+    primary = "top1_error"
+    higher_is_better = False
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    @torch.no_grad()
+    def __call__(self, model, device="cpu", amp=False, info=DistInfo()):
+        was_training = model.training
+        model.eval()
+        correct = total = 0
+        try:
+            for images, labels in self.loader:
+                images, labels = images.to(device, non_blocking=True), labels.to(device)
+                with autocast(device, amp):
+                    logits, _ = model(images, return_features=True)
+                correct += int((logits.argmax(1) == labels).sum())
+                total += labels.numel()
+        finally:
+            model.train(was_training)
+        sums = all_reduce_mean({"correct": correct, "total": total}, info)
+        if sums["total"] == 0:
+            raise ValueError("ClassificationEvaluator: the loader yielded no samples")
+        return {"top1_error": 1.0 - sums["correct"] / sums["total"]}
