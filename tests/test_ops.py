@@ -334,3 +334,25 @@ def test_every_cpu_kernel_family(isa):
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, "-c", _ISA_SCRIPT.format(isa=isa)], env=env, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def _ulp_error(got, want64):
+    """Error in units of the float32 spacing at the true value."""
+    spacing = torch.from_numpy(__import__("numpy").spacing(want64.abs().float().numpy()))
+    return ((got.double() - want64).abs() / spacing.double()).max().item()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_activations_are_accurate_to_a_few_ulp(device):
+    """Saturated gates expose the activations: with i = 0, f = 1, o = 1, y = tanh(c_prev); with
+    c_prev = 0 and g = 1, c = sigmoid(a_i). Both within 3 ulp of float64 over a wide range."""
+    x = torch.cat([torch.linspace(-20, 20, 40001), torch.logspace(-8, 1, 2000), -torch.logspace(-8, 1, 2000)])
+    n = x.numel()
+    inf = float("inf")
+    tanh_gates = torch.stack([torch.full((n,), -inf), torch.full((n,), inf), torch.full((n,), inf), torch.zeros(n)])
+    y, c = ops.bconv_cell_update(tanh_gates.view(1, 4, n, 1).to(device), x.view(1, 1, n, 1).to(device))
+    assert torch.equal(c.cpu().view(-1), x)
+    assert _ulp_error(y.cpu().view(-1), torch.tanh(x.double())) <= 3
+    sig_gates = torch.stack([x, torch.zeros(n), torch.full((n,), inf), torch.full((n,), inf)])
+    _, c = ops.bconv_cell_update(sig_gates.view(1, 4, n, 1).to(device), torch.zeros(1, 1, n, 1, device=device))
+    assert _ulp_error(c.cpu().view(-1), torch.sigmoid(x.double())) <= 3
