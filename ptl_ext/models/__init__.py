@@ -1,0 +1,29 @@
+"""Networks: torchvision-compatible backbones, the plain baseline, PTL networks and their heads."""
+
+from .densenet import DenseNet, densenet121, densenet161, densenet_bc100
+from .heads import MLPHead, make_head
+from .ptl import PTLDenseNet161, PTLNet, PTLResNet50, ptl_densenet_bc100
+from .resnet import ResNet, resnet34, resnet50, resnet101
+from .staged import BackboneNet, HeadedNet, probe_stages
+from .weights import load_pretrained
+
+__all__ = [
+    "ResNet",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "DenseNet",
+    "densenet121",
+    "densenet161",
+    "densenet_bc100",
+    "MLPHead",
+    "make_head",
+    "HeadedNet",
+    "BackboneNet",
+    "probe_stages",
+    "PTLNet",
+    "PTLResNet50",
+    "PTLDenseNet161",
+    "ptl_densenet_bc100",
+    "load_pretrained",
+]

@@ -1,0 +1,93 @@
+"""Staged backbones with a head: the output convention shared by every network, and the plain baseline."""
+
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from .heads import make_head
+
+__all__ = ["HeadedNet", "BackboneNet", "probe_stages"]
+
+
+@contextmanager
+def _eval_mode(module):
+    """Put ``module`` in eval mode for the block, then restore every submodule's own flag."""
+    flags = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def _check_input_size(input_size):
+    if (
+        not isinstance(input_size, (tuple, list))
+        or len(input_size) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in input_size)
+    ):
+        raise ValueError(f"input_size must be a pair of positive ints (H, W), got {input_size!r}")
+    return tuple(input_size)
+
+
+def probe_stages(stages, input_size, in_channels=3):
+    """Output ``(C, H, W)`` of each stage for one ``[1, in_channels, *input_size]`` input (a dry run).
+
+    Runs in eval mode without gradients, so BatchNorm statistics are not touched.
+    """
+    stages = nn.ModuleList(stages)
+    if len(stages) == 0:
+        raise ValueError("stages must hold at least one module")
+    h, w = _check_input_size(input_size)
+    param = next(stages.parameters(), None)
+    x = torch.zeros(1, in_channels, h, w, device=param.device if param is not None else None, dtype=param.dtype if param is not None else None)
+    shapes = []
+    with _eval_mode(stages), torch.no_grad():
+        for i, stage in enumerate(stages):
+            x = stage(x)
+            if x.dim() != 4:
+                raise ValueError(f"stage {i} must return a [B, C, H, W] map, got shape {tuple(x.shape)}")
+            shapes.append(tuple(x.shape[1:]))
+    return shapes
+
+
+class HeadedNet(nn.Module):
+    """Base of the networks: ``forward_features(x) -> [B, feature_dim]`` plus ``self.head``.
+
+    ``forward(x)`` returns the head's logits ``[B, num_classes]`` in training mode and the feature vector
+    in eval mode; ``forward(x, return_features=True)`` returns ``(logits, features)`` in either mode.
+    """
+
+    def forward_features(self, x):
+        raise NotImplementedError
+
+    def forward(self, x, return_features=False):
+        features = self.forward_features(x)
+        if return_features:
+            return self.head(features), features
+        return self.head(features) if self.training else features
+
+
+class BackboneNet(HeadedNet):
+    """A plain staged backbone, global average pooling and a head (the baseline and the STD student).
+
+    Args:
+        stages: modules run in sequence on ``[B, 3, H, W]`` images (e.g. ``resnet50().stages()``).
+        num_classes: classifier outputs.
+        head: ``"reid"`` or ``"cifar"`` (see :mod:`ptl_ext.models.heads`); ``head_hidden`` / ``dropout`` override it.
+        input_size: ``(H, W)`` of the dry run that finds the feature size (the last stage's channels).
+    """
+
+    def __init__(self, stages, num_classes, *, head="reid", head_hidden=None, dropout=None, input_size=(256, 128)):
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+        self.stage_shapes = probe_stages(self.stages, input_size)
+        self.feature_dim = self.stage_shapes[-1][0]
+        self.head = make_head(head, self.feature_dim, num_classes, head_hidden, dropout)
+
+    def forward_features(self, x):
+        for stage in self.stages:
+            x = stage(x)
+        return x.mean((2, 3))

@@ -1,0 +1,48 @@
+"""Classifier heads: layer layout, shapes and argument checks."""
+
+import pytest
+import torch
+from torch import nn
+
+from ptl_ext.models.heads import MLPHead, make_head
+
+
+def linear_shapes(head):
+    return [(m.in_features, m.out_features) for m in head.modules() if isinstance(m, nn.Linear)]
+
+
+def test_reid_head_is_three_fc_layers_with_bn_relu_dropout():
+    head = make_head("reid", 2048, 751)
+    assert linear_shapes(head) == [(2048, 1024), (1024, 512), (512, 751)]
+    kinds = [type(m) for m in head.layers]
+    assert kinds.count(nn.BatchNorm1d) == 2 and kinds.count(nn.ReLU) == 2
+    assert [m.p for m in head.modules() if isinstance(m, nn.Dropout)] == [0.5, 0.5]
+    assert head(torch.randn(3, 2048)).shape == (3, 751)
+
+
+def test_cifar_head_is_two_linear_layers():
+    head = make_head("cifar", 342, 100)
+    assert linear_shapes(head) == [(342, 512), (512, 100)]
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.Dropout)) for m in head.modules())
+    assert head(torch.randn(1, 342)).shape == (1, 100)
+
+
+def test_head_sizes_are_configurable():
+    head = make_head("reid", 64, 5, hidden=(32,), dropout=0.0)
+    assert linear_shapes(head) == [(64, 32), (32, 5)]
+    assert not any(isinstance(m, nn.Dropout) for m in head.modules())
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: make_head("imagenet", 8, 2), ValueError, "head must be one of"),
+        (lambda: MLPHead(0, 2), ValueError, "in_features"),
+        (lambda: MLPHead(8, 0), ValueError, "num_classes"),
+        (lambda: MLPHead(8, 2, hidden=(4, -1)), ValueError, "hidden"),
+        (lambda: MLPHead(8, 2, dropout=1.0), ValueError, "dropout"),
+    ],
+)
+def test_bad_head_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
