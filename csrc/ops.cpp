@@ -20,4 +20,16 @@ TORCH_LIBRARY(ptl_ext, m) {
       "bool need_grad_c_prev) -> (Tensor, Tensor)");
   // Name of the SIMD kernel family the CPU update runs with on this machine: "default", "avx2" or "avx512".
   m.def("cpu_kernel_isa() -> str", []() { return std::string(ptl_ext::cpu_isa_name(ptl_ext::cpu_isa())); });
+  // k-reciprocal re-ranking (SPEC section 5)
+  m.def("rerank_knn(Tensor feats, Tensor norms, int k, int block) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "rerank_sparse_v(Tensor feats, Tensor norms, Tensor rowmax, Tensor nn_idx, int k1, int k_half) "
+      "-> (Tensor, Tensor, Tensor)");
+  m.def("rerank_query_expansion(Tensor ptr, Tensor col, Tensor val, Tensor nn_idx, int k2) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "rerank_jaccard(Tensor dist, Tensor rowmax, Tensor ptr, Tensor col, Tensor val, int row_start, "
+      "Tensor inv_ptr, Tensor inv_row, Tensor inv_val, float lambda_value) -> Tensor");
+  m.def(
+      "reid_rank_stats(Tensor distmat, Tensor q_pids, Tensor g_pids, Tensor q_camids, Tensor g_camids) "
+      "-> (Tensor, Tensor, Tensor)");
 }

@@ -105,3 +105,81 @@ if HAS_C:
         return grad_gates, (grad_c_prev if need_grad_c_prev else None)
 
     torch.library.register_autograd("ptl_ext::bconv_cell_update", _backward, setup_context=_setup_context)
+
+
+# ---------------------------------------------------------------- ReID ranking and k-reciprocal re-ranking (SPEC section 5)
+# CPU kernels for every op; CUDA kernels for the sparse steps (V, query expansion, Jaccard). On CUDA the
+# neighbour search and the ranking statistics run as torch ops (cuBLAS matmul + top-k, GPU sort): the
+# reference twins, which also stand in for any kernel the build lacks.
+
+
+def _rerank_impl(name, tensor):
+    """The compiled ``ptl_ext::<name>`` if it has a kernel for ``tensor``'s device, else the reference twin."""
+    if not HAS_C:
+        _warn_fallback()
+        return getattr(reference, name)
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(tensor.device.type)
+    if key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(f"ptl_ext::{name}", key):
+        return getattr(torch.ops.ptl_ext, name).default
+    return getattr(reference, name)
+
+
+def rerank_knn(feats, norms, k, block):
+    """``(dist [N, k] float32, idx [N, k] int64, rowmax [N] float32)``: the k nearest of every row of
+    ``feats [N, D]`` float32 (squared norms ``norms [N]``) sorted by (squared distance, index), and each
+    row's largest squared distance. CPU: symmetric blocked GEMM (``block`` rows per block), each block
+    of distances computed once for both its rows and columns; CUDA: row blocks, matmul + top-k."""
+    return _rerank_impl("rerank_knn", feats)(feats, norms, k, block)
+
+
+def rerank_sparse_v(feats, norms, rowmax, nn_idx, k1, k_half):
+    """V of k-reciprocal re-ranking as CSR ``(ptr [N+1], col [nnz], val [nnz])`` from the neighbour
+    table ``nn_idx [N, K >= k1+1]`` int64; see :func:`ptl_ext.reference.rerank_sparse_v`."""
+    return _rerank_impl("rerank_sparse_v", feats)(feats, norms, rowmax, nn_idx, k1, k_half)
+
+
+def rerank_query_expansion(ptr, col, val, nn_idx, k2):
+    """V averaged over each row's ``k2`` nearest, as CSR; see :func:`ptl_ext.reference.rerank_query_expansion`."""
+    return _rerank_impl("rerank_query_expansion", nn_idx)(ptr, col, val, nn_idx, k2)
+
+
+def rerank_jaccard(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value):
+    """Final re-ranked distances ``[Qb, G]`` float32 of a block of query rows; see
+    :func:`ptl_ext.reference.rerank_jaccard`."""
+    impl = _rerank_impl("rerank_jaccard", dist)
+    return impl(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, float(lambda_value))
+
+
+def reid_rank_stats(distmat, q_pids, g_pids, q_camids, g_camids):
+    """Per-query ``(first [Q] int64, ap [Q] float64, inp [Q] float64)`` of the Market protocol from
+    ``distmat [Q, G]`` float32/float64; see :func:`ptl_ext.reference.reid_rank_stats`."""
+    return _rerank_impl("reid_rank_stats", distmat)(distmat, q_pids, g_pids, q_camids, g_camids)
+
+
+if HAS_C:
+
+    def _csr_fake(rows, like_index, like_value):
+        nnz = torch.library.get_ctx().new_dynamic_size()
+        return like_index.new_empty((rows + 1,)), like_index.new_empty((nnz,)), like_value.new_empty((nnz,))
+
+    @torch.library.register_fake("ptl_ext::rerank_knn")
+    def _rerank_knn_fake(feats, norms, k, block):
+        n = feats.shape[0]
+        return feats.new_empty((n, k)), feats.new_empty((n, k), dtype=torch.int64), feats.new_empty((n,))
+
+    @torch.library.register_fake("ptl_ext::rerank_sparse_v")
+    def _rerank_sparse_v_fake(feats, norms, rowmax, nn_idx, k1, k_half):
+        return _csr_fake(feats.shape[0], nn_idx, feats)
+
+    @torch.library.register_fake("ptl_ext::rerank_query_expansion")
+    def _rerank_query_expansion_fake(ptr, col, val, nn_idx, k2):
+        return _csr_fake(nn_idx.shape[0], nn_idx, val)
+
+    @torch.library.register_fake("ptl_ext::rerank_jaccard")
+    def _rerank_jaccard_fake(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value):
+        return torch.empty_like(dist, memory_format=torch.contiguous_format)
+
+    @torch.library.register_fake("ptl_ext::reid_rank_stats")
+    def _reid_rank_stats_fake(distmat, q_pids, g_pids, q_camids, g_camids):
+        q = distmat.shape[0]
+        return q_pids.new_empty((q,)), distmat.new_empty((q,), dtype=torch.float64), distmat.new_empty((q,), dtype=torch.float64)

@@ -1,0 +1,76 @@
+"""Input conversion and checks shared by the evaluator: every failure names the argument."""
+
+import numpy as np
+import torch
+
+
+def as_tensor(x, name):
+    """``x`` (a tensor or a numpy array) as a tensor; numpy arrays are wrapped without a copy."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+
+
+def choice(value, name, choices):
+    """``value`` if it is one of ``choices``, else a ValueError naming ``name``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def matrix(x, name, rows_name="rows"):
+    """A non-empty 2-D floating matrix without NaN/inf; float16/bfloat16 become float32."""
+    t = as_tensor(x, name)
+    if t.dim() != 2:
+        raise ValueError(f"{name} must be a 2-D [{rows_name}, D] matrix, got shape {tuple(t.shape)}")
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype, got {t.dtype}")
+    if t.shape[0] == 0 or t.shape[1] == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {tuple(t.shape)}")
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.float()
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or inf values")
+    return t
+
+
+def feature_pair(qf, gf):
+    """Query and gallery features ``[Q, D]``, ``[G, D]`` checked to share D, device and dtype."""
+    qf = matrix(qf, "qf", "Q")
+    gf = matrix(gf, "gf", "G")
+    if qf.shape[1] != gf.shape[1]:
+        raise ValueError(f"qf and gf must have the same feature size, got {qf.shape[1]} and {gf.shape[1]}")
+    if qf.device != gf.device:
+        raise ValueError(f"qf and gf must be on the same device, got {qf.device} and {gf.device}")
+    if qf.dtype != gf.dtype:
+        dtype = torch.promote_types(qf.dtype, gf.dtype)
+        qf, gf = qf.to(dtype), gf.to(dtype)
+    return qf, gf
+
+
+def ids(x, name, n, length_name, device):
+    """A 1-D integer id vector of length ``n`` as int64 on ``device``."""
+    t = as_tensor(x, name)
+    if t.dim() != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(t.shape)}")
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{name} must have an integer dtype, got {t.dtype}")
+    if t.shape[0] != n:
+        raise ValueError(f"{name} has {t.shape[0]} entries but there are {n} {length_name}")
+    return t.to(device=device, dtype=torch.int64)
+
+
+def positive_int(value, name, minimum=1):
+    """``value`` as an int, checked to be an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def block_rows(block_rows, columns, budget=1 << 24):
+    """Rows per block: ``block_rows`` if given, else enough for ``budget`` entries of ``columns`` each."""
+    if block_rows is None:
+        return max(1, budget // max(1, columns))
+    return positive_int(block_rows, "block_rows")

@@ -1,0 +1,110 @@
+"""Exact k-nearest-neighbour graph over all features for re-ranking, from torch or faiss.
+
+Both backends return each feature's ``k`` nearest (self included) sorted by (squared distance,
+index) and each row's maximum squared distance, which re-ranking divides that row by.
+
+- ``"torch"``: blocked matmul + top-k. On CPU the compiled kernel computes every block of the N x N
+  distances once and merges it into both its rows' and its columns' neighbour lists (half the GEMM
+  work of a plain search); on CUDA, row blocks with cuBLAS and ``topk``.
+- ``"faiss"``: a flat L2 index (a GPU index when faiss has GPUs and the features are on CUDA) for the
+  candidates, re-ordered by exact (distance, index); the row maxima from a second flat search (inner
+  product on augmented vectors gives each row's farthest feature). faiss is an optional dependency.
+- ``"auto"``: faiss on CUDA features when faiss has GPUs, else torch. (On CPU the symmetric torch
+  kernel does half the GEMM work of a flat faiss index and needs no second search for the maxima.)
+"""
+
+import numpy as np
+import torch
+
+from .. import ops, reference
+from . import _validate
+
+BACKENDS = ("auto", "torch", "faiss")
+_FAISS_EXTRA = 8  # extra faiss candidates, so that ties at the k-th place still resolve by index
+_CPU_TILE = 2048  # rows and columns of one CPU block of distances
+_BLOCK_ENTRIES = 1 << 24  # distances per row block elsewhere
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as exc:
+        raise ImportError(
+            "backend='faiss' needs the optional faiss package: pip install faiss-cpu (or faiss-gpu), "
+            "or `pip install ptl-ext[faiss]`; backend='torch' needs nothing extra"
+        ) from exc
+    return faiss
+
+
+def faiss_available():
+    """True when faiss can be imported."""
+    try:
+        _faiss()
+    except ImportError:
+        return False
+    return True
+
+
+def _faiss_gpus():
+    faiss = _faiss()
+    return faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
+
+
+def resolve_backend(backend, device):
+    """The concrete backend (``"torch"`` or ``"faiss"``) that ``backend`` means for features on ``device``."""
+    _validate.choice(backend, "backend", BACKENDS)
+    if backend == "auto":
+        return "faiss" if device.type == "cuda" and faiss_available() and _faiss_gpus() > 0 else "torch"
+    if backend == "faiss":
+        _faiss()
+    return backend
+
+
+def _faiss_index(index, device):
+    faiss = _faiss()
+    if device.type == "cuda" and _faiss_gpus() > 0:
+        return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), device.index or 0, index)
+    return index
+
+
+def _faiss_knn(feats, norms, k):
+    faiss = _faiss()
+    x = feats.detach().float().cpu().contiguous().numpy()
+    n, dim = x.shape
+    index = _faiss_index(faiss.IndexFlatL2(dim), feats.device)
+    index.add(x)
+    _, cand = index.search(x, min(n, k + _FAISS_EXTRA))
+    cand = torch.from_numpy(cand).to(feats.device)
+    dist = torch.empty((n, k), dtype=torch.float32, device=feats.device)
+    idx = torch.empty((n, k), dtype=torch.int64, device=feats.device)
+    rows = max(1, _BLOCK_ENTRIES // (cand.shape[1] * dim))
+    for r0 in range(0, n, rows):
+        c = cand[r0 : r0 + rows]
+        total = norms[r0 : r0 + rows, None] + norms[c]
+        d = reference.snap_zero(total - 2.0 * torch.einsum("nd,nkd->nk", feats[r0 : r0 + rows], feats[c]), total)
+        key = ((d.view(torch.int32).to(torch.int64) << 32) | c).sort(1).values[:, :k]
+        idx[r0 : r0 + rows] = key & 0xFFFFFFFF
+        dist[r0 : r0 + rows] = (key >> 32).to(torch.int32).view(torch.float32)
+    # max_j |x_i - x_j|^2 = |x_i|^2 + max_j <[-2 x_i, 1], [x_j, |x_j|^2]>
+    farthest = _faiss_index(faiss.IndexFlatIP(dim + 1), feats.device)
+    farthest.add(np.hstack([x, norms.detach().cpu().numpy()[:, None]]))
+    best, _ = farthest.search(np.hstack([-2.0 * x, np.ones((n, 1), dtype=np.float32)]), 1)
+    rowmax = (norms + torch.from_numpy(best[:, 0]).to(feats.device)).clamp_(min=0.0)
+    return dist, idx, rowmax
+
+
+def knn_graph(feats, norms, k, backend="auto"):
+    """k nearest neighbours of every row of ``feats`` and each row's largest squared distance.
+
+    Args:
+        feats: ``[N, D]`` float32 on CPU or CUDA; norms: ``[N]`` its squared row norms.
+        k: neighbours per row, self included (``1 <= k <= N``); backend: ``"auto"``, ``"torch"`` or ``"faiss"``.
+
+    Returns:
+        ``(dist [N, k] float32, idx [N, k] int64, rowmax [N] float32)`` on the features' device.
+    """
+    if resolve_backend(backend, feats.device) == "faiss":
+        return _faiss_knn(feats, norms, k)
+    n = feats.shape[0]
+    block = _CPU_TILE if feats.device.type == "cpu" else max(1, _BLOCK_ENTRIES // n)
+    return ops.rerank_knn(feats, norms, k, block)
