@@ -5,7 +5,14 @@ Stands alone: imports neither ``ptl_ext.models`` nor ``ptl_ext.train``.
 
 from .cifar import load_cifar
 from .image import read_image, write_image
-from .loaders import ImageDataset, TensorImageDataset, build_dataloader, build_reid_loaders
+from .loaders import (
+    ImageDataset,
+    TensorImageDataset,
+    build_dataloader,
+    build_reid_eval_loaders,
+    build_reid_loaders,
+    build_reid_train_loader,
+)
 from .reid_datasets import (
     REID_DATASETS,
     ReIDData,
@@ -34,7 +41,8 @@ from .transforms import (
 __all__ = [
     "REID_DATASETS", "ReIDData", "cuhk03_np", "dukemtmc_reid", "load_reid_dataset", "market1501",
     "market_duke", "msmt17", "relabel", "load_cifar", "read_image", "write_image",
-    "ImageDataset", "TensorImageDataset", "build_dataloader", "build_reid_loaders",
+    "ImageDataset", "TensorImageDataset", "build_dataloader", "build_reid_eval_loaders", "build_reid_loaders",
+    "build_reid_train_loader",
     "PKBatchSampler", "ShardSampler", "make_synthetic_market",
     "Compose", "Normalize", "RandomCrop", "RandomErasing", "RandomHorizontalFlip", "Resize", "ToFloat",
     "build_cifar_transforms", "build_reid_transforms",

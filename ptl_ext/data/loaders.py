@@ -93,23 +93,37 @@ def build_dataloader(dataset, batch_size=None, batch_sampler=None, sampler=None,
                       drop_last=drop_last, **options)
 
 
-def build_reid_loaders(data, height, width, p=16, k=4, eval_batch_size=128, num_workers=0, seed=0,
-                       rank=0, world_size=1, erasing_p=0.5, padding=10):
-    """Train (P×K batches, augmented) and query/gallery (sharded over ranks) loaders for a ``ReIDData``.
+def build_reid_eval_loaders(data, height, width, eval_batch_size=128, num_workers=0, rank=0, world_size=1):
+    """Query and gallery loaders of a ``ReIDData`` (test transforms, in order, sharded over ranks).
 
     Returns:
-        ``(train_loader, query_loader, gallery_loader)``; the train loader's ``batch_sampler``
-        is a :class:`PKBatchSampler` whose epoch the trainer sets.
+        ``(query_loader, gallery_loader)`` of ``(image, pid, camid)`` batches.
     """
+    transform = build_reid_transforms(height, width, False)
+    loaders = []
+    for items in (data.query, data.gallery):
+        dataset = ImageDataset(items, transform)
+        loaders.append(build_dataloader(dataset, batch_size=eval_batch_size,
+                                        sampler=ShardSampler(len(dataset), rank, world_size),
+                                        num_workers=num_workers))
+    return tuple(loaders)
+
+
+def build_reid_train_loader(data, height, width, p=16, k=4, num_workers=0, seed=0, rank=0, world_size=1,
+                            erasing_p=0.5, padding=10):
+    """The augmented training loader of a ``ReIDData`` with P×K batches (a :class:`PKBatchSampler`,
+    split over ranks, whose epoch the trainer sets)."""
     train_set = ImageDataset(data.train, build_reid_transforms(height, width, True, padding=padding,
                                                                erasing_p=erasing_p))
-    test_transform = build_reid_transforms(height, width, False)
     sampler = PKBatchSampler(train_set.pids, p, k, seed=seed, rank=rank, world_size=world_size)
-    train_loader = build_dataloader(train_set, batch_sampler=sampler, num_workers=num_workers, seed=seed + rank)
-    eval_loaders = []
-    for items in (data.query, data.gallery):
-        dataset = ImageDataset(items, test_transform)
-        eval_loaders.append(build_dataloader(dataset, batch_size=eval_batch_size,
-                                             sampler=ShardSampler(len(dataset), rank, world_size),
-                                             num_workers=num_workers, seed=seed))
-    return train_loader, eval_loaders[0], eval_loaders[1]
+    return build_dataloader(train_set, batch_sampler=sampler, num_workers=num_workers, seed=seed + rank)
+
+
+def build_reid_loaders(data, height, width, p=16, k=4, eval_batch_size=128, num_workers=0, seed=0,
+                       rank=0, world_size=1, erasing_p=0.5, padding=10):
+    """``(train_loader, query_loader, gallery_loader)``: :func:`build_reid_train_loader` and
+    :func:`build_reid_eval_loaders` together."""
+    train_loader = build_reid_train_loader(data, height, width, p, k, num_workers, seed, rank, world_size,
+                                           erasing_p, padding)
+    return (train_loader, *build_reid_eval_loaders(data, height, width, eval_batch_size, num_workers, rank,
+                                                   world_size))

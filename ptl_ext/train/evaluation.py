@@ -28,7 +28,7 @@ def extract_features(model, loader, device="cpu", flip=True, amp=False, info=Dis
     rank reads its :class:`ptl_ext.data.ShardSampler` shard and the results are gathered in order.
 
     Returns:
-        ``(features float32 [N, D], pids int64 [N], camids int64 [N])`` on the CPU.
+        ``(features float32 [N, D], pids int64 [N], camids int64 [N])`` on ``device``.
     """
     was_training = model.training
     model.eval()
@@ -47,7 +47,7 @@ def extract_features(model, loader, device="cpu", flip=True, amp=False, info=Dis
         model.train(was_training)
     if not feats:
         raise ValueError("extract_features: the loader yielded no batches")
-    return tuple(gather_interleaved(torch.cat(t), info).cpu() for t in (feats, pids, camids))
+    return tuple(gather_interleaved(torch.cat(t), info) for t in (feats, pids, camids))
 
 
 class ReIDEvaluator:
@@ -55,18 +55,23 @@ class ReIDEvaluator:
 
     Args:
         query_loader, gallery_loader: loaders of ``(images, pids, camids)`` (sharded under DDP).
-        metric: ``"euclidean"`` or ``"cosine"``; rerank: k-reciprocal re-ranking; flip: flip features.
+        metric: ``"euclidean"`` (squared) or ``"cosine"``; rerank: k-reciprocal re-ranking (euclidean).
+        flip: flip features; normalize: L2-normalise features before the distance.
         protocol: ``"market"`` (also CUHK03-NP, MSMT17) or ``"cuhk03"``.
-    Returns (call): ``{"mAP", "mINP", "rank1", "rank5", "rank10", "num_valid"}``, fractions in [0, 1].
+    Returns (call): ``{"mAP", "mINP", "rank1", "rank5", "rank10", "num_valid"}``; all but
+    ``num_valid`` (the number of queries with a match) are fractions in [0, 1].
     """
 
     primary = "mAP"
     higher_is_better = True
 
     def __init__(self, query_loader, gallery_loader, metric="euclidean", rerank=False, flip=True,
-                 protocol="market"):
+                 normalize=True, protocol="market"):
+        if rerank and metric != "euclidean":
+            raise ValueError("ReIDEvaluator: rerank needs metric='euclidean' (normalize=True gives cosine-like ranking)")
         self.query_loader, self.gallery_loader = query_loader, gallery_loader
-        self.metric, self.rerank, self.flip, self.protocol = metric, rerank, flip, protocol
+        self.metric, self.rerank, self.flip, self.normalize = metric, rerank, flip, normalize
+        self.protocol = protocol
 
     def __call__(self, model, device="cpu", amp=False, info=DistInfo()):
         from .. import reid
@@ -76,7 +81,7 @@ class ReIDEvaluator:
         metrics = None
         if info.is_main:
             result = reid.evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, metric=self.metric,
-                                            rerank=self.rerank, protocol=self.protocol)
+                                            rerank=self.rerank, normalize=self.normalize, protocol=self.protocol)
             cmc = [float(v) for v in result.cmc]
             metrics = {"mAP": float(result.mAP), "mINP": float(result.mINP), "num_valid": float(result.num_valid)}
             for rank in (1, 5, 10):

@@ -1,0 +1,52 @@
+"""Build networks by name for the CLI and for checkpoints that must be rebuilt (``meta``)."""
+
+from .. import models
+
+BACKBONES = {
+    "resnet34": models.resnet34,
+    "resnet50": models.resnet50,
+    "resnet101": models.resnet101,
+    "densenet121": models.densenet121,
+    "densenet161": models.densenet161,
+    "densenet_bc100": models.densenet_bc100,
+}
+ARCHS = tuple(BACKBONES) + tuple(f"ptl_{name}" for name in BACKBONES)
+
+
+def build_model(arch, num_classes, input_size, *, head="reid", pretrained=None, last_stride=1, v2=False):
+    """A network named ``arch``: a plain backbone (``resnet50`` ...) or its PTL version (``ptl_resnet50`` ...).
+
+    Plain backbones are :class:`ptl_ext.models.BackboneNet` (GAP + head); PTL networks use the
+    paper's side-stream widths for ResNet-50, DenseNet-161 and DenseNet-BC-100 and the generic
+    widths of :class:`ptl_ext.models.PTLNet` otherwise.
+
+    Args:
+        num_classes: head outputs; input_size: ``(H, W)`` of the training images (cell strides).
+        head: ``"reid"`` or ``"cifar"``; pretrained: local torchvision checkpoint of the backbone.
+        last_stride: ResNet layer4 stride (1 for ReID); v2: PTL-v2 cells (PTL networks only).
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {arch!r}")
+    ptl = arch.startswith("ptl_")
+    if v2 and not ptl:
+        raise ValueError(f"v2 applies to PTL networks (ptl_*), not to {arch!r}")
+    name = arch[4:] if ptl else arch
+    input_size = tuple(input_size)
+    options = {"last_stride": last_stride} if name.startswith("resnet") else {}
+    if ptl and name == "resnet50":
+        return models.PTLResNet50(num_classes, pretrained=pretrained, v2=v2, head=head, input_size=input_size,
+                                  **options)
+    if ptl and name == "densenet161":
+        return models.PTLDenseNet161(num_classes, pretrained=pretrained, v2=v2, head=head, input_size=input_size)
+    if ptl and name == "densenet_bc100":
+        return models.ptl_densenet_bc100(num_classes, pretrained=pretrained, v2=v2, head=head,
+                                         input_size=input_size)
+    stages = BACKBONES[name](pretrained=pretrained, **options).stages()
+    if ptl:
+        return models.PTLNet(stages, num_classes, v2=v2, head=head, input_size=input_size)
+    return models.BackboneNet(stages, num_classes, head=head, input_size=input_size)
+
+
+def count_parameters(model):
+    """Number of trainable parameters (``int``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
