@@ -140,6 +140,9 @@ class PTLNet(HeadedNet):
         if len(fuse_channels) != n - 1:
             raise ValueError(f"fuse_channels needs {n - 1} widths for {n} stages, got {len(fuse_channels)}")
         self.feature_dim = stage_channels[-1] if feature_dim is None else feature_dim
+        for name, widths in (("cell_channels", cell_channels), ("fuse_channels", fuse_channels), ("feature_dim", (self.feature_dim,))):
+            if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+                raise ValueError(f"{name} must hold positive ints, got {widths!r}")
         strides = side_stream_strides(input_size, [s[1:] for s in self.stage_shapes])
         cell_inputs = (3, cell_channels[0]) + fuse_channels
         self.cells = nn.ModuleList(
