@@ -21,6 +21,7 @@ TORCH_LIBRARY(ptl_ext, m) {
   // Name of the SIMD kernel family the CPU update runs with on this machine: "default", "avx2" or "avx512".
   m.def("cpu_kernel_isa() -> str", []() { return std::string(ptl_ext::cpu_isa_name(ptl_ext::cpu_isa())); });
   // k-reciprocal re-ranking (SPEC section 5)
+  m.def("squared_euclidean(Tensor a, Tensor b, Tensor norm_a, Tensor norm_b) -> Tensor");
   m.def("rerank_knn(Tensor feats, Tensor norms, int k, int block) -> (Tensor, Tensor, Tensor)");
   m.def(
       "rerank_sparse_v(Tensor feats, Tensor norms, Tensor rowmax, Tensor nn_idx, int k1, int k_half) "

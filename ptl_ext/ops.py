@@ -124,6 +124,15 @@ def _rerank_impl(name, tensor):
     return getattr(reference, name)
 
 
+def squared_euclidean(a, b, norm_a, norm_b):
+    """Squared euclidean distances ``[A, B]`` between rows of ``a [A, D]`` and ``b [B, D]`` (squared norms
+    ``norm_a [A]``, ``norm_b [B]``); values within rounding of zero are exactly 0. The CPU kernel (float32)
+    finishes the GEMM output in one pass; other devices and dtypes use the torch twin."""
+    if a.dtype != torch.float32:
+        return reference.squared_euclidean(a, b, norm_a, norm_b)
+    return _rerank_impl("squared_euclidean", a)(a, b, norm_a, norm_b)
+
+
 def rerank_knn(feats, norms, k, block):
     """``(dist [N, k] float32, idx [N, k] int64, rowmax [N] float32)``: the k nearest of every row of
     ``feats [N, D]`` float32 (squared norms ``norms [N]``) sorted by (squared distance, index), and each
@@ -161,6 +170,10 @@ if HAS_C:
     def _csr_fake(rows, like_index, like_value):
         nnz = torch.library.get_ctx().new_dynamic_size()
         return like_index.new_empty((rows + 1,)), like_index.new_empty((nnz,)), like_value.new_empty((nnz,))
+
+    @torch.library.register_fake("ptl_ext::squared_euclidean")
+    def _squared_euclidean_fake(a, b, norm_a, norm_b):
+        return a.new_empty((a.shape[0], b.shape[0]))
 
     @torch.library.register_fake("ptl_ext::rerank_knn")
     def _rerank_knn_fake(feats, norms, k, block):

@@ -24,6 +24,7 @@ def bconv_cell_update(gates, c_prev=None):
 # ---------------------------------------------------------------- ReID ranking and k-reciprocal re-ranking (SPEC section 5)
 
 ZERO_TOL = 2.0**-17  # the kZeroTol of csrc/rerank/rerank_math.h
+KNN_EXTRA = 8  # the kKnnExtra of csrc/rerank/rerank_math.h
 
 
 def snap_zero(d, total):
@@ -57,8 +58,31 @@ def _ranges(starts, lengths):
     return torch.repeat_interleave(starts - offsets, lengths) + torch.arange(total, device=starts.device)
 
 
+def refine_knn(feats, norms, cand, k):
+    """Order neighbour candidates exactly and keep the first ``k``.
+
+    The distances of ``cand [N, C]`` (int64 indices into ``feats [N, D]`` float32, squared norms
+    ``norms [N]``) are recomputed pair by pair, so identical features get identical distances whatever
+    computed the candidates; returns ``(dist [N, k], idx [N, k])`` sorted by (distance, index).
+    """
+    n = feats.shape[0]
+    dist = feats.new_empty((n, k))
+    idx = torch.empty((n, k), dtype=torch.int64, device=feats.device)
+    rows = max(1, (1 << 24) // (cand.shape[1] * feats.shape[1]))
+    for r0 in range(0, n, rows):
+        c = cand[r0 : r0 + rows]
+        total = norms[r0 : r0 + rows, None] + norms[c]
+        d = snap_zero(total - 2.0 * (feats[r0 : r0 + rows, None, :] * feats[c]).sum(-1), total)
+        key = ((d.view(torch.int32).to(torch.int64) << 32) | c).sort(1).values[:, :k]  # d >= 0: bits order like values
+        idx[r0 : r0 + rows] = key & 0xFFFFFFFF
+        dist[r0 : r0 + rows] = (key >> 32).to(torch.int32).view(torch.float32)
+    return dist, idx
+
+
 def rerank_knn(feats, norms, k, block):
     """The ``k`` nearest features of every feature, and each row's maximum distance.
+
+    Blocked matmul + top-k of ``k + KNN_EXTRA`` candidates, then :func:`refine_knn`.
 
     Args:
         feats: ``[N, D]`` float32 features; norms: ``[N]`` their squared norms.
@@ -70,20 +94,16 @@ def rerank_knn(feats, norms, k, block):
         indices sorted by (distance, index), and the largest squared distance of each row.
     """
     n = feats.shape[0]
-    dist = feats.new_empty((n, k))
-    idx = torch.empty((n, k), dtype=torch.int64, device=feats.device)
+    kc = min(n, k + KNN_EXTRA)
+    cand = torch.empty((n, kc), dtype=torch.int64, device=feats.device)
     rowmax = feats.new_empty((n,))
-    cols = torch.arange(n, device=feats.device)
     block = max(1, min(block, (1 << 24) // n))
     for r0 in range(0, n, block):
         r1 = min(n, r0 + block)
         d = squared_euclidean(feats[r0:r1], feats, norms[r0:r1], norms)
         rowmax[r0:r1] = d.amax(1)
-        key = (d.view(torch.int32).to(torch.int64) << 32) | cols  # d >= 0: its bits order like its value
-        top = key.topk(k, dim=1, largest=False, sorted=True).values
-        idx[r0:r1] = top & 0xFFFFFFFF
-        dist[r0:r1] = (top >> 32).to(torch.int32).view(torch.float32)
-    return dist, idx, rowmax
+        cand[r0:r1] = d.topk(kc, dim=1, largest=False, sorted=False).indices
+    return (*refine_knn(feats, norms, cand, k), rowmax)
 
 
 def _reciprocal(nn_idx, rows, k):

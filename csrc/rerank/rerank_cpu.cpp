@@ -1,4 +1,5 @@
 // CPU kernels of exact sparse k-reciprocal re-ranking (SPEC section 5):
+//   squared_euclidean       GEMM, then one pass turning dot products into squared distances;
 //   rerank_knn              k nearest neighbours of every feature and each row's maximum distance, by
 //                           symmetric blocked GEMM (each block of the N x N distances computed once,
 //                           updating both its rows' and its columns' neighbour lists);
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "common/checks.h"
@@ -23,6 +25,28 @@ namespace rerank {
 namespace {
 
 // ---------------------------------------------------------------- nearest neighbours
+
+constexpr int64_t kLanes = 16;  // independent accumulators: lets the compiler vectorise without reassociating
+
+// Dot product with a fixed summation order: identical inputs give identical results wherever they sit.
+float dot(const float* a, const float* b, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int64_t t = 0; t < kLanes; ++t) {
+      acc[t] += a[i + t] * b[i + t];
+    }
+  }
+  float s = 0.0f;
+  for (int64_t t = 0; t < kLanes; ++t) {
+    s += acc[t];
+  }
+  for (; i < n; ++i) {
+    s += a[i] * b[i];
+  }
+  return s;
+}
+
 
 // Inserts (d, j) into the sorted list (dist, idx) of length k; (d, j) must come before its last entry.
 inline void knn_insert(float* dist, int64_t* idx, int64_t k, float d, int64_t j) {
@@ -44,26 +68,54 @@ struct KnnState {
   int64_t k;
 };
 
+// Gram values g[0, n) of one row -> squared distances in place (norm_r of the row, norms of the columns);
+// returns the largest.
+inline float distances_in_place(float* g, int64_t n, float norm_r, const float* norms) {
+  float mx[kLanes] = {};
+  int64_t c = 0;
+  for (; c + kLanes <= n; c += kLanes) {
+    for (int64_t t = 0; t < kLanes; ++t) {
+      const float d = squared_distance(norm_r, norms[c + t], g[c + t]);
+      g[c + t] = d;
+      mx[t] = mx[t] < d ? d : mx[t];
+    }
+  }
+  float m = 0.0f;
+  for (; c < n; ++c) {
+    g[c] = squared_distance(norm_r, norms[c], g[c]);
+    m = std::max(m, g[c]);
+  }
+  for (int64_t t = 0; t < kLanes; ++t) {
+    m = std::max(m, mx[t]);
+  }
+  return m;
+}
+
 // Turns the Gram block g [nr, nc] (rows r0.., columns c0..) into squared distances in place and merges
 // each row's distances into the state of features r0 + r.
 void merge_rows(float* g, int64_t nr, int64_t nc, const float* norms, int64_t r0, int64_t c0, const KnnState& s) {
   at::parallel_for(0, nr, 8, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       float* row = g + r * nc;
-      const float nr_r = norms[r0 + r];
-      const float* nc_c = norms + c0;
-      float mx = s.rowmax[r0 + r];
-      for (int64_t c = 0; c < nc; ++c) {
-        const float d = squared_distance(nr_r, nc_c[c], row[c]);
-        row[c] = d;
-        mx = std::max(mx, d);
-      }
-      s.rowmax[r0 + r] = mx;
+      const float mx = distances_in_place(row, nc, norms[r0 + r], norms + c0);
+      s.rowmax[r0 + r] = std::max(s.rowmax[r0 + r], mx);
       float* bd = s.dist + (r0 + r) * s.k;
       int64_t* bi = s.idx + (r0 + r) * s.k;
-      for (int64_t c = 0; c < nc; ++c) {
-        if (row[c] <= bd[s.k - 1] && knn_before(row[c], c0 + c, bd[s.k - 1], bi[s.k - 1])) {
-          knn_insert(bd, bi, s.k, row[c], c0 + c);
+      float thr = bd[s.k - 1];
+      for (int64_t c = 0; c < nc; c += kLanes) {
+        const int64_t len = std::min(kLanes, nc - c);
+        bool any = false;
+        for (int64_t t = 0; t < len; ++t) {
+          any |= row[c + t] <= thr;
+        }
+        if (!any) {
+          continue;
+        }
+        for (int64_t t = 0; t < len; ++t) {
+          if (row[c + t] <= thr && knn_before(row[c + t], c0 + c + t, thr, bi[s.k - 1])) {
+            knn_insert(bd, bi, s.k, row[c + t], c0 + c + t);
+            thr = bd[s.k - 1];
+          }
         }
       }
     }
@@ -72,25 +124,37 @@ void merge_rows(float* g, int64_t nr, int64_t nc, const float* norms, int64_t r0
 
 // Merges each column of the distance block d [nr, nc] into the state of features c0 + c.
 void merge_columns(const float* d, int64_t nr, int64_t nc, int64_t r0, int64_t c0, const KnnState& s) {
-  at::parallel_for(0, nc, 64, [&](int64_t begin, int64_t end) {
-    std::vector<float> mx(end - begin);
-    for (int64_t c = begin; c < end; ++c) {
-      mx[c - begin] = s.rowmax[c0 + c];
+  at::parallel_for(0, nc, 256, [&](int64_t begin, int64_t end) {
+    const int64_t w = end - begin;
+    std::vector<float> mx(w), thr(w);
+    for (int64_t c = 0; c < w; ++c) {
+      mx[c] = s.rowmax[c0 + begin + c];
+      thr[c] = s.dist[(c0 + begin + c) * s.k + s.k - 1];
     }
     for (int64_t r = 0; r < nr; ++r) {
-      const float* row = d + r * nc;
-      for (int64_t c = begin; c < end; ++c) {
-        const float v = row[c];
-        mx[c - begin] = std::max(mx[c - begin], v);
-        float* bd = s.dist + (c0 + c) * s.k;
-        int64_t* bi = s.idx + (c0 + c) * s.k;
-        if (v <= bd[s.k - 1] && knn_before(v, r0 + r, bd[s.k - 1], bi[s.k - 1])) {
-          knn_insert(bd, bi, s.k, v, r0 + r);
+      const float* row = d + r * nc + begin;
+      for (int64_t c = 0; c < w; c += kLanes) {
+        const int64_t len = std::min(kLanes, w - c);
+        bool any = false;
+        for (int64_t t = 0; t < len; ++t) {
+          mx[c + t] = mx[c + t] < row[c + t] ? row[c + t] : mx[c + t];
+          any |= row[c + t] <= thr[c + t];
+        }
+        if (!any) {
+          continue;
+        }
+        for (int64_t t = 0; t < len; ++t) {
+          float* bd = s.dist + (c0 + begin + c + t) * s.k;
+          int64_t* bi = s.idx + (c0 + begin + c + t) * s.k;
+          if (row[c + t] <= thr[c + t] && knn_before(row[c + t], r0 + r, thr[c + t], bi[s.k - 1])) {
+            knn_insert(bd, bi, s.k, row[c + t], r0 + r);
+            thr[c + t] = bd[s.k - 1];
+          }
         }
       }
     }
-    for (int64_t c = begin; c < end; ++c) {
-      s.rowmax[c0 + c] = mx[c - begin];
+    for (int64_t c = 0; c < w; ++c) {
+      s.rowmax[c0 + begin + c] = mx[c];
     }
   });
 }
@@ -108,11 +172,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_knn_cpu(const at::Tensor& 
   TORCH_CHECK_VALUE(block >= 1, op, ": block must be >= 1, got ", block);
   const auto x = feats.contiguous();
   const auto nrm = norms.contiguous();
-  auto dist = at::full({n, k}, std::numeric_limits<float>::infinity(), feats.options());
-  auto idx = at::full({n, k}, n, feats.options().dtype(at::kLong));  // (inf, n) comes after every candidate
+  const int64_t kc = std::min(n, k + kKnnExtra);  // candidates of the blocked search
+  auto cand_dist = at::full({n, kc}, std::numeric_limits<float>::infinity(), feats.options());
+  auto cand = at::full({n, kc}, n, feats.options().dtype(at::kLong));  // (inf, n) comes after every candidate
   auto rowmax = at::zeros({n}, feats.options());
-  const KnnState s{dist.mutable_data_ptr<float>(), idx.mutable_data_ptr<int64_t>(), rowmax.mutable_data_ptr<float>(),
-                   k};
+  const KnnState s{cand_dist.mutable_data_ptr<float>(), cand.mutable_data_ptr<int64_t>(),
+                   rowmax.mutable_data_ptr<float>(), kc};
   const int64_t b = std::min(block, n);
   auto buffer = at::empty({b * b}, feats.options());
   for (int64_t r0 = 0; r0 < n; r0 += b) {
@@ -128,29 +193,64 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_knn_cpu(const at::Tensor& 
       }
     }
   }
+  // GEMM tiles round identical features differently; recompute the candidates' distances with a
+  // fixed-order dot product so that duplicates tie exactly, and keep the k first by (distance, index).
+  auto dist = at::empty({n, k}, feats.options());
+  auto idx = at::empty({n, k}, cand.options());
+  const float* xp = x.const_data_ptr<float>();
+  const float* np_ = nrm.const_data_ptr<float>();
+  const int64_t dim = x.size(1);
+  float* out_d = dist.mutable_data_ptr<float>();
+  int64_t* out_i = idx.mutable_data_ptr<int64_t>();
+  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
+    std::vector<std::pair<float, int64_t>> row(kc);
+    for (int64_t i = begin; i < end; ++i) {
+      for (int64_t t = 0; t < kc; ++t) {
+        const int64_t j = s.idx[i * kc + t];
+        row[t] = {squared_distance(np_[i], np_[j], dot(xp + i * dim, xp + j * dim, dim)), j};
+      }
+      std::sort(row.begin(), row.end(), [](const auto& a, const auto& b) {
+        return knn_before(a.first, a.second, b.first, b.second);
+      });
+      for (int64_t t = 0; t < k; ++t) {
+        out_d[i * k + t] = row[t].first;
+        out_i[i * k + t] = row[t].second;
+      }
+    }
+  });
   return {dist, idx, rowmax};
 }
 
-// ---------------------------------------------------------------- V
-
-float dot(const float* a, const float* b, int64_t n) {
-  constexpr int64_t kLanes = 16;
-  float acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int64_t t = 0; t < kLanes; ++t) {
-      acc[t] += a[i + t] * b[i + t];
+at::Tensor squared_euclidean_cpu(const at::Tensor& a, const at::Tensor& b, const at::Tensor& norm_a,
+                                 const at::Tensor& norm_b) {
+  constexpr const char* op = "squared_euclidean";
+  check_rank(a, 2, op, "a", "[A, D]");
+  check_dtype(a, {at::kFloat}, op, "a", "on CPU");
+  check_rank(b, 2, op, "b", "[B, D]");
+  check_like(b, a, op, "b", "a");
+  TORCH_CHECK_VALUE(b.size(1) == a.size(1), op, ": b must have D = ", a.size(1), " columns like a, got ", b.size(1));
+  check_rank(norm_a, 1, op, "norm_a", "[A]");
+  check_like(norm_a, a, op, "norm_a", "a");
+  check_sizes(norm_a, {a.size(0)}, op, "norm_a", "[A]");
+  check_rank(norm_b, 1, op, "norm_b", "[B]");
+  check_like(norm_b, a, op, "norm_b", "a");
+  check_sizes(norm_b, {b.size(0)}, op, "norm_b", "[B]");
+  auto out = at::mm(a, b.t());
+  const auto na = norm_a.contiguous();
+  const auto nb = norm_b.contiguous();
+  const float* pa = na.const_data_ptr<float>();
+  const float* pb = nb.const_data_ptr<float>();
+  float* o = out.mutable_data_ptr<float>();
+  const int64_t cols = b.size(0);
+  at::parallel_for(0, a.size(0), 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      distances_in_place(o + r * cols, cols, pa[r], pb);
     }
-  }
-  float s = 0.0f;
-  for (int64_t t = 0; t < kLanes; ++t) {
-    s += acc[t];
-  }
-  for (; i < n; ++i) {
-    s += a[i] * b[i];
-  }
-  return s;
+  });
+  return out;
 }
+
+// ---------------------------------------------------------------- V
 
 // Exclusive prefix sum of counts [n] into ptr [n+1].
 at::Tensor csr_ptr(const at::Tensor& counts) {
@@ -287,6 +387,7 @@ at::Tensor rerank_jaccard_cpu(const at::Tensor& dist, const at::Tensor& rowmax, 
 }  // namespace ptl_ext
 
 TORCH_LIBRARY_IMPL(ptl_ext, CPU, m) {
+  m.impl("squared_euclidean", &ptl_ext::rerank::squared_euclidean_cpu);
   m.impl("rerank_knn", &ptl_ext::rerank::rerank_knn_cpu);
   m.impl("rerank_sparse_v", &ptl_ext::rerank::rerank_sparse_v_cpu);
   m.impl("rerank_query_expansion", &ptl_ext::rerank::rerank_query_expansion_cpu);

@@ -23,6 +23,10 @@ namespace rerank {
 // ptl_ext/reference.py holds the same constant (ZERO_TOL).
 constexpr float kZeroTol = 7.62939453125e-06f;  // 2^-17
 
+// The neighbour search keeps k + kKnnExtra candidates from the blocked GEMM, then orders them by
+// distances recomputed pair by pair (see rerank_knn). ptl_ext/reference.py holds the same (KNN_EXTRA).
+constexpr int64_t kKnnExtra = 8;
+
 // Squared euclidean distance from the two squared norms and the dot product.
 RR_HD float squared_distance(float norm_a, float norm_b, float dot) {
   const float d = norm_a + norm_b - 2.0f * dot;

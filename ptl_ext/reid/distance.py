@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from .. import reference
+from .. import ops
 from . import _validate
 
 METRICS = ("euclidean", "cosine")
@@ -25,7 +25,7 @@ def distance_blocks(qf, gf, metric="euclidean", block_rows=None):
         return
     q_norms, g_norms = qf.pow(2).sum(1), gf.pow(2).sum(1)
     for q0 in range(0, qf.shape[0], rows):
-        yield q0, reference.squared_euclidean(qf[q0 : q0 + rows], gf, q_norms[q0 : q0 + rows], g_norms)
+        yield q0, ops.squared_euclidean(qf[q0 : q0 + rows], gf, q_norms[q0 : q0 + rows], g_norms)
 
 
 def compute_distance(qf, gf, metric="euclidean", block_rows=None):

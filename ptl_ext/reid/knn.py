@@ -1,13 +1,15 @@
 """Exact k-nearest-neighbour graph over all features for re-ranking, from torch or faiss.
 
 Both backends return each feature's ``k`` nearest (self included) sorted by (squared distance,
-index) and each row's maximum squared distance, which re-ranking divides that row by.
+index) and each row's maximum squared distance, which re-ranking divides that row by. Both search
+``k + KNN_EXTRA`` candidates, then recompute their distances pair by pair (fixed summation order) and
+keep the first ``k``: matmul tiles round identical features differently, and this makes duplicate
+features tie exactly so that their ties break by index.
 
 - ``"torch"``: blocked matmul + top-k. On CPU the compiled kernel computes every block of the N x N
   distances once and merges it into both its rows' and its columns' neighbour lists (half the GEMM
   work of a plain search); on CUDA, row blocks with cuBLAS and ``topk``.
-- ``"faiss"``: a flat L2 index (a GPU index when faiss has GPUs and the features are on CUDA) for the
-  candidates, re-ordered by exact (distance, index); the row maxima from a second flat search (inner
+- ``"faiss"``: a flat L2 index (a GPU index when faiss has GPUs and the features are on CUDA); the row maxima from a second flat search (inner
   product on augmented vectors gives each row's farthest feature). faiss is an optional dependency.
 - ``"auto"``: faiss on CUDA features when faiss has GPUs, else torch. (On CPU the symmetric torch
   kernel does half the GEMM work of a flat faiss index and needs no second search for the maxima.)
@@ -20,7 +22,6 @@ from .. import ops, reference
 from . import _validate
 
 BACKENDS = ("auto", "torch", "faiss")
-_FAISS_EXTRA = 8  # extra faiss candidates, so that ties at the k-th place still resolve by index
 _CPU_TILE = 2048  # rows and columns of one CPU block of distances
 _BLOCK_ENTRIES = 1 << 24  # distances per row block elsewhere
 
@@ -73,18 +74,8 @@ def _faiss_knn(feats, norms, k):
     n, dim = x.shape
     index = _faiss_index(faiss.IndexFlatL2(dim), feats.device)
     index.add(x)
-    _, cand = index.search(x, min(n, k + _FAISS_EXTRA))
-    cand = torch.from_numpy(cand).to(feats.device)
-    dist = torch.empty((n, k), dtype=torch.float32, device=feats.device)
-    idx = torch.empty((n, k), dtype=torch.int64, device=feats.device)
-    rows = max(1, _BLOCK_ENTRIES // (cand.shape[1] * dim))
-    for r0 in range(0, n, rows):
-        c = cand[r0 : r0 + rows]
-        total = norms[r0 : r0 + rows, None] + norms[c]
-        d = reference.snap_zero(total - 2.0 * torch.einsum("nd,nkd->nk", feats[r0 : r0 + rows], feats[c]), total)
-        key = ((d.view(torch.int32).to(torch.int64) << 32) | c).sort(1).values[:, :k]
-        idx[r0 : r0 + rows] = key & 0xFFFFFFFF
-        dist[r0 : r0 + rows] = (key >> 32).to(torch.int32).view(torch.float32)
+    _, cand = index.search(x, min(n, k + reference.KNN_EXTRA))
+    dist, idx = reference.refine_knn(feats, norms, torch.from_numpy(cand).to(feats.device), k)
     # max_j |x_i - x_j|^2 = |x_i|^2 + max_j <[-2 x_i, 1], [x_j, |x_j|^2]>
     farthest = _faiss_index(faiss.IndexFlatIP(dim + 1), feats.device)
     farthest.add(np.hstack([x, norms.detach().cpu().numpy()[:, None]]))

@@ -14,7 +14,7 @@ no N x N matrix is formed.
 
 import torch
 
-from .. import ops, reference
+from .. import ops
 from . import _validate
 from .knn import knn_graph
 
@@ -62,7 +62,7 @@ def rerank_blocks(qf, gf, k1=20, k2=6, lambda_value=0.3, backend="auto", block_r
     rows = _validate.block_rows(block_rows, num_g)
     for q0 in range(0, num_q, rows):
         q1 = min(num_q, q0 + rows)
-        dist = reference.squared_euclidean(x[q0:q1], gallery, norms[q0:q1], g_norms)
+        dist = ops.squared_euclidean(x[q0:q1], gallery, norms[q0:q1], g_norms)
         yield q0, ops.rerank_jaccard(dist, rowmax[q0:q1], *v, q0, *inv, lambda_value)
 
 
