@@ -56,52 +56,35 @@ def _label(size, device, dtype, mode):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("mode", ["forward", "forward+backward"])
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{str(c[1]).removeprefix('torch.')}")
-def test_forward(benchmark, case, size, impl):
+def test_cell_update(benchmark, case, size, mode, impl):
     device, dtype = case
+    backward = mode == "forward+backward"
     gates, c_prev = _inputs(size, device, dtype)
-    fn = _update_fn(impl)
-
-    def run():
-        out = fn(gates, c_prev)
-        _sync(device)
-        return out
-
-    with torch.no_grad():
-        for _ in range(3):
-            run()
-        benchmark.group = _label(size, device, dtype, "forward")
-        benchmark.extra_info.update(impl=impl, candidate=impl == "fused", bytes=_bytes_moved(size, dtype, False))
-        y, c = benchmark(run)
-    want_y, want_c = reference.bconv_cell_update(gates.float(), c_prev.float())
-    tol = dict(rtol=2e-2, atol=2e-2) if dtype == torch.bfloat16 else dict(rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(y.float(), want_y, **tol)
-    torch.testing.assert_close(c.float(), want_c, **tol)
-
-
-@pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{str(c[1]).removeprefix('torch.')}")
-def test_forward_backward(benchmark, case, size, impl):
-    device, dtype = case
-    gates, c_prev = _inputs(size, device, dtype)
-    gates.requires_grad_(True)
-    c_prev.requires_grad_(True)
+    gates.requires_grad_(backward)
+    c_prev.requires_grad_(backward)
     dy, dc = torch.randn_like(c_prev), torch.randn_like(c_prev)
     fn = _update_fn(impl)
 
     def run():
-        y, c = fn(gates, c_prev)
-        grads = torch.autograd.grad((y, c), (gates, c_prev), (dy, dc))
+        with torch.set_grad_enabled(backward):
+            y, c = fn(gates, c_prev)
+            out = torch.autograd.grad((y, c), (gates, c_prev), (dy, dc)) if backward else (y, c)
         _sync(device)
-        return grads
+        return out
 
     for _ in range(3):
         run()
-    benchmark.group = _label(size, device, dtype, "forward+backward")
-    benchmark.extra_info.update(impl=impl, candidate=impl == "fused", bytes=_bytes_moved(size, dtype, True))
-    benchmark(run)
+    benchmark.group = _label(size, device, dtype, mode)
+    benchmark.extra_info.update(impl=impl, candidate=impl == "fused", bytes=_bytes_moved(size, dtype, backward))
+    out = benchmark(run)
+    if not backward:
+        want = reference.bconv_cell_update(gates.float(), c_prev.float())
+        tol = dict(rtol=2e-2, atol=2e-2) if dtype == torch.bfloat16 else dict(rtol=1e-4, atol=1e-5)
+        for got, ref in zip(out, want):
+            torch.testing.assert_close(got.float(), ref, **tol)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
