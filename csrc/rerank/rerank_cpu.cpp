@@ -28,8 +28,16 @@ namespace {
 
 constexpr int64_t kLanes = 16;  // independent accumulators: lets the compiler vectorise without reassociating
 
+// The two hot loops below are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
+// (GCC function multi-versioning), so no build flag can produce an illegal instruction.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define RR_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RR_MULTIVERSION
+#endif
+
 // Dot product with a fixed summation order: identical inputs give identical results wherever they sit.
-float dot(const float* a, const float* b, int64_t n) {
+RR_MULTIVERSION float dot(const float* a, const float* b, int64_t n) {
   float acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
@@ -70,7 +78,7 @@ struct KnnState {
 
 // Gram values g[0, n) of one row -> squared distances in place (norm_r of the row, norms of the columns);
 // returns the largest.
-inline float distances_in_place(float* g, int64_t n, float norm_r, const float* norms) {
+RR_MULTIVERSION float distances_in_place(float* g, int64_t n, float norm_r, const float* norms) {
   float mx[kLanes] = {};
   int64_t c = 0;
   for (; c + kLanes <= n; c += kLanes) {
