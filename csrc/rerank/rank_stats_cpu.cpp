@@ -29,15 +29,22 @@ void rank_stats_rows(const at::Tensor& dist, const int64_t* q_pids, const int64_
                      const int64_t* g_cams, int64_t* first, double* ap, double* inp) {
   const int64_t gallery = dist.size(1);
   const T* d = dist.const_data_ptr<T>();
+  // Gallery indices grouped by pid, so that a query's matches are found without a scan.
+  std::vector<std::pair<int64_t, int64_t>> by_pid(gallery);
+  for (int64_t g = 0; g < gallery; ++g) {
+    by_pid[g] = {g_pids[g], g};
+  }
+  std::sort(by_pid.begin(), by_pid.end());
   at::parallel_for(0, dist.size(0), 16, [&](int64_t begin, int64_t end) {
     std::vector<std::pair<T, int64_t>> pos;
     std::vector<int64_t> hist;
     for (int64_t q = begin; q < end; ++q) {
       const T* row = d + q * gallery;
       pos.clear();
-      for (int64_t g = 0; g < gallery; ++g) {
-        if (g_pids[g] == q_pids[q] && g_cams[g] != q_cams[q]) {
-          pos.emplace_back(row[g], g);
+      auto it = std::lower_bound(by_pid.begin(), by_pid.end(), std::make_pair(q_pids[q], int64_t(0)));
+      for (; it != by_pid.end() && it->first == q_pids[q]; ++it) {
+        if (g_cams[it->second] != q_cams[q]) {
+          pos.emplace_back(row[it->second], it->second);
         }
       }
       first[q] = 0;
@@ -51,12 +58,12 @@ void rank_stats_rows(const at::Tensor& dist, const int64_t* q_pids, const int64_
       hist.assign(matches, 0);  // hist[j]: kept non-matches ranked after j matches (and before match j)
       const auto last = pos.back();
       for (int64_t g = 0; g < gallery; ++g) {
-        if (g_pids[g] == q_pids[q]) {
-          continue;  // a match, or a same-camera item that the protocol drops
+        if (row[g] > last.first) {
+          continue;  // after every match: the common case, decided by one comparison
         }
         const std::pair<T, int64_t> item(row[g], g);
-        if (!item_before(item, last)) {
-          continue;
+        if (g_pids[g] == q_pids[q] || !item_before(item, last)) {
+          continue;  // a match, a same-camera item the protocol drops, or after the last match
         }
         hist[std::lower_bound(pos.begin(), pos.end(), item, item_before<T>) - pos.begin()]++;
       }
