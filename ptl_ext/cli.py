@@ -59,6 +59,7 @@ def _add_train_options(parser):
                        help="PTL-v2 cells (BConvCellV2) for ptl_* networks")
     model.add_argument("--pretrained", default=None, help="local torchvision checkpoint of the backbone")
     model.add_argument("--last-stride", type=int, choices=(1, 2), default=1, help="ResNet layer4 stride")
+    model.add_argument("--dropout", type=float, default=None, help="dropout of the head (default: 0.5 for ReID)")
     model.add_argument("--init-from", default=None,
                        help="start from a ptl checkpoint's weights with a new head (chained fine-tuning)")
     optim = parser.add_argument_group("optimisation")
@@ -78,6 +79,8 @@ def _add_train_options(parser):
     run = parser.add_argument_group("run")
     run.add_argument("--eval-every", type=int, default=10,
                      help="evaluate every N epochs and after the last (0 = after the last only)")
+    run.add_argument("--save-every", type=int, default=1,
+                     help="write last.pt every N epochs and after the last (0 = after the last only)")
     run.add_argument("--out", default="runs/ptl", help="run folder: metrics.csv, curves.png, last.pt, best.pt")
     run.add_argument("--resume", nargs="?", const="auto", default=None,
                      help="resume from a checkpoint (no value: OUT/last.pt)")
@@ -98,13 +101,13 @@ def build_parser():
                                            "and its plain backbone on it, evaluate both and print a table.")
     demo.add_argument("--out", default=None, help="demo folder (default: a new folder in the temp directory)")
     demo.add_argument("--arch", default=DEMO_ARCH, help=f"plain backbone to compare with ptl_ARCH (default {DEMO_ARCH})")
-    demo.add_argument("--epochs", type=int, default=12, help="training epochs per network")
+    demo.add_argument("--epochs", type=int, default=15, help="training epochs per network")
     demo.add_argument("--train-ids", type=int, default=40, help="synthetic training identities")
     demo.add_argument("--test-ids", type=int, default=40, help="synthetic test identities")
     demo.add_argument("--images-per-cam", type=int, default=4, help="images per identity and camera")
     demo.add_argument("--height", type=int, default=64, help="image height")
     demo.add_argument("--width", type=int, default=32, help="image width")
-    demo.add_argument("--lr", type=float, default=0.05, help="learning rate (head: twice as much)")
+    demo.add_argument("--lr", type=float, default=0.05, help="learning rate (from scratch, so higher than PTL's 0.01)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the data and of the training")
     demo.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
@@ -267,7 +270,7 @@ def run_train(args):
     torch.manual_seed(args.seed)
     head = "cifar" if task == "classification" else "reid"
     model = build_model(args.arch, num_classes, (height, width), head=head, pretrained=args.pretrained,
-                        last_stride=args.last_stride, v2=args.v2)
+                        last_stride=args.last_stride, v2=args.v2, dropout=args.dropout)
     if args.init_from:
         _init_from(model, args.init_from)
     torch.manual_seed(args.seed + 1000 * info.rank)  # ranks augment differently
@@ -278,10 +281,10 @@ def run_train(args):
         loss_fn = ClassificationLoss(args.label_smoothing)
     config = TrainConfig(epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, momentum=args.momentum,
                          nesterov=args.nesterov, weight_decay=args.weight_decay, step_size=args.step_size,
-                         gamma=args.gamma, amp=args.amp, eval_every=args.eval_every, out_dir=args.out,
-                         progress=args.progress, title=f"{args.arch} on {args.dataset}")
+                         gamma=args.gamma, amp=args.amp, eval_every=args.eval_every, save_every=args.save_every,
+                         out_dir=args.out, progress=args.progress, title=f"{args.arch} on {args.dataset}")
     meta = {"arch": args.arch, "num_classes": num_classes, "height": height, "width": width, "v2": args.v2,
-            "last_stride": args.last_stride, "head": head, "dataset": args.dataset,
+            "last_stride": args.last_stride, "head": head, "dropout": args.dropout, "dataset": args.dataset,
             "root": os.path.abspath(args.root), "protocol": protocol, "parameters": count_parameters(model)}
     trainer = Trainer(model, train_loader, config, evaluator=evaluator, loss_fn=loss_fn, device=device,
                       info=info, meta=meta)
@@ -311,7 +314,7 @@ def run_eval(args):
     info = init_distributed(device.type)
     _, evaluator, _, _ = build_data(args, info, meta["height"], meta["width"], train=False)
     model = build_model(meta["arch"], meta["num_classes"], (meta["height"], meta["width"]), head=meta["head"],
-                        last_stride=meta["last_stride"], v2=meta["v2"])
+                        last_stride=meta["last_stride"], v2=meta["v2"], dropout=meta["dropout"])
     model.load_state_dict(state["model"])
     metrics = evaluator(model.to(device), device, args.amp, info)
     if info.is_main:
@@ -362,11 +365,11 @@ def run_demo(args):
     for arch in (f"ptl_{args.arch}", args.arch):
         command = ["train", "--dataset", "market1501", "--root", data_dir, "--arch", arch,
                    "--height", str(args.height), "--width", str(args.width), "--epochs", str(args.epochs),
-                   "--lr", str(args.lr), "--head-lr", str(2 * args.lr), "--step-size", str(max(1, 2 * args.epochs // 3)),
-                   "--p", "8", "--k", "4", "--triplet-weight", "1", "--label-smoothing", "0.1", "--pad", "4",
-                   "--erasing", "0.3", "--eval-every", str(max(1, args.epochs // 3)), "--seed", str(args.seed),
-                   "--workers", str(args.workers), "--out", os.path.join(out, arch), "--device", "cpu",
-                   "--progress" if args.progress else "--no-progress"]
+                   "--lr", str(args.lr), "--step-size", str(max(1, 2 * args.epochs // 3)), "--dropout", "0",
+                   "--p", str(min(8, args.train_ids)), "--k", "4", "--triplet-weight", "1", "--pad", "4",
+                   "--erasing", "0.3", "--eval-every", str(max(1, args.epochs // 3)), "--save-every", "0",
+                   "--seed", str(args.seed), "--workers", str(args.workers), "--out", os.path.join(out, arch),
+                   "--device", "cpu", "--progress" if args.progress else "--no-progress"]
         print(f"\n== ptl {' '.join(command)}", flush=True)
         started = time.perf_counter()
         trainer = run_train(parse_args(command))

@@ -13,7 +13,8 @@ BACKBONES = {
 ARCHS = tuple(BACKBONES) + tuple(f"ptl_{name}" for name in BACKBONES)
 
 
-def build_model(arch, num_classes, input_size, *, head="reid", pretrained=None, last_stride=1, v2=False):
+def build_model(arch, num_classes, input_size, *, head="reid", pretrained=None, last_stride=1, v2=False,
+                dropout=None):
     """A network named ``arch``: a plain backbone (``resnet50`` ...) or its PTL version (``ptl_resnet50`` ...).
 
     Plain backbones are :class:`ptl_ext.models.BackboneNet` (GAP + head); PTL networks use the
@@ -24,6 +25,7 @@ def build_model(arch, num_classes, input_size, *, head="reid", pretrained=None, 
         num_classes: head outputs; input_size: ``(H, W)`` of the training images (cell strides).
         head: ``"reid"`` or ``"cifar"``; pretrained: local torchvision checkpoint of the backbone.
         last_stride: ResNet layer4 stride (1 for ReID); v2: PTL-v2 cells (PTL networks only).
+        dropout: the head's dropout (``None``: the head's default, 0.5 for ReID).
     """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {arch!r}")
@@ -32,19 +34,18 @@ def build_model(arch, num_classes, input_size, *, head="reid", pretrained=None, 
         raise ValueError(f"v2 applies to PTL networks (ptl_*), not to {arch!r}")
     name = arch[4:] if ptl else arch
     input_size = tuple(input_size)
+    common = {"head": head, "input_size": input_size, "dropout": dropout}
     options = {"last_stride": last_stride} if name.startswith("resnet") else {}
     if ptl and name == "resnet50":
-        return models.PTLResNet50(num_classes, pretrained=pretrained, v2=v2, head=head, input_size=input_size,
-                                  **options)
+        return models.PTLResNet50(num_classes, pretrained=pretrained, v2=v2, **common, **options)
     if ptl and name == "densenet161":
-        return models.PTLDenseNet161(num_classes, pretrained=pretrained, v2=v2, head=head, input_size=input_size)
+        return models.PTLDenseNet161(num_classes, pretrained=pretrained, v2=v2, **common)
     if ptl and name == "densenet_bc100":
-        return models.ptl_densenet_bc100(num_classes, pretrained=pretrained, v2=v2, head=head,
-                                         input_size=input_size)
+        return models.ptl_densenet_bc100(num_classes, pretrained=pretrained, v2=v2, **common)
     stages = BACKBONES[name](pretrained=pretrained, **options).stages()
     if ptl:
-        return models.PTLNet(stages, num_classes, v2=v2, head=head, input_size=input_size)
-    return models.BackboneNet(stages, num_classes, head=head, input_size=input_size)
+        return models.PTLNet(stages, num_classes, v2=v2, **common)
+    return models.BackboneNet(stages, num_classes, **common)
 
 
 def count_parameters(model):

@@ -64,6 +64,17 @@ def gather_interleaved(tensor, info):
     return out
 
 
+def broadcast_buffers(module, info):
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts them before each training forward, so after the last step every rank holds
+    rank 0's statistics updated by its own last batch; evaluation must use one set.
+    """
+    if info.distributed:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def all_reduce_mean(values, info):
     """Average a dict of floats over the ranks (identity when not distributed)."""
     if not info.distributed or not values:

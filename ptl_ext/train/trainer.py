@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ..nn import reset_states
 from . import metrics as metrics_files
 from .checkpoint import CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from .distributed import DistInfo, all_gather_objects, all_reduce_mean
+from .distributed import DistInfo, all_gather_objects, all_reduce_mean, broadcast_buffers
 from .evaluation import autocast
 from .losses import ClassificationLoss
 from .optim import sgd_step_optimizer
@@ -33,7 +33,8 @@ class TrainConfig:
 
     ``head_lr=None`` trains the head at ``lr``. The learning rate is multiplied by ``gamma`` every
     ``step_size`` epochs. ``eval_every`` evaluates every N epochs and always after the last (0 =
-    only after the last). ``amp`` autocasts to bfloat16 on CPU, float16 with loss scaling on CUDA.
+    only after the last); ``save_every`` writes ``last.pt`` likewise. ``amp`` autocasts to bfloat16
+    on CPU, float16 with loss scaling on CUDA.
     """
 
     epochs: int = 50
@@ -46,6 +47,7 @@ class TrainConfig:
     gamma: float = 0.1
     amp: bool = False
     eval_every: int = 10
+    save_every: int = 1
     out_dir: str = "runs/ptl"
     progress: bool = True
     title: str = ""
@@ -54,8 +56,9 @@ class TrainConfig:
         for name in ("epochs", "step_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive int, got {getattr(self, name)!r}")
-        if not isinstance(self.eval_every, int) or self.eval_every < 0:
-            raise ValueError(f"TrainConfig.eval_every must be an int >= 0, got {self.eval_every!r}")
+        for name in ("eval_every", "save_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {getattr(self, name)!r}")
         for name in ("lr", "weight_decay", "momentum", "gamma"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
@@ -105,8 +108,8 @@ class Trainer:
             wrapped in ``DistributedDataParallel`` (the process group must exist).
         meta: plain values stored in checkpoints (e.g. how to rebuild the model).
 
-    Files in ``config.out_dir`` (rank 0): ``metrics.csv``, ``curves.png``, ``last.pt`` (every
-    epoch) and ``best.pt`` (best evaluation so far).
+    Files in ``config.out_dir`` (rank 0): ``metrics.csv`` and ``curves.png`` (every epoch),
+    ``last.pt`` (every ``save_every`` epochs and after the last) and ``best.pt`` (best evaluation so far).
     """
 
     def __init__(self, model, train_loader, config=None, *, evaluator=None, loss_fn=None,
@@ -169,7 +172,7 @@ class Trainer:
         row = {"epoch": epoch + 1, **self._learning_rates(), **self.train_epoch(epoch)}
         self.scheduler.step()
         row["states_reset"] = self.states_reset
-        if self._should_evaluate(epoch):
+        if self.evaluator is not None and self._due(epoch, self.config.eval_every):
             row.update(self.evaluate())
         row["time_s"] = time.perf_counter() - started
         self.epoch = epoch + 1
@@ -220,17 +223,16 @@ class Trainer:
         stats["train_acc"] = float(correct) / seen
         return all_reduce_mean(stats, self.info)
 
-    def _should_evaluate(self, epoch):
-        if self.evaluator is None:
-            return False
-        last = epoch + 1 == self.config.epochs
-        every = self.config.eval_every
-        return last or (every > 0 and (epoch + 1) % every == 0)
+    def _due(self, epoch, every):
+        """True after every ``every``-th epoch and after the last (only the last when ``every`` is 0)."""
+        return epoch + 1 == self.config.epochs or (every > 0 and (epoch + 1) % every == 0)
 
     def evaluate(self):
-        """Run the evaluator on the unwrapped model; returns its metrics dict (``{}`` without one)."""
+        """Run the evaluator on the unwrapped model (rank 0's BatchNorm statistics on every rank); returns
+        its metrics dict (``{}`` without one)."""
         if self.evaluator is None:
             return {}
+        broadcast_buffers(self.module, self.info)
         return self.evaluator(self.module, self.device, self.config.amp, self.info)
 
     def _update_best(self, row):
@@ -262,14 +264,16 @@ class Trainer:
         }
 
     def _write_outputs(self, improved):
-        state = self.state_dict()
+        save = improved or self._due(self.epoch - 1, self.config.save_every)
+        state = self.state_dict() if save else None  # a collective call: every rank takes part
         if not self.info.is_main:
             return
         os.makedirs(self.config.out_dir, exist_ok=True)
         metrics_files.write_csv(self.path("metrics.csv"), self.history)
         primary = self.evaluator.primary if self.evaluator is not None else "mAP"
         metrics_files.plot_curves(self.path("curves.png"), self.history, primary, self.config.title)
-        save_checkpoint(self.path("last.pt"), state)
+        if self._due(self.epoch - 1, self.config.save_every):
+            save_checkpoint(self.path("last.pt"), state)
         if improved:
             save_checkpoint(self.path("best.pt"), state)
 

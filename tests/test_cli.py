@@ -1,0 +1,110 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ptl_ext.cli import build_parser, load_config_file, main, parse_args
+from ptl_ext.train.metrics import read_csv
+
+TINY_DATA = ["--train-ids", "6", "--test-ids", "4", "--cams", "3", "--images-per-cam", "2", "--height", "32",
+             "--width", "16", "--distractors", "2", "--junk", "1"]
+
+
+def train_args(root, out, *extra):
+    return ["train", "--root", str(root), "--arch", "resnet34", "--height", "32", "--width", "16", "--p", "3",
+            "--k", "2", "--workers", "0", "--eval-batch-size", "16", "--no-progress", "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    assert main(["synth", str(root), *TINY_DATA]) == 0
+    return root
+
+
+def test_help_of_every_command(capsys):
+    parser, commands = build_parser()
+    assert set(commands) == {"demo", "train", "eval", "synth"}
+    for argv in (["--help"], *([name, "--help"] for name in commands)):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+        out = capsys.readouterr().out
+        assert "usage: ptl" in out
+    # every option of every subcommand has a help text
+    for name, sub in commands.items():
+        for action in sub._actions:
+            assert action.help, f"ptl {name} {action.option_strings} has no help"
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "ptl_ext", "synth", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "--images-per-cam" in result.stdout
+
+
+def test_synth_writes_market_layout(synthetic, capsys):
+    assert sorted(os.listdir(synthetic)) == ["bounding_box_test", "bounding_box_train", "query"]
+    assert main(["synth", str(synthetic), *TINY_DATA]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_train_eval_and_resume_refusal(synthetic, tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text('epochs = 2\nlr = 0.05\neval-every = 1\ntriplet_weight = 1.0\nnesterov = true\n')
+    out = tmp_path / "run"
+    assert main([*train_args(synthetic, out), "--config", str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert "CMC-1" in printed and "resnet34" in printed
+    rows = read_csv(out / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["mAP"] is not None and rows[0]["triplet"] is not None
+    # eval rebuilds the network from the checkpoint and finds the same mAP
+    assert main(["eval", "--checkpoint", str(out / "last.pt"), "--workers", "0"]) == 0
+    assert f"{100 * rows[1]['mAP']:.2f}%" in capsys.readouterr().out
+    # resuming from a corrupted checkpoint fails cleanly and changes no file
+    last = out / "last.pt"
+    data = bytearray(last.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    last.write_bytes(bytes(data))
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    assert main([*train_args(synthetic, out), "--epochs", "3", "--resume"]) == 2
+    assert "corrupted" in capsys.readouterr().err
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+
+
+def test_config_file_values_and_errors(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('epochs = 7\nstep-size = 3\narch = "ptl_resnet34"\n')
+    args = parse_args(["train", "--config", str(config), "--epochs", "9"])
+    assert (args.epochs, args.step_size, args.arch) == (9, 3, "ptl_resnet34")  # the command line wins
+    config.write_text("epoch = 7\n")
+    with pytest.raises(ValueError, match="unknown options epoch"):
+        parse_args(["train", "--config", str(config)])
+    config.write_text("[section]\nepochs = 7\n")
+    with pytest.raises(ValueError, match="flat"):
+        load_config_file(str(config))
+    config.write_text("epochs = \n")
+    with pytest.raises(ValueError, match="invalid TOML"):
+        load_config_file(str(config))
+    with pytest.raises(FileNotFoundError):
+        load_config_file(str(tmp_path / "none.toml"))
+
+
+def test_train_errors_are_reported(tmp_path, capsys):
+    assert main(["train", "--root", str(tmp_path), "--no-progress"]) == 2
+    assert "missing bounding_box_train" in capsys.readouterr().err
+    assert main(["train"]) == 2
+    assert "--root is required" in capsys.readouterr().err
+
+
+def test_demo_end_to_end_reduced(tmp_path, capsys):
+    argv = ["demo", "--out", str(tmp_path), "--epochs", "1", "--train-ids", "6", "--test-ids", "4",
+            "--images-per-cam", "2", "--height", "32", "--width", "16", "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("network"):]
+    assert "ptl_resnet34" in table and "\nresnet34" in table and "plots:" in out
+    for arch in ("ptl_resnet34", "resnet34"):
+        assert (tmp_path / arch / "curves.png").stat().st_size > 0
+        assert (tmp_path / arch / "last.pt").exists()
