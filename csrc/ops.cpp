@@ -24,7 +24,7 @@ TORCH_LIBRARY(ptl_ext, m) {
   m.def("squared_euclidean(Tensor a, Tensor b, Tensor norm_a, Tensor norm_b) -> Tensor");
   m.def("rerank_knn(Tensor feats, Tensor norms, int k, int block) -> (Tensor, Tensor, Tensor)");
   m.def(
-      "rerank_sparse_v(Tensor feats, Tensor norms, Tensor rowmax, Tensor nn_idx, int k1, int k_half) "
+      "rerank_sparse_v(Tensor feats, Tensor rowmax, Tensor nn_idx, int k1, int k_half) "
       "-> (Tensor, Tensor, Tensor)");
   m.def("rerank_query_expansion(Tensor ptr, Tensor col, Tensor val, Tensor nn_idx, int k2) -> (Tensor, Tensor, Tensor)");
   m.def(

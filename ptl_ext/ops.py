@@ -141,10 +141,10 @@ def rerank_knn(feats, norms, k, block):
     return _rerank_impl("rerank_knn", feats)(feats, norms, k, block)
 
 
-def rerank_sparse_v(feats, norms, rowmax, nn_idx, k1, k_half):
+def rerank_sparse_v(feats, rowmax, nn_idx, k1, k_half):
     """V of k-reciprocal re-ranking as CSR ``(ptr [N+1], col [nnz], val [nnz])`` from the neighbour
     table ``nn_idx [N, K >= k1+1]`` int64; see :func:`ptl_ext.reference.rerank_sparse_v`."""
-    return _rerank_impl("rerank_sparse_v", feats)(feats, norms, rowmax, nn_idx, k1, k_half)
+    return _rerank_impl("rerank_sparse_v", feats)(feats, rowmax, nn_idx, k1, k_half)
 
 
 def rerank_query_expansion(ptr, col, val, nn_idx, k2):
@@ -181,7 +181,7 @@ if HAS_C:
         return feats.new_empty((n, k)), feats.new_empty((n, k), dtype=torch.int64), feats.new_empty((n,))
 
     @torch.library.register_fake("ptl_ext::rerank_sparse_v")
-    def _rerank_sparse_v_fake(feats, norms, rowmax, nn_idx, k1, k_half):
+    def _rerank_sparse_v_fake(feats, rowmax, nn_idx, k1, k_half):
         return _csr_fake(feats.shape[0], nn_idx, feats)
 
     @torch.library.register_fake("ptl_ext::rerank_query_expansion")

@@ -58,25 +58,32 @@ def _ranges(starts, lengths):
     return torch.repeat_interleave(starts - offsets, lengths) + torch.arange(total, device=starts.device)
 
 
-def refine_knn(feats, norms, cand, k):
+def pair_distances(feats, rows, cols):
+    """Squared euclidean distances ``[...]`` float64 between ``feats[rows]`` and ``feats[cols]`` (index
+    tensors of one shape), summed in double from float differences: accurate to ~1e-15 relative and
+    exactly 0 for identical features. Works in chunks of about 2^24 values."""
+    rows, cols = torch.broadcast_tensors(rows, cols)
+    flat_r, flat_c = rows.reshape(-1), cols.reshape(-1)
+    out = torch.empty(flat_r.numel(), dtype=torch.float64, device=feats.device)
+    step = max(1, (1 << 24) // max(1, feats.shape[1]))
+    for s in range(0, flat_r.numel(), step):
+        diff = (feats[flat_r[s : s + step]] - feats[flat_c[s : s + step]]).double()
+        out[s : s + step] = diff.mul_(diff).sum(1)
+    return out.view(rows.shape)
+
+
+def refine_knn(feats, cand, k):
     """Order neighbour candidates exactly and keep the first ``k``.
 
-    The distances of ``cand [N, C]`` (int64 indices into ``feats [N, D]`` float32, squared norms
-    ``norms [N]``) are recomputed pair by pair, so identical features get identical distances whatever
-    computed the candidates; returns ``(dist [N, k], idx [N, k])`` sorted by (distance, index).
+    ``cand [N, C]`` int64 indices into ``feats [N, D]`` float32 are ordered by :func:`pair_distances`
+    (not by the matmul distances that found them, which lose ~1e-6 of the squared norms to cancellation
+    and round identical features differently), ties by index. Returns ``(dist [N, k] float32,
+    idx [N, k] int64)``.
     """
-    n = feats.shape[0]
-    dist = feats.new_empty((n, k))
-    idx = torch.empty((n, k), dtype=torch.int64, device=feats.device)
-    rows = max(1, (1 << 24) // (cand.shape[1] * feats.shape[1]))
-    for r0 in range(0, n, rows):
-        c = cand[r0 : r0 + rows]
-        total = norms[r0 : r0 + rows, None] + norms[c]
-        d = snap_zero(total - 2.0 * (feats[r0 : r0 + rows, None, :] * feats[c]).sum(-1), total)
-        key = ((d.view(torch.int32).to(torch.int64) << 32) | c).sort(1).values[:, :k]  # d >= 0: bits order like values
-        idx[r0 : r0 + rows] = key & 0xFFFFFFFF
-        dist[r0 : r0 + rows] = (key >> 32).to(torch.int32).view(torch.float32)
-    return dist, idx
+    cand = cand.sort(1).values
+    d = pair_distances(feats, torch.arange(feats.shape[0], device=feats.device)[:, None], cand)
+    d, order = d.sort(dim=1, stable=True)
+    return d[:, :k].float(), cand.gather(1, order[:, :k])
 
 
 def rerank_knn(feats, norms, k, block):
@@ -103,7 +110,7 @@ def rerank_knn(feats, norms, k, block):
         d = squared_euclidean(feats[r0:r1], feats, norms[r0:r1], norms)
         rowmax[r0:r1] = d.amax(1)
         cand[r0:r1] = d.topk(kc, dim=1, largest=False, sorted=False).indices
-    return (*refine_knn(feats, norms, cand, k), rowmax)
+    return (*refine_knn(feats, cand, k), rowmax)
 
 
 def _reciprocal(nn_idx, rows, k):
@@ -113,10 +120,10 @@ def _reciprocal(nn_idx, rows, k):
     return f, (nn_idx[f, : k + 1] == rows[:, None, None]).any(-1)
 
 
-def rerank_sparse_v(feats, norms, rowmax, nn_idx, k1, k_half, chunk=2048):
+def rerank_sparse_v(feats, rowmax, nn_idx, k1, k_half, chunk=2048):
     """V of k-reciprocal re-ranking as a CSR matrix.
 
-    Row p holds ``exp(-d(p, j) / rowmax[p])`` normalised to sum 1 over the expanded k-reciprocal set
+    Row p holds ``exp(-d(p, j) / rowmax[p])`` (d from :func:`pair_distances`) normalised to sum 1 over the expanded k-reciprocal set
     of p: R(p, k1) plus R(c, k_half) of each c in R(p, k1) whose overlap with R(p, k1) exceeds 2/3 of
     it. ``nn_idx [N, K >= k1 + 1]`` is sorted by (distance, index).
 
@@ -142,12 +149,7 @@ def rerank_sparse_v(feats, norms, rowmax, nn_idx, k1, k_half, chunk=2048):
     counts, col = torch.cat(counts), torch.cat(cols)
     ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
     row = torch.arange(n, device=device).repeat_interleave(counts)
-    w = torch.empty(col.numel(), dtype=torch.float32, device=device)
-    for s in range(0, col.numel(), chunk * 64):
-        r, c = row[s : s + chunk * 64], col[s : s + chunk * 64]
-        total = norms[r] + norms[c]
-        d = snap_zero(total - 2.0 * (feats[r] * feats[c]).sum(1), total)
-        w[s : s + chunk * 64] = torch.exp(-_normalised(d, rowmax[r]))
+    w = torch.exp(-_normalised(pair_distances(feats, row, col).float(), rowmax[row]))
     sums = torch.zeros(n, dtype=torch.float64, device=device).index_add_(0, row, w.double())
     return ptr, col, (w.double() / sums[row]).float()
 

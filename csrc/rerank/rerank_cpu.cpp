@@ -36,25 +36,27 @@ constexpr int64_t kLanes = 16;  // independent accumulators: lets the compiler v
 #define RR_MULTIVERSION
 #endif
 
-// Dot product with a fixed summation order: identical inputs give identical results wherever they sit.
-RR_MULTIVERSION float dot(const float* a, const float* b, int64_t n) {
-  float acc[kLanes] = {};
+// Squared euclidean distance of two float rows summed in double: float differences are exact in double,
+// so the result is accurate to ~1e-15 relative and exactly 0 for identical rows.
+RR_MULTIVERSION double pair_distance(const float* a, const float* b, int64_t n) {
+  double acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     for (int64_t t = 0; t < kLanes; ++t) {
-      acc[t] += a[i + t] * b[i + t];
+      const double d = static_cast<double>(a[i + t]) - static_cast<double>(b[i + t]);
+      acc[t] += d * d;
     }
   }
-  float s = 0.0f;
+  double s = 0.0;
   for (int64_t t = 0; t < kLanes; ++t) {
     s += acc[t];
   }
   for (; i < n; ++i) {
-    s += a[i] * b[i];
+    const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+    s += d * d;
   }
   return s;
 }
-
 
 // Inserts (d, j) into the sorted list (dist, idx) of length k; (d, j) must come before its last entry.
 inline void knn_insert(float* dist, int64_t* idx, int64_t k, float d, int64_t j) {
@@ -201,27 +203,25 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_knn_cpu(const at::Tensor& 
       }
     }
   }
-  // GEMM tiles round identical features differently; recompute the candidates' distances with a
-  // fixed-order dot product so that duplicates tie exactly, and keep the k first by (distance, index).
+  // GEMM distances lose ~1e-6 of |a|^2 + |b|^2 to cancellation and tiles round identical features
+  // differently: order the candidates by accurate pairwise distances (duplicates tie exactly at 0) and
+  // keep the k first by (distance, index).
   auto dist = at::empty({n, k}, feats.options());
   auto idx = at::empty({n, k}, cand.options());
   const float* xp = x.const_data_ptr<float>();
-  const float* np_ = nrm.const_data_ptr<float>();
   const int64_t dim = x.size(1);
   float* out_d = dist.mutable_data_ptr<float>();
   int64_t* out_i = idx.mutable_data_ptr<int64_t>();
   at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
-    std::vector<std::pair<float, int64_t>> row(kc);
+    std::vector<std::pair<double, int64_t>> row(kc);
     for (int64_t i = begin; i < end; ++i) {
       for (int64_t t = 0; t < kc; ++t) {
         const int64_t j = s.idx[i * kc + t];
-        row[t] = {squared_distance(np_[i], np_[j], dot(xp + i * dim, xp + j * dim, dim)), j};
+        row[t] = {pair_distance(xp + i * dim, xp + j * dim, dim), j};
       }
-      std::sort(row.begin(), row.end(), [](const auto& a, const auto& b) {
-        return knn_before(a.first, a.second, b.first, b.second);
-      });
+      std::sort(row.begin(), row.end());  // by (distance, index)
       for (int64_t t = 0; t < k; ++t) {
-        out_d[i * k + t] = row[t].first;
+        out_d[i * k + t] = static_cast<float>(row[t].first);
         out_i[i * k + t] = row[t].second;
       }
     }
@@ -267,10 +267,10 @@ at::Tensor csr_ptr(const at::Tensor& counts) {
   return ptr;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_sparse_v_cpu(const at::Tensor& feats, const at::Tensor& norms,
-                                                                   const at::Tensor& rowmax, const at::Tensor& nn_idx,
-                                                                   int64_t k1, int64_t k_half) {
-  const auto a = check_sparse_v(feats, norms, rowmax, nn_idx, k1, k_half);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_sparse_v_cpu(const at::Tensor& feats, const at::Tensor& rowmax,
+                                                                   const at::Tensor& nn_idx, int64_t k1,
+                                                                   int64_t k_half) {
+  const auto a = check_sparse_v(feats, rowmax, nn_idx, k1, k_half);
   const int64_t cap = expanded_capacity(k1, k_half);
   const int64_t scratch = expanded_scratch(k1, k_half);
   const int64_t* nn = a.nn.const_data_ptr<int64_t>();
@@ -290,7 +290,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_sparse_v_cpu(const at::Ten
   int64_t* c = col.mutable_data_ptr<int64_t>();
   float* v = val.mutable_data_ptr<float>();
   const float* x = a.feats.const_data_ptr<float>();
-  const float* nrm = a.norms.const_data_ptr<float>();
   const float* mx = a.rowmax.const_data_ptr<float>();
   at::parallel_for(0, a.n, 64, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> buf(cap + scratch);
@@ -299,7 +298,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_sparse_v_cpu(const at::Ten
       double sum = 0.0;
       for (int64_t t = 0; t < m; ++t) {
         const int64_t j = buf[t];
-        const float d = squared_distance(nrm[i], nrm[j], dot(x + i * a.dim, x + j * a.dim, a.dim));
+        const float d = static_cast<float>(pair_distance(x + i * a.dim, x + j * a.dim, a.dim));
         const float w = std::exp(-normalised(d, mx[i]));
         c[p[i] + t] = j;
         v[p[i] + t] = w;

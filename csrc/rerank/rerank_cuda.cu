@@ -41,9 +41,10 @@ __global__ void expanded_fill_kernel(const int64_t* nn, int64_t row0, int64_t ro
   }
 }
 
-// One warp per row: fixed-order warp dot products, then the row's weights normalised to sum 1.
-__global__ void v_weights_kernel(const float* feats, int64_t n, int64_t dim, const float* norms, const float* rowmax,
-                                 const int64_t* ptr, const int64_t* col, float* val) {
+// One warp per row: squared distances summed in double (exactly 0 for identical rows), then the row's
+// weights normalised to sum 1.
+__global__ void v_weights_kernel(const float* feats, int64_t n, int64_t dim, const float* rowmax, const int64_t* ptr,
+                                 const int64_t* col, float* val) {
   const int64_t i = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (i >= n) {
@@ -54,15 +55,16 @@ __global__ void v_weights_kernel(const float* feats, int64_t n, int64_t dim, con
   for (int64_t t = ptr[i]; t < ptr[i + 1]; ++t) {
     const int64_t j = col[t];
     const float* xj = feats + j * dim;
-    float part = 0.0f;
+    double part = 0.0;
     for (int64_t e = lane; e < dim; e += kWarp) {
-      part += xi[e] * xj[e];
+      const double d = static_cast<double>(xi[e]) - static_cast<double>(xj[e]);
+      part += d * d;
     }
     for (int offset = kWarp / 2; offset > 0; offset /= 2) {
       part += __shfl_down_sync(0xffffffffu, part, offset);
     }
     if (lane == 0) {
-      const float w = expf(-normalised(squared_distance(norms[i], norms[j], part), rowmax[i]));
+      const float w = expf(-normalised(static_cast<float>(part), rowmax[i]));
       val[t] = w;
       sum += w;
     }
@@ -127,7 +129,7 @@ cudaError_t launch_expanded_counts(const int64_t* nn, int64_t n, int64_t K, int6
 }
 
 cudaError_t launch_sparse_v_fill(const int64_t* nn, int64_t n, int64_t K, int64_t k1, int64_t k_half,
-                                 const float* feats, int64_t dim, const float* norms, const float* rowmax,
+                                 const float* feats, int64_t dim, const float* rowmax,
                                  const int64_t* ptr, int64_t* col, float* val, int64_t* workspace,
                                  int64_t workspace_rows, cudaStream_t stream) {
   for (int64_t r0 = 0; r0 < n; r0 += workspace_rows) {
@@ -136,8 +138,7 @@ cudaError_t launch_sparse_v_fill(const int64_t* nn, int64_t n, int64_t K, int64_
                                                                               workspace);
   }
   if (n > 0) {
-    v_weights_kernel<<<blocks_for(n * kWarp, kThreads), kThreads, 0, stream>>>(feats, n, dim, norms, rowmax, ptr, col,
-                                                                               val);
+    v_weights_kernel<<<blocks_for(n * kWarp, kThreads), kThreads, 0, stream>>>(feats, n, dim, rowmax, ptr, col, val);
   }
   return cudaGetLastError();
 }

@@ -20,9 +20,9 @@ cudaError_t launch_expanded_counts(const int64_t* nn, int64_t n, int64_t K, int6
                                    int64_t* counts, int64_t* workspace, int64_t workspace_rows, cudaStream_t stream);
 
 // Writes each row's expanded set (ascending) to col[ptr[i] ..], then val = exp(-d/rowmax) normalised
-// per row, with d from feats [n, dim] float and the squared norms.
+// per row, with d the squared distance of the rows of feats [n, dim] float, summed in double.
 cudaError_t launch_sparse_v_fill(const int64_t* nn, int64_t n, int64_t K, int64_t k1, int64_t k_half,
-                                 const float* feats, int64_t dim, const float* norms, const float* rowmax,
+                                 const float* feats, int64_t dim, const float* rowmax,
                                  const int64_t* ptr, int64_t* col, float* val, int64_t* workspace,
                                  int64_t workspace_rows, cudaStream_t stream);
 

@@ -25,12 +25,11 @@ std::pair<at::Tensor, int64_t> csr_ptr(const at::Tensor& counts) {
   return {ptr, ptr[counts.numel()].item<int64_t>()};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_sparse_v_cuda(const at::Tensor& feats, const at::Tensor& norms,
-                                                                    const at::Tensor& rowmax,
+std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_sparse_v_cuda(const at::Tensor& feats, const at::Tensor& rowmax,
                                                                     const at::Tensor& nn_idx, int64_t k1,
                                                                     int64_t k_half) {
   const c10::cuda::CUDAGuard guard(feats.device());
-  const auto a = check_sparse_v(feats, norms, rowmax, nn_idx, k1, k_half);
+  const auto a = check_sparse_v(feats, rowmax, nn_idx, k1, k_half);
   const auto stream = at::cuda::getCurrentCUDAStream();
   const int64_t ws_rows = std::max<int64_t>(1, std::min(a.n, kWorkspaceRows));
   auto workspace = at::empty({ws_rows * (expanded_capacity(k1, k_half) + expanded_scratch(k1, k_half))},
@@ -44,7 +43,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_sparse_v_cuda(const at::Te
   auto val = at::empty({nnz}, a.feats.options());
   C10_CUDA_CHECK(cuda::launch_sparse_v_fill(
       a.nn.const_data_ptr<int64_t>(), a.n, a.K, k1, k_half, a.feats.const_data_ptr<float>(), a.dim,
-      a.norms.const_data_ptr<float>(), a.rowmax.const_data_ptr<float>(), ptr.const_data_ptr<int64_t>(),
+      a.rowmax.const_data_ptr<float>(), ptr.const_data_ptr<int64_t>(),
       col.mutable_data_ptr<int64_t>(), val.mutable_data_ptr<float>(), workspace.mutable_data_ptr<int64_t>(), ws_rows,
       stream));
   return {ptr, col, val};

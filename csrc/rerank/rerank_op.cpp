@@ -61,8 +61,8 @@ at::Tensor checked_nn(const at::Tensor& nn_idx, int64_t n, int64_t min_k, const 
 
 }  // namespace
 
-SparseVArgs check_sparse_v(const at::Tensor& feats, const at::Tensor& norms, const at::Tensor& rowmax,
-                           const at::Tensor& nn_idx, int64_t k1, int64_t k_half) {
+SparseVArgs check_sparse_v(const at::Tensor& feats, const at::Tensor& rowmax, const at::Tensor& nn_idx, int64_t k1,
+                           int64_t k_half) {
   constexpr const char* op = "rerank_sparse_v";
   check_rank(feats, 2, op, "feats", "[N, D]");
   check_dtype(feats, {at::kFloat}, op, "feats", device_desc(feats));
@@ -72,7 +72,6 @@ SparseVArgs check_sparse_v(const at::Tensor& feats, const at::Tensor& norms, con
   a.n = feats.size(0);
   a.dim = feats.size(1);
   a.feats = feats.contiguous();
-  a.norms = checked_vector(norms, a.n, at::kFloat, feats, op, "norms", "[N]");
   a.rowmax = checked_vector(rowmax, a.n, at::kFloat, feats, op, "rowmax", "[N]");
   a.nn = checked_nn(nn_idx, a.n, k1 + 1, feats, op, "k1 + 1");
   a.K = a.nn.size(1);

@@ -14,7 +14,7 @@ struct Csr {
 };
 
 struct SparseVArgs {
-  at::Tensor feats, norms, rowmax, nn;  // [N, D] float32, [N], [N], [N, K] int64
+  at::Tensor feats, rowmax, nn;  // [N, D] float32, [N] float32, [N, K] int64
   int64_t n = 0, dim = 0, K = 0;
 };
 
@@ -31,8 +31,8 @@ struct JaccardArgs {
   int64_t rows = 0, gallery = 0;
 };
 
-SparseVArgs check_sparse_v(const at::Tensor& feats, const at::Tensor& norms, const at::Tensor& rowmax,
-                           const at::Tensor& nn_idx, int64_t k1, int64_t k_half);
+SparseVArgs check_sparse_v(const at::Tensor& feats, const at::Tensor& rowmax, const at::Tensor& nn_idx, int64_t k1,
+                           int64_t k_half);
 
 QueryExpansionArgs check_query_expansion(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& val,
                                          const at::Tensor& nn_idx, int64_t k2);

@@ -75,7 +75,7 @@ def _faiss_knn(feats, norms, k):
     index = _faiss_index(faiss.IndexFlatL2(dim), feats.device)
     index.add(x)
     _, cand = index.search(x, min(n, k + reference.KNN_EXTRA))
-    dist, idx = reference.refine_knn(feats, norms, torch.from_numpy(cand).to(feats.device), k)
+    dist, idx = reference.refine_knn(feats, torch.from_numpy(cand).to(feats.device), k)
     # max_j |x_i - x_j|^2 = |x_i|^2 + max_j <[-2 x_i, 1], [x_j, |x_j|^2]>
     farthest = _faiss_index(faiss.IndexFlatIP(dim + 1), feats.device)
     farthest.add(np.hstack([x, norms.detach().cpu().numpy()[:, None]]))

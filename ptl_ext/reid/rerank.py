@@ -53,7 +53,7 @@ def rerank_blocks(qf, gf, k1=20, k2=6, lambda_value=0.3, backend="auto", block_r
     x = torch.cat([qf, gf]).float()
     norms = x.pow(2).sum(1)
     _, nn_idx, rowmax = knn_graph(x, norms, max(k1 + 1, k2), backend)
-    v = ops.rerank_sparse_v(x, norms, rowmax, nn_idx, k1, round(k1 / 2))
+    v = ops.rerank_sparse_v(x, rowmax, nn_idx, k1, round(k1 / 2))
     if k2 > 1:
         v = ops.rerank_query_expansion(*v, nn_idx, k2)
     del nn_idx

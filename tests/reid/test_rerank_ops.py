@@ -29,8 +29,8 @@ def _assert_csr(got, want):
 @pytest.mark.parametrize("seed, k1", [(0, 8), (1, 1), (2, 20), (3, 5)])
 def test_sparse_steps_match_twins(seed, k1):
     x, norms, idx, rowmax = _graph(seed, k1=k1)
-    v = ops.rerank_sparse_v(x, norms, rowmax, idx, k1, round(k1 / 2))
-    _assert_csr(v, reference.rerank_sparse_v(x, norms, rowmax, idx, k1, round(k1 / 2)))
+    v = ops.rerank_sparse_v(x, rowmax, idx, k1, round(k1 / 2))
+    _assert_csr(v, reference.rerank_sparse_v(x, rowmax, idx, k1, round(k1 / 2)))
     rows = torch.arange(len(x)).repeat_interleave(v[0].diff())
     assert ((v[1][1:] > v[1][:-1]) | (rows[1:] != rows[:-1])).all()  # ascending columns within a row
     sums = torch.zeros(len(x)).index_add_(0, rows, v[2])
@@ -56,14 +56,14 @@ def test_twins_end_to_end_match_textbook(textbook, monkeypatch):
 
 def test_opcheck():
     x, norms, idx, rowmax = _graph(5, n=40, k1=4, k2=3)
-    v = ops.rerank_sparse_v(x, norms, rowmax, idx, 4, 2)
+    v = ops.rerank_sparse_v(x, rowmax, idx, 4, 2)
     inv = _gallery_index(*v, 10)
     dist = ops.squared_euclidean(x[:10], x[10:], norms[:10], norms[10:])
     q_pids, g_pids = torch.arange(10) % 4, torch.arange(30) % 4
     cases = [
         (torch.ops.ptl_ext.squared_euclidean.default, (x[:10], x[10:], norms[:10], norms[10:])),
         (torch.ops.ptl_ext.rerank_knn.default, (x, norms, 5, 16)),
-        (torch.ops.ptl_ext.rerank_sparse_v.default, (x, norms, rowmax, idx, 4, 2)),
+        (torch.ops.ptl_ext.rerank_sparse_v.default, (x, rowmax, idx, 4, 2)),
         (torch.ops.ptl_ext.rerank_query_expansion.default, (*v, idx, 3)),
         (torch.ops.ptl_ext.rerank_jaccard.default, (dist, rowmax[:10], *v, 0, *inv, 0.3)),
         (torch.ops.ptl_ext.reid_rank_stats.default, (dist, q_pids, g_pids, q_pids % 2, g_pids % 3)),
@@ -74,13 +74,13 @@ def test_opcheck():
 
 def test_op_errors():
     x, norms, idx, rowmax = _graph(6, n=30, k1=4, k2=3)
-    v = ops.rerank_sparse_v(x, norms, rowmax, idx, 4, 2)
+    v = ops.rerank_sparse_v(x, rowmax, idx, 4, 2)
     with pytest.raises(ValueError, match="nn_idx must have at least 5 columns"):
-        ops.rerank_sparse_v(x, norms, rowmax, idx[:, :3], 4, 2)
+        ops.rerank_sparse_v(x, rowmax, idx[:, :3], 4, 2)
     with pytest.raises(ValueError, match="entries of nn_idx must lie in"):
-        ops.rerank_sparse_v(x, norms, rowmax, idx + 100, 4, 2)
+        ops.rerank_sparse_v(x, rowmax, idx + 100, 4, 2)
     with pytest.raises(ValueError, match="k_half must be in"):
-        ops.rerank_sparse_v(x, norms, rowmax, idx, 4, 5)
+        ops.rerank_sparse_v(x, rowmax, idx, 4, 5)
     with pytest.raises(ValueError, match="ptr must start at 0"):
         ops.rerank_query_expansion(v[0] + 1, v[1], v[2], idx, 3)
     with pytest.raises(ValueError, match="entries of col must lie in"):
