@@ -1,18 +1,21 @@
 """Exact k-nearest-neighbour graph over all features for re-ranking, from torch or faiss.
 
-Both backends return each feature's ``k`` nearest (self included) sorted by (squared distance,
-index) and each row's maximum squared distance, which re-ranking divides that row by. Both search
-``k + KNN_EXTRA`` candidates, then recompute their distances pair by pair (fixed summation order) and
-keep the first ``k``: matmul tiles round identical features differently, and this makes duplicate
-features tie exactly so that their ties break by index.
+Both backends return each feature's ``k`` nearest (self included) sorted by (squared distance, index)
+and each row's maximum squared distance, which re-ranking divides that row by. Both find
+``k + KNN_EXTRA`` candidates by matmul distances, then order them by distances summed in double from
+the float differences (:func:`ptl_ext.reference.pair_distances`): matmul distances lose ~1e-6 of the
+squared norms to cancellation and round identical features differently, so this makes the order exact
+(duplicates tie exactly, and ties break by index).
 
 - ``"torch"``: blocked matmul + top-k. On CPU the compiled kernel computes every block of the N x N
   distances once and merges it into both its rows' and its columns' neighbour lists (half the GEMM
   work of a plain search); on CUDA, row blocks with cuBLAS and ``topk``.
-- ``"faiss"``: a flat L2 index (a GPU index when faiss has GPUs and the features are on CUDA); the row maxima from a second flat search (inner
-  product on augmented vectors gives each row's farthest feature). faiss is an optional dependency.
-- ``"auto"``: faiss on CUDA features when faiss has GPUs, else torch. (On CPU the symmetric torch
-  kernel does half the GEMM work of a flat faiss index and needs no second search for the maxima.)
+- ``"faiss"``: a flat L2 index (a GPU index when faiss has GPUs and the features are on CUDA); the row
+  maxima come from a second flat search (inner product on augmented vectors gives each row's farthest
+  feature). faiss is an optional dependency, imported only when this backend is asked for.
+- ``"auto"``: ``"torch"``. Measured on the 2-core CPU machine of BENCHMARKS.md, faiss-cpu's flat search
+  took 14x the time of the symmetric torch kernel for the same 8,192 x 2048-d graph, which also needs
+  no second search for the row maxima; on CUDA the torch path stays on the device.
 """
 
 import numpy as np
@@ -51,14 +54,13 @@ def _faiss_gpus():
     return faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
 
 
-def resolve_backend(backend, device):
-    """The concrete backend (``"torch"`` or ``"faiss"``) that ``backend`` means for features on ``device``."""
+def resolve_backend(backend):
+    """The concrete backend, ``"torch"`` or ``"faiss"``, that ``backend`` names (faiss checked importable)."""
     _validate.choice(backend, "backend", BACKENDS)
-    if backend == "auto":
-        return "faiss" if device.type == "cuda" and faiss_available() and _faiss_gpus() > 0 else "torch"
     if backend == "faiss":
         _faiss()
-    return backend
+        return "faiss"
+    return "torch"
 
 
 def _faiss_index(index, device):
@@ -94,7 +96,7 @@ def knn_graph(feats, norms, k, backend="auto"):
     Returns:
         ``(dist [N, k] float32, idx [N, k] int64, rowmax [N] float32)`` on the features' device.
     """
-    if resolve_backend(backend, feats.device) == "faiss":
+    if resolve_backend(backend) == "faiss":
         return _faiss_knn(feats, norms, k)
     n = feats.shape[0]
     block = _CPU_TILE if feats.device.type == "cpu" else max(1, _BLOCK_ENTRIES // n)

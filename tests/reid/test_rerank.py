@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ptl_ext.reid import re_ranking
+from ptl_ext.reid.knn import faiss_available
 
 
 def _case(seed):
@@ -37,12 +38,20 @@ def test_parameters_match_textbook(textbook, problem, k1, k2, lam):
     np.testing.assert_allclose(re_ranking(p["qf"], p["gf"], k1, k2, lam).numpy(), want, rtol=0, atol=1e-5)
 
 
-def test_backends_blocks_and_inputs_agree():
+def test_blocks_and_inputs_agree():
     qf, gf, k1, k2, lam = _case(3)
     base = re_ranking(qf, gf, k1, k2, lam)
-    for got in (re_ranking(qf, gf, k1, k2, lam, backend="faiss"), re_ranking(qf, gf, k1, k2, lam, block_rows=2),
+    for got in (re_ranking(qf, gf, k1, k2, lam, block_rows=2),
                 re_ranking(torch.from_numpy(qf).double(), torch.from_numpy(gf).double(), k1, k2, lam)):
         torch.testing.assert_close(got, base, rtol=0, atol=1e-6)
+
+
+@pytest.mark.skipif(not faiss_available(), reason="needs faiss")
+@pytest.mark.parametrize("seed", range(5))
+def test_faiss_backend_matches_textbook(textbook, seed):
+    qf, gf, k1, k2, lam = _case(seed)
+    want = textbook.re_ranking(qf, gf, k1, k2, lam)
+    np.testing.assert_allclose(re_ranking(qf, gf, k1, k2, lam, backend="faiss").numpy(), want, rtol=0, atol=1e-5)
 
 
 def test_defaults_and_identical_rows():
