@@ -21,8 +21,8 @@ def choice(value, name, choices):
 
 
 def matrix(x, name, rows_name="rows"):
-    """A non-empty 2-D floating matrix without NaN/inf; float16/bfloat16 become float32."""
-    t = as_tensor(x, name)
+    """A non-empty 2-D floating matrix without NaN/inf, detached; float16/bfloat16 become float32."""
+    t = as_tensor(x, name).detach()
     if t.dim() != 2:
         raise ValueError(f"{name} must be a 2-D [{rows_name}, D] matrix, got shape {tuple(t.shape)}")
     if not t.is_floating_point():
