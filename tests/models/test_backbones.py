@@ -111,7 +111,7 @@ def test_resnet_shapes_and_last_stride(r50):
         resnet50(last_stride=3)
 
 
-@pytest.mark.parametrize("builder, size", [(densenet121, 64), (densenet_bc100, 32)], ids=["densenet121", "densenet_bc100"])
+@pytest.mark.parametrize("builder, size", [(densenet121, 32), (densenet_bc100, 32)], ids=["densenet121", "densenet_bc100"])
 def test_densenet_stages_compose_to_forward(builder, size):
     torch.manual_seed(0)
     model = builder().eval()
