@@ -20,7 +20,7 @@ from ..nn import BConvCell, BConvCellV2
 from .densenet import densenet161, densenet_bc100
 from .heads import make_head
 from .resnet import resnet50
-from .staged import HeadedNet, _check_input_size, probe_stages
+from .staged import HeadedNet, probe_stages
 
 __all__ = [
     "PTLNet",
@@ -128,8 +128,7 @@ class PTLNet(HeadedNet):
     ):
         super().__init__()
         self.stages = nn.ModuleList(stages)
-        input_size = _check_input_size(input_size)
-        self.stage_shapes = probe_stages(self.stages, input_size)
+        self.stage_shapes = probe_stages(self.stages, input_size)  # also validates input_size
         stage_channels = [s[0] for s in self.stage_shapes]
         n = len(stage_channels)
         default_cells, default_fuses = default_widths(stage_channels)
