@@ -90,6 +90,8 @@ def _add_train_options(parser):
 
 def build_parser():
     """The ``ptl`` argument parser with its four subcommands."""
+    from .train.builders import BACKBONES
+
     parser = argparse.ArgumentParser(
         prog="ptl", description="Progressive transfer learning for person re-identification.",
         epilog="Distributed: torchrun --nproc_per_node N -m ptl_ext train ...")
@@ -100,7 +102,8 @@ def build_parser():
                                description="Generate a synthetic Market-format set, train a small PTL network "
                                            "and its plain backbone on it, evaluate both and print a table.")
     demo.add_argument("--out", default=None, help="demo folder (default: a new folder in the temp directory)")
-    demo.add_argument("--arch", default=DEMO_ARCH, help=f"plain backbone to compare with ptl_ARCH (default {DEMO_ARCH})")
+    demo.add_argument("--arch", default=DEMO_ARCH, choices=sorted(BACKBONES),
+                      help=f"plain backbone to compare with ptl_ARCH (default {DEMO_ARCH})")
     demo.add_argument("--epochs", type=int, default=15, help="training epochs per network")
     demo.add_argument("--train-ids", type=int, default=40, help="synthetic training identities")
     demo.add_argument("--test-ids", type=int, default=40, help="synthetic test identities")
@@ -356,7 +359,9 @@ def run_demo(args):
 
     out = args.out or tempfile.mkdtemp(prefix="ptl-demo-")
     data_dir = os.path.join(out, "data")
-    if not os.path.isdir(os.path.join(data_dir, "bounding_box_train")):
+    if os.path.isdir(os.path.join(data_dir, "bounding_box_train")):
+        print(f"using the synthetic dataset already in {data_dir}", flush=True)
+    else:
         print(f"generating the synthetic dataset in {data_dir} ...", flush=True)
         make_synthetic_market(data_dir, num_train_ids=args.train_ids, num_test_ids=args.test_ids, num_cams=4,
                               images_per_cam=args.images_per_cam, height=args.height, width=args.width,

@@ -108,3 +108,39 @@ def test_demo_end_to_end_reduced(tmp_path, capsys):
     for arch in ("ptl_resnet34", "resnet34"):
         assert (tmp_path / arch / "curves.png").stat().st_size > 0
         assert (tmp_path / arch / "last.pt").exists()
+
+
+def test_init_from_keeps_the_backbone_with_a_new_head(synthetic, tmp_path):
+    import torch
+
+    from ptl_ext.train import load_checkpoint
+
+    first = tmp_path / "first"
+    assert main([*train_args(synthetic, first), "--epochs", "1", "--eval-every", "0"]) == 0
+    second = tmp_path / "second"
+    assert main([*train_args(synthetic, second), "--epochs", "1", "--lr", "0", "--head-lr", "0.1",
+                 "--weight-decay", "0", "--init-from", str(first / "last.pt")]) == 0
+    before, after = load_checkpoint(first / "last.pt")["model"], load_checkpoint(second / "last.pt")["model"]
+    conv = "stages.0.conv1.weight"
+    assert torch.equal(before[conv], after[conv])  # lr 0: the loaded backbone weights are kept
+    assert main([*train_args(synthetic, tmp_path / "third"), "--arch", "resnet50",
+                 "--init-from", str(first / "last.pt")]) == 2
+
+
+def test_cifar_classification_run(tmp_path, capsys):
+    import pickle
+
+    import numpy as np
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, n in [(f"data_batch_{i}", 4) for i in range(1, 6)] + [("test_batch", 6)]:
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, n).tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "cifar10", "--root", str(tmp_path), "--arch", "resnet34",
+                 "--batch-size", "10", "--epochs", "1", "--workers", "0", "--no-progress", "--out", str(out)]) == 0
+    assert "top-1 error" in capsys.readouterr().out
+    rows = read_csv(out / "metrics.csv")
+    assert 0.0 <= rows[0]["top1_error"] <= 1.0

@@ -210,7 +210,7 @@ class Trainer:
             self.scaler.update()
             n = targets.shape[0]
             for key, value in {"loss": loss.detach(), **parts}.items():
-                totals[key] = totals.get(key, 0.0) + value.detach().float() * n
+                totals[key] = totals.get(key, 0.0) + torch.as_tensor(value).detach().float() * n
             logits = output[0] if isinstance(output, (tuple, list)) else output
             if isinstance(logits, torch.Tensor) and logits.dim() == 2:
                 correct += (logits.detach().argmax(1) == targets).sum()

@@ -139,3 +139,11 @@ def test_hooks_can_swap_the_optimizer(dataset, tmp_path):
     assert history[0]["lr"] == 0.05 and history[1]["lr"] == 0.001
     with pytest.raises(TypeError, match="torch.optim.Optimizer"):
         make_trainer(dataset, tmp_path, epochs=1).set_optimizer(object(), None)
+
+
+def test_save_every_zero_writes_last_only_at_the_end(dataset, tmp_path):
+    trainer = make_trainer(dataset, tmp_path, epochs=2, save_every=0, eval_every=0)
+    trainer.run_epoch(0)
+    assert not (tmp_path / "last.pt").exists() and (tmp_path / "metrics.csv").exists()
+    trainer.run_epoch(1)
+    assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
