@@ -31,7 +31,8 @@ def matrix(x, name, rows_name="rows"):
         raise ValueError(f"{name} must be non-empty, got shape {tuple(t.shape)}")
     if t.dtype not in (torch.float32, torch.float64):
         t = t.float()
-    if not bool(torch.isfinite(t).all()):
+    low, high = torch.aminmax(t)  # NaN propagates into both
+    if not bool(torch.isfinite(low) & torch.isfinite(high)):
         raise ValueError(f"{name} contains NaN or inf values")
     return t
 

@@ -9,6 +9,11 @@ from . import _validate
 METRICS = ("euclidean", "cosine")
 
 
+def squared_norms(x):
+    """``[N]`` squared L2 norms of the rows of ``x [N, D]`` (one pass, no ``[N, D]`` temporary)."""
+    return torch.linalg.vector_norm(x, dim=1).square_()
+
+
 def distance_blocks(qf, gf, metric="euclidean", block_rows=None):
     """Yield ``(q0, block)``: distances ``[rows, G]`` of query rows ``q0 ..`` to every gallery feature.
 
@@ -23,7 +28,7 @@ def distance_blocks(qf, gf, metric="euclidean", block_rows=None):
         for q0 in range(0, qf.shape[0], rows):
             yield q0, torch.mm(qf[q0 : q0 + rows], gf.T).neg_().add_(1.0)
         return
-    q_norms, g_norms = qf.pow(2).sum(1), gf.pow(2).sum(1)
+    q_norms, g_norms = squared_norms(qf), squared_norms(gf)
     for q0 in range(0, qf.shape[0], rows):
         yield q0, ops.squared_euclidean(qf[q0 : q0 + rows], gf, q_norms[q0 : q0 + rows], g_norms)
 

@@ -16,6 +16,7 @@ import torch
 
 from .. import ops
 from . import _validate
+from .distance import squared_norms
 from .knn import knn_graph
 
 
@@ -51,7 +52,7 @@ def rerank_blocks(qf, gf, k1=20, k2=6, lambda_value=0.3, backend="auto", block_r
     num_q, num_g = qf.shape[0], gf.shape[0]
     k1, k2, lambda_value = _check_parameters(k1, k2, lambda_value, num_q + num_g)
     x = torch.cat([qf, gf]).float()
-    norms = x.pow(2).sum(1)
+    norms = squared_norms(x)
     _, nn_idx, rowmax = knn_graph(x, norms, max(k1 + 1, k2), backend)
     v = ops.rerank_sparse_v(x, rowmax, nn_idx, k1, round(k1 / 2))
     if k2 > 1:
