@@ -2,6 +2,7 @@
 
 from .densenet import DenseNet, densenet121, densenet161, densenet_bc100
 from .heads import MLPHead, make_head
+from .mgn import MGN, MGNPTL, MGNOutput
 from .ptl import PTLDenseNet161, PTLNet, PTLResNet50, ptl_densenet_bc100
 from .resnet import ResNet, resnet34, resnet50, resnet101
 from .staged import BackboneNet, HeadedNet, probe_stages
@@ -25,5 +26,8 @@ __all__ = [
     "PTLResNet50",
     "PTLDenseNet161",
     "ptl_densenet_bc100",
+    "MGN",
+    "MGNPTL",
+    "MGNOutput",
     "load_pretrained",
 ]

@@ -7,6 +7,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .distributed import DistInfo, gather_interleaved, init_distributed
 from .evaluation import ClassificationEvaluator, ReIDEvaluator, extract_features
 from .losses import ClassificationLoss, ReIDLoss, batch_hard_triplet_loss
+from .mgn_loss import MGNLoss
 from .optim import param_groups, sgd_step_optimizer
 from .trainer import Hook, TrainConfig, Trainer
 
@@ -15,6 +16,7 @@ __all__ = [
     "DistInfo", "gather_interleaved", "init_distributed",
     "ClassificationEvaluator", "ReIDEvaluator", "extract_features",
     "ClassificationLoss", "ReIDLoss", "batch_hard_triplet_loss",
+    "MGNLoss",
     "param_groups", "sgd_step_optimizer",
     "Hook", "TrainConfig", "Trainer",
 ]
