@@ -4,11 +4,13 @@ Uses ``ptl_ext.data``, ``ptl_ext.models``, ``ptl_ext.nn`` and ``ptl_ext.reid``; 
 """
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .distill import FrozenTeacher, STDLoss
 from .distributed import DistInfo, gather_interleaved, init_distributed
 from .evaluation import ClassificationEvaluator, ReIDEvaluator, extract_features
 from .losses import ClassificationLoss, ReIDLoss, batch_hard_triplet_loss
 from .mgn_loss import MGNLoss
 from .optim import param_groups, sgd_step_optimizer
+from .rolling_back import RollbackHook, RollbackSchedule, rollback
 from .trainer import Hook, TrainConfig, Trainer
 
 __all__ = [
@@ -19,4 +21,5 @@ __all__ = [
     "MGNLoss",
     "param_groups", "sgd_step_optimizer",
     "Hook", "TrainConfig", "Trainer",
+    "FrozenTeacher", "STDLoss", "RollbackHook", "RollbackSchedule", "rollback",
 ]

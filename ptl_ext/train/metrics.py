@@ -41,7 +41,7 @@ def read_csv(path):
 
 def plot_curves(path, history, metric="mAP", title=""):
     """PNG with the training loss per epoch (left) and ``metric`` (a fraction, drawn in %) at the
-    evaluated epochs (right), with rank-1 beside mAP.
+    evaluated epochs (right), with rank-1 beside mAP; rows with a ``rollback`` value get a vertical line.
 
     Uses matplotlib's Agg canvas directly (no pyplot state, no display needed).
     """
@@ -64,6 +64,10 @@ def plot_curves(path, history, metric="mAP", title=""):
     if metric == "mAP":
         metric_ax.plot(eval_epochs, [100.0 * row["rank1"] for row in evaluated], marker="s", label="rank-1")
     metric_ax.set(xlabel="epoch", ylabel="%", title="evaluation")
+    for row in history:  # rolling back: a dashed line before the first epoch of each new period
+        if row.get("rollback") is not None:
+            for ax in (loss_ax, metric_ax):
+                ax.axvline(row["epoch"] - 0.5, color="gray", linestyle=":", label=f"roll back B{row['rollback']}..")
     metric_ax.legend()
     if title:
         figure.suptitle(title)
