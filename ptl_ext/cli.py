@@ -88,6 +88,30 @@ def _add_train_options(parser):
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar")
 
 
+def _add_method_options(parser):
+    methods = parser.add_argument_group("methods (STD, rolling back, chained fine-tuning)")
+    methods.add_argument("--teacher", default=None,
+                         help="STD: a `ptl train` checkpoint whose network (frozen, eval mode) teaches its "
+                              "features; evaluated once before training")
+    methods.add_argument("--std-lambda", type=float, default=0.8,
+                         help="STD: weight of the L1 feature term, loss = (1-λ)·CE + λ·L1 (default 0.8)")
+    methods.add_argument("--rollback-periods", type=int, default=0,
+                         help="rolling back: number of periods (0 = off; the paper: 4); replaces --epochs by "
+                              "periods × --period-epochs and the step schedule by the periods' own")
+    methods.add_argument("--period-epochs", type=int, default=40, help="rolling back: epochs per period")
+    methods.add_argument("--period-decay-epoch", type=int, default=None,
+                         help="rolling back: epoch of a period at which its rates are multiplied by --gamma "
+                              "(default: half the period)")
+    methods.add_argument("--kept-lr", type=float, default=None,
+                         help="rolling back: rate of the kept blocks in periods >= 2 (default --lr/10); the "
+                              "rolled-back blocks and the head use --lr, the head --head-lr (default 10·--lr) "
+                              "in period 1")
+    methods.add_argument("--chain", default=None,
+                         help="chained fine-tuning: comma-separated datasets trained in turn, each from the "
+                              "previous one's last.pt with a new head, e.g. duke,market,msmt17 (folders under "
+                              "--root, or NAME=FOLDER); step runs go to OUT/1_NAME, OUT/2_NAME, ...")
+
+
 def build_parser():
     """The ``ptl`` argument parser with its four subcommands."""
     from .train.builders import BACKBONES
@@ -119,6 +143,7 @@ def build_parser():
                                 description="Train a ReID network (or a CIFAR classifier) with SGD-M, evaluate "
                                             "every N epochs, write metrics.csv, curves.png and checkpoints.")
     _add_train_options(train)
+    _add_method_options(train)
     _add_common_eval_options(train)
 
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint",
@@ -256,8 +281,109 @@ def _init_from(model, path):
                          f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}")
 
 
+def _std_loss(args, model, loss_fn, evaluator, size, device, info):
+    """STD (``--teacher``): ``(STDLoss around loss_fn, teacher table rows)``; the teacher is evaluated once.
+
+    Without ``--teacher`` returns ``(loss_fn, [])``.
+    """
+    from .train import FrozenTeacher, STDLoss, load_checkpoint
+    from .train.builders import count_parameters, model_from_checkpoint
+    from .train.distill import check_feature_sizes
+
+    if not args.teacher:
+        return loss_fn, []
+    state = load_checkpoint(args.teacher)
+    teacher_net = model_from_checkpoint(state, f"--teacher {args.teacher}")
+    if (state["meta"]["height"], state["meta"]["width"]) != tuple(size):
+        raise ValueError(f"--teacher {args.teacher}: trained on {state['meta']['height']}x{state['meta']['width']} "
+                         f"images, this run uses {size[0]}x{size[1]}")
+    teacher = FrozenTeacher(teacher_net, device, args.amp)
+    check_feature_sizes(model, teacher)
+    metrics = evaluator(teacher.model, device, args.amp, info)
+    name = f"teacher {state['meta']['arch']}"
+    if info.is_main:
+        print(f"STD teacher {args.teacher}:\n{format_table([(name, count_parameters(teacher_net), metrics)])}",
+              flush=True)
+    return STDLoss(args.std_lambda, teacher, base=loss_fn), [(name, count_parameters(teacher_net), metrics)]
+
+
+def _rollback_hook(args, model):
+    """Rolling back (``--rollback-periods``): a :class:`~ptl_ext.train.RollbackHook` holding ``model``'s
+    current (pre-trained) weights, or ``None``."""
+    from .train import RollbackHook, RollbackSchedule
+
+    if args.rollback_periods == 0:
+        return None
+    schedule = RollbackSchedule(periods=args.rollback_periods, epochs_per_period=args.period_epochs,
+                                decay_epoch=args.period_decay_epoch, lr=args.lr,
+                                first_head_lr=10 * args.lr if args.head_lr is None else args.head_lr,
+                                kept_lr=args.lr / 10 if args.kept_lr is None else args.kept_lr, gamma=args.gamma)
+    return RollbackHook(model, schedule)
+
+
+CHAIN_ALIASES = {"duke": "dukemtmc_reid", "market": "market1501"}
+
+
+def parse_chain(spec, root):
+    """The steps ``[(dataset, folder), ...]`` of a ``--chain`` value ``NAME[=FOLDER],NAME[=FOLDER],...``.
+
+    ``duke`` and ``market`` stand for ``dukemtmc_reid`` and ``market1501``; a step without a folder
+    reads ``root`` (the parent folder of the datasets).
+    """
+    from .data import REID_DATASETS
+
+    known = sorted(REID_DATASETS) + sorted(CIFAR_DATASETS)
+    steps = []
+    for item in spec.split(","):
+        name, has_folder, folder = item.strip().partition("=")
+        name = CHAIN_ALIASES.get(name, name)
+        if name not in known:
+            raise ValueError(f"--chain: unknown dataset {name!r}; expected NAME[=FOLDER] with NAME one of "
+                             f"{', '.join(known + sorted(CHAIN_ALIASES))}")
+        folder = folder if has_folder else root
+        if not folder:
+            raise ValueError(f"--chain: step {name} has no folder: give --root or {name}=FOLDER")
+        steps.append((name, folder))
+    return steps
+
+
+def run_chain(args):
+    """Chained fine-tuning (``--chain``): one training per step, each from the previous step's ``last.pt``
+    (backbone and cells kept, a new head for the new identities); returns the trainers.
+
+    Step ``i`` writes to ``OUT/i_NAME``; ``--resume`` resumes every step from its own ``last.pt`` (a
+    finished step is not trained again). ``--init-from`` initialises the first step.
+    """
+    import torch
+
+    if args.resume not in (None, "auto"):
+        raise ValueError("--chain resumes each step from its own last.pt: give --resume without a value")
+    steps = parse_chain(args.chain, args.root)
+    trainers, rows, init_from = [], [], args.init_from
+    for i, (name, root) in enumerate(steps, start=1):
+        out = os.path.join(args.out, f"{i}_{name}")
+        resume = "auto" if args.resume and os.path.isfile(os.path.join(out, "last.pt")) else None
+        step = argparse.Namespace(**{**vars(args), "chain": None, "dataset": name, "root": root, "out": out,
+                                     "init_from": init_from, "resume": resume})
+        print(f"\n== chain step {i}/{len(steps)}: {name} ({root})", flush=True)
+        trainer = run_train(step)
+        if trainer.info.distributed:
+            torch.distributed.barrier()  # rank 0 has written last.pt before the next step reads it
+        init_from = trainer.path("last.pt")
+        trainers.append(trainer)
+        rows.append((f"{i}. {name}", trainer.meta["parameters"], trainer.history[-1]))
+    if trainers[-1].info.is_main:
+        print(f"\nchain {' -> '.join(name for name, _ in steps)}:\n{format_table(rows)}")
+    return trainers
+
+
 def run_train(args):
-    """Train as ``args`` says (see ``ptl train --help``); returns the trainer (rank 0 prints a summary)."""
+    """Train as ``args`` says (see ``ptl train --help``); returns the trainer (rank 0 prints a summary).
+
+    With ``--chain`` runs :func:`run_chain` and returns its last trainer.
+    """
+    if args.chain:
+        return run_chain(args)[-1]
     import torch
 
     from .train import ClassificationLoss, ReIDLoss, TrainConfig, Trainer, init_distributed
@@ -282,15 +408,21 @@ def run_train(args):
         loss_fn = ReIDLoss(args.label_smoothing, args.triplet_weight, margin)
     else:
         loss_fn = ClassificationLoss(args.label_smoothing)
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, momentum=args.momentum,
+    loss_fn, teacher_rows = _std_loss(args, model, loss_fn, evaluator, (height, width), device, info)
+    rollback = _rollback_hook(args, model)
+    epochs = rollback.schedule.total_epochs if rollback else args.epochs
+    config = TrainConfig(epochs=epochs, lr=args.lr, head_lr=args.head_lr, momentum=args.momentum,
                          nesterov=args.nesterov, weight_decay=args.weight_decay, step_size=args.step_size,
                          gamma=args.gamma, amp=args.amp, eval_every=args.eval_every, save_every=args.save_every,
                          out_dir=args.out, progress=args.progress, title=f"{args.arch} on {args.dataset}")
     meta = {"arch": args.arch, "num_classes": num_classes, "height": height, "width": width, "v2": args.v2,
             "last_stride": args.last_stride, "head": head, "dropout": args.dropout, "dataset": args.dataset,
             "root": os.path.abspath(args.root), "protocol": protocol, "parameters": count_parameters(model)}
+    if teacher_rows:
+        meta["teacher"] = {"checkpoint": os.path.abspath(args.teacher), "metrics": teacher_rows[0][2]}
+    methods = {"hooks": [rollback], "optimizer_factory": rollback.optimizer_factory} if rollback else {}
     trainer = Trainer(model, train_loader, config, evaluator=evaluator, loss_fn=loss_fn, device=device,
-                      info=info, meta=meta)
+                      info=info, meta=meta, **methods)
     if args.resume:
         trainer.resume(os.path.join(args.out, "last.pt") if args.resume == "auto" else args.resume)
     if info.is_main:
@@ -298,27 +430,23 @@ def run_train(args):
               f"{info.world_size} process(es) on {device}; run folder {args.out}", flush=True)
     trainer.fit()
     if info.is_main:
-        print(format_table([(args.arch, meta["parameters"], trainer.history[-1])]))
+        print(format_table([*teacher_rows, (args.arch, meta["parameters"], trainer.history[-1])]))
     return trainer
 
 
 def run_eval(args):
     """Evaluate ``args.checkpoint`` (see ``ptl eval --help``); returns the metrics dict."""
     from .train import init_distributed, load_checkpoint
-    from .train.builders import build_model
+    from .train.builders import model_from_checkpoint
 
     state = load_checkpoint(args.checkpoint)
-    meta = state.get("meta") or {}
-    if "arch" not in meta:
-        raise ValueError(f"--checkpoint {args.checkpoint}: no model description (meta); was it written by ptl train?")
+    model = model_from_checkpoint(state, f"--checkpoint {args.checkpoint}")
+    meta = state["meta"]
     args.dataset = args.dataset or meta["dataset"]
     args.root = args.root or meta["root"]
     device = _device(args.device)
     info = init_distributed(device.type)
     _, evaluator, _, _ = build_data(args, info, meta["height"], meta["width"], train=False)
-    model = build_model(meta["arch"], meta["num_classes"], (meta["height"], meta["width"]), head=meta["head"],
-                        last_stride=meta["last_stride"], v2=meta["v2"], dropout=meta["dropout"])
-    model.load_state_dict(state["model"])
     metrics = evaluator(model.to(device), device, args.amp, info)
     if info.is_main:
         print(format_table([(meta["arch"], meta.get("parameters"), metrics)]))

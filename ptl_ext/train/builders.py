@@ -48,6 +48,20 @@ def build_model(arch, num_classes, input_size, *, head="reid", pretrained=None, 
     return models.BackboneNet(stages, num_classes, **common)
 
 
+def model_from_checkpoint(state, source="checkpoint"):
+    """The network described by a ``ptl train`` checkpoint's ``meta``, with the checkpoint's weights loaded.
+
+    ``state``: the dict of :func:`ptl_ext.train.load_checkpoint`; ``source`` names it in errors.
+    """
+    meta = state.get("meta") or {}
+    if "arch" not in meta:
+        raise ValueError(f"{source}: no model description (meta); was it written by ptl train?")
+    model = build_model(meta["arch"], meta["num_classes"], (meta["height"], meta["width"]), head=meta["head"],
+                        last_stride=meta["last_stride"], v2=meta["v2"], dropout=meta["dropout"])
+    model.load_state_dict(state["model"])
+    return model
+
+
 def count_parameters(model):
     """Number of trainable parameters (``int``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

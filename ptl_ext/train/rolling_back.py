@@ -97,7 +97,7 @@ def check_blocks(model, blocks, periods=None):
                 owner[n] = index
     blocks = [list(block) for block in blocks]
     if periods is not None and periods > len(blocks):
-        raise ValueError(f"periods ({periods}) must be <= the number of blocks ({len(blocks)}): period p rolls "
+        raise ValueError(f"rolling back: periods ({periods}) must be <= the number of blocks ({len(blocks)}): period p rolls "
                          f"back B(p)..B{len(blocks)}")
     return blocks
 

@@ -1,0 +1,105 @@
+"""`ptl train` with the methods: chained fine-tuning (--chain), STD (--teacher) and rolling back."""
+
+import pytest
+import torch
+
+from ptl_ext import cli
+from ptl_ext.cli import main, parse_chain
+from ptl_ext.data import make_synthetic_market
+from ptl_ext.train import load_checkpoint
+from ptl_ext.train.metrics import read_csv
+
+
+def tiny_set(root, train_ids, seed):
+    make_synthetic_market(root, num_train_ids=train_ids, num_test_ids=3, num_cams=3, images_per_cam=2,
+                          num_distractors=2, num_junk=1, height=32, width=16, seed=seed)
+    return root
+
+
+def train_args(out, *extra):
+    return ["train", "--height", "32", "--width", "16", "--p", "3", "--k", "2", "--workers", "0",
+            "--eval-batch-size", "16", "--no-progress", "--save-every", "0", "--epochs", "1", "--out", str(out),
+            *extra]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """A chain of two synthetic sets with 6 and 4 training identities, and what --init-from loaded."""
+    base = tmp_path_factory.mktemp("chain")
+    first, second = tiny_set(base / "a", 6, 0), tiny_set(base / "b", 4, 1)
+    loaded = []
+    real = cli._init_from
+
+    def spy(model, path):
+        real(model, path)
+        loaded.append((str(path), {k: v.clone() for k, v in model.state_dict().items()}))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "_init_from", spy)
+        code = main(train_args(base / "run", "--arch", "ptl_resnet34", "--lr", "0.05",
+                               "--chain", f"market1501={first},market={second}"))
+    assert code == 0
+    return base, loaded
+
+
+def test_chained_run_keeps_backbone_and_cells_with_a_new_head(chain, capsys):
+    base, loaded = chain
+    step1, step2 = (load_checkpoint(base / "run" / name / "last.pt") for name in ("1_market1501", "2_market1501"))
+    assert (step1["meta"]["num_classes"], step2["meta"]["num_classes"]) == (6, 4)
+    assert step1["meta"]["root"] == str(base / "a") and step2["meta"]["root"] == str(base / "b")
+    # the second step started from the first one's last.pt: backbone stages and cells, not the head
+    assert len(loaded) == 1 and loaded[0][0] == str(base / "run" / "1_market1501" / "last.pt")
+    start = loaded[0][1]
+    kept = [k for k in start if k.startswith(("stages.", "cells.", "fuses.", "final_fuse."))]
+    assert any(k.startswith("cells.") for k in kept)
+    assert all(torch.equal(start[k], step1["model"][k]) for k in kept)
+    head = [k for k in start if k.startswith("head.") and k.endswith("weight")][-1]
+    assert step1["model"][head].shape[0] == 6 and start[head].shape[0] == 4
+    assert not torch.equal(start["stages.0.conv1.weight"], step2["model"]["stages.0.conv1.weight"])  # it trained
+
+
+def test_chain_specification():
+    assert parse_chain("duke,market,msmt17", "/data") == [("dukemtmc_reid", "/data"), ("market1501", "/data"),
+                                                          ("msmt17", "/data")]
+    assert parse_chain("market=/x,cifar10", "/data") == [("market1501", "/x"), ("cifar10", "/data")]
+    with pytest.raises(ValueError, match="unknown dataset 'viper'"):
+        parse_chain("market,viper", "/data")
+    with pytest.raises(ValueError, match="has no folder"):
+        parse_chain("market", None)
+    with pytest.raises(ValueError, match="--resume without a value"):
+        cli.run_chain(cli.parse_args(["train", "--chain", "market", "--root", "/x", "--resume", "a.pt"]))
+
+
+def test_std_run_reports_the_teacher_and_checks_feature_sizes(chain, tmp_path, capsys):
+    base, _ = chain
+    teacher = base / "run" / "1_market1501" / "last.pt"
+    out = tmp_path / "std"
+    capsys.readouterr()
+    assert main([*train_args(out, "--arch", "resnet34", "--root", str(base / "a"), "--teacher", str(teacher),
+                             "--std-lambda", "0.8")]) == 0
+    printed = capsys.readouterr().out
+    assert "teacher ptl_resnet34" in printed.split("network")[-1]  # the final table has the teacher row
+    rows = read_csv(out / "metrics.csv")
+    assert rows[0]["l1"] > 0 and rows[0]["ce"] > 0
+    meta = load_checkpoint(out / "last.pt")["meta"]
+    # the teacher's metrics are those of the teacher checkpoint evaluated on this set
+    assert main(["eval", "--checkpoint", str(teacher), "--root", str(base / "a"), "--workers", "0"]) == 0
+    assert f"{100 * meta['teacher']['metrics']['mAP']:.2f}%" in capsys.readouterr().out
+    assert main([*train_args(tmp_path / "bad", "--arch", "resnet50", "--root", str(base / "a"),
+                             "--teacher", str(teacher)), "--last-stride", "2"]) == 2
+    assert "student's feature size (2048) differs from the teacher's (512)" in capsys.readouterr().err
+
+
+def test_rollback_run_logs_periods_and_rates(chain, tmp_path):
+    base, _ = chain
+    out = tmp_path / "rb"
+    assert main([*train_args(out, "--arch", "resnet34", "--root", str(base / "b"), "--lr", "0.05",
+                             "--rollback-periods", "2", "--period-epochs", "2", "--eval-every", "0")]) == 0
+    rows = read_csv(out / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]  # --epochs is replaced by periods x period epochs
+    assert [r["period"] for r in rows] == [1, 1, 2, 2] and [r["rollback"] for r in rows] == [None, None, 2, None]
+    assert [r["lr_B1"] for r in rows] == pytest.approx([0.05, 0.005, 0.005, 0.0005])
+    assert [r["lr_B2"] for r in rows] == pytest.approx([0.05, 0.005, 0.05, 0.005])
+    assert [r["lr_head"] for r in rows] == pytest.approx([0.5, 0.05, 0.05, 0.005])
+    assert main([*train_args(tmp_path / "bad", "--arch", "resnet34", "--root", str(base / "b"),
+                             "--rollback-periods", "6")]) == 2
