@@ -43,9 +43,12 @@ def _add_train_options(parser):
                       help="dataset reader (a `ptl synth` folder is read as market1501)")
     data.add_argument("--root", default=None,
                       help="dataset folder (or its parent; market_duke: the parent of both datasets)")
-    data.add_argument("--height", type=int, default=256, help="input image height (CIFAR: 32)")
-    data.add_argument("--width", type=int, default=128, help="input image width (CIFAR: 32)")
-    data.add_argument("--p", type=int, default=16, help="identities per ReID batch (P of P×K)")
+    data.add_argument("--task", choices=("reid", "classification"), default=None,
+                      help="reid or classification (default: the dataset's; CIFAR datasets are classification)")
+    data.add_argument("--height", type=int, default=None, help="input image height (default 256, 384 for mgn*; "
+                                                               "CIFAR: 32)")
+    data.add_argument("--width", type=int, default=None, help="input image width (default 128; CIFAR: 32)")
+    data.add_argument("--p", type=int, default=None, help="identities per ReID batch (P of P×K; default 16, 4 for mgn*)")
     data.add_argument("--k", type=int, default=4, help="images per identity in a ReID batch (K of P×K)")
     data.add_argument("--batch-size", type=int, default=64, help="classification batch size")
     data.add_argument("--erasing", type=float, default=0.5, help="random erasing probability (ReID, 0 = off)")
@@ -72,10 +75,13 @@ def _add_train_options(parser):
     optim.add_argument("--step-size", type=int, default=10, help="epochs between learning-rate steps")
     optim.add_argument("--gamma", type=float, default=0.1, help="learning-rate factor at each step")
     optim.add_argument("--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing")
-    optim.add_argument("--triplet-weight", type=float, default=0.0,
-                       help="weight of the batch-hard triplet loss (ReID; 0 = off)")
-    optim.add_argument("--triplet-margin", type=float, default=0.3,
-                       help="triplet margin (negative = soft margin)")
+    optim.add_argument("--loss", choices=("auto", "ce", "mgn"), default="auto",
+                       help="ce: cross-entropy (+ --triplet-weight batch-hard triplet); mgn: CE averaged over MGN's "
+                            "8 classifiers + triplet averaged over its 3 global features; auto: mgn for mgn* archs")
+    optim.add_argument("--triplet-weight", type=float, default=None,
+                       help="weight of the batch-hard triplet loss (ReID; 0 = off; default 0, 1 with --loss mgn)")
+    optim.add_argument("--triplet-margin", type=float, default=None,
+                       help="triplet margin (negative = soft margin; default 0.3, 1.2 with --loss mgn)")
     run = parser.add_argument_group("run")
     run.add_argument("--eval-every", type=int, default=10,
                      help="evaluate every N epochs and after the last (0 = after the last only)")
@@ -168,6 +174,11 @@ def build_parser():
     synth.add_argument("--height", type=int, default=128, help="image height")
     synth.add_argument("--width", type=int, default=64, help="image width")
     synth.add_argument("--seed", type=int, default=0, help="random seed")
+    synth.add_argument("--format", choices=("market", "cifar10", "cifar100"), default="market",
+                       help="market (default) or a CIFAR-10/100 pickle set (classes differ by coarse colour "
+                            "patterns; only --seed and the --*-per-class options apply)")
+    synth.add_argument("--train-per-class", type=int, default=50, help="CIFAR formats: training images per class")
+    synth.add_argument("--test-per-class", type=int, default=10, help="CIFAR formats: test images per class")
     return parser, commands.choices
 
 
@@ -208,7 +219,33 @@ def parse_args(argv=None):
             raise ValueError(f"--config {args.config}: unknown options {', '.join(unknown)}")
         sub.set_defaults(**values)
         args = parser.parse_args(argv)
+    if args.command == "train":
+        _resolve_train_defaults(args)
     return args
+
+
+TRAIN_DEFAULTS = {"height": 256, "width": 128, "p": 16, "triplet_weight": 0.0, "triplet_margin": 0.3}
+MGN_TRAIN_DEFAULTS = {"height": 384, "width": 128, "p": 4}  # the released MGN+PTL set-up: 384×128, 4 ids × 4
+MGN_LOSS_DEFAULTS = {"triplet_weight": 1.0, "triplet_margin": 1.2}
+
+
+def _resolve_train_defaults(args):
+    """Check ``--task`` against the dataset and fill the options whose defaults depend on the arch or loss."""
+    from .train.builders import MGN_ARCHS
+
+    if args.task is not None and args.task != _task(args.dataset):
+        raise ValueError(f"--task {args.task} does not fit --dataset {args.dataset} (a {_task(args.dataset)} "
+                         f"dataset); classification needs --dataset {' or '.join(CIFAR_DATASETS)}")
+    mgn = args.arch in MGN_ARCHS
+    if args.loss == "auto":
+        args.loss = "mgn" if mgn else "ce"
+    if (args.loss == "mgn") != mgn:
+        raise ValueError(f"--loss {args.loss} does not fit --arch {args.arch}: --loss mgn goes with (and only with) "
+                         f"{' or '.join(MGN_ARCHS)}")
+    defaults = {**TRAIN_DEFAULTS, **(MGN_TRAIN_DEFAULTS if mgn else {}), **(MGN_LOSS_DEFAULTS if mgn else {})}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
 
 
 # ------------------------------------------------------------------------------------------- running
@@ -403,7 +440,12 @@ def run_train(args):
     if args.init_from:
         _init_from(model, args.init_from)
     torch.manual_seed(args.seed + 1000 * info.rank)  # ranks augment differently
-    if task == "reid":
+    if args.loss == "mgn":
+        from .train import MGNLoss
+
+        loss_fn = MGNLoss(None if args.triplet_margin < 0 else args.triplet_margin, args.triplet_weight,
+                          label_smoothing=args.label_smoothing)
+    elif task == "reid":
         margin = None if args.triplet_margin < 0 else args.triplet_margin
         loss_fn = ReIDLoss(args.label_smoothing, args.triplet_weight, margin)
     else:
@@ -457,12 +499,24 @@ def run_synth(args):
     """Write a synthetic dataset (see ``ptl synth --help``); returns the generator's summary."""
     from .data import make_synthetic_market
 
+    if args.format != "market":
+        return _synth_cifar(args)
     info = make_synthetic_market(args.out, num_train_ids=args.train_ids, num_test_ids=args.test_ids,
                                  num_cams=args.cams, images_per_cam=args.images_per_cam,
                                  num_distractors=args.distractors, num_junk=args.junk, height=args.height,
                                  width=args.width, seed=args.seed)
     counts = info["counts"]
     print(f"wrote {sum(counts.values())} images to {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return info
+
+
+def _synth_cifar(args):
+    """``ptl synth OUT --format cifar10|cifar100``: a synthetic CIFAR set in the pickle release layout."""
+    from .data.synthetic_cifar import make_synthetic_cifar
+
+    info = make_synthetic_cifar(args.out, CIFAR_DATASETS[args.format], args.train_per_class, args.test_per_class,
+                                seed=args.seed)
+    print(f"wrote {info['train']} training and {info['test']} test images to {info['folder']}")
     return info
 
 

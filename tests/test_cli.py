@@ -144,3 +144,49 @@ def test_cifar_classification_run(tmp_path, capsys):
     assert "top-1 error" in capsys.readouterr().out
     rows = read_csv(out / "metrics.csv")
     assert 0.0 <= rows[0]["top1_error"] <= 1.0
+
+
+def test_arch_dependent_defaults_and_task_checks(capsys):
+    mgn = parse_args(["train", "--arch", "mgn_ptl"])
+    assert (mgn.height, mgn.width, mgn.p, mgn.k, mgn.loss, mgn.triplet_weight, mgn.triplet_margin) == \
+        (384, 128, 4, 4, "mgn", 1.0, 1.2)
+    plain = parse_args(["train", "--arch", "resnet50", "--p", "8", "--triplet-margin", "0.5"])
+    assert (plain.height, plain.width, plain.p, plain.loss, plain.triplet_weight, plain.triplet_margin) == \
+        (256, 128, 8, "ce", 0.0, 0.5)
+    assert parse_args(["train", "--task", "classification", "--dataset", "cifar100"]).task == "classification"
+    with pytest.raises(ValueError, match="--task classification does not fit --dataset market1501"):
+        parse_args(["train", "--task", "classification"])
+    with pytest.raises(ValueError, match="--loss mgn does not fit --arch resnet50"):
+        parse_args(["train", "--arch", "resnet50", "--loss", "mgn"])
+    assert main(["train", "--task", "reid", "--dataset", "cifar10"]) == 2
+    assert "--task reid does not fit --dataset cifar10" in capsys.readouterr().err
+
+
+def test_mgn_ptl_train_and_eval(synthetic, tmp_path, capsys):
+    out = tmp_path / "mgn"
+    # default P×K of MGN (4 ids × 4 images) on 96×32 inputs: one batch of 16 per epoch here
+    assert main(["train", "--root", str(synthetic), "--arch", "mgn_ptl", "--height", "96", "--width", "32",
+                 "--epochs", "1", "--workers", "0", "--eval-batch-size", "16", "--no-progress", "--out", str(out)]) == 0
+    assert "mgn_ptl" in capsys.readouterr().out
+    row = read_csv(out / "metrics.csv")[0]
+    assert 0.0 <= row["mAP"] <= 1.0 and row["ce"] > 0 and row["triplet"] is not None
+    assert main(["eval", "--checkpoint", str(out / "last.pt"), "--workers", "0"]) == 0
+    assert f"{100 * row['mAP']:.2f}%" in capsys.readouterr().out
+
+
+def test_synthetic_cifar_classification_run(tmp_path, capsys):
+    from ptl_ext.train import load_checkpoint
+
+    data = tmp_path / "data"
+    assert main(["synth", str(data), "--format", "cifar10", "--train-per-class", "2", "--test-per-class", "1"]) == 0
+    assert "20 training and 10 test images" in capsys.readouterr().out
+    out = tmp_path / "run"
+    assert main(["train", "--task", "classification", "--dataset", "cifar10", "--root", str(data),
+                 "--arch", "ptl_v2_densenet_bc100", "--batch-size", "10", "--epochs", "1", "--workers", "0",
+                 "--no-progress", "--out", str(out)]) == 0
+    assert "top-1 error" in capsys.readouterr().out
+    rows = read_csv(out / "metrics.csv")
+    assert len(rows) == 1 and 0.0 <= rows[0]["top1_error"] <= 1.0
+    assert (out / "curves.png").stat().st_size > 0
+    weights = load_checkpoint(out / "last.pt")["model"]
+    assert any(key.endswith("recover.weight") for key in weights)  # PTL-v2 cells

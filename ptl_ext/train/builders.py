@@ -10,12 +10,15 @@ BACKBONES = {
     "densenet161": models.densenet161,
     "densenet_bc100": models.densenet_bc100,
 }
-ARCHS = tuple(BACKBONES) + tuple(f"ptl_{name}" for name in BACKBONES)
+MGN_ARCHS = ("mgn", "mgn_ptl")
+ARCHS = (tuple(BACKBONES) + tuple(f"ptl_{name}" for name in BACKBONES)
+         + tuple(f"ptl_v2_{name}" for name in BACKBONES) + MGN_ARCHS)
 
 
 def build_model(arch, num_classes, input_size, *, head="reid", pretrained=None, last_stride=1, v2=False,
                 dropout=None):
-    """A network named ``arch``: a plain backbone (``resnet50`` ...) or its PTL version (``ptl_resnet50`` ...).
+    """A network named ``arch``: a plain backbone (``resnet50`` ...), its PTL version (``ptl_resnet50`` ...),
+    its PTL-v2 version (``ptl_v2_resnet50`` ..., the same as ``v2=True``) or MGN (``mgn``, ``mgn_ptl``: :func:`build_mgn`).
 
     Plain backbones are :class:`ptl_ext.models.BackboneNet` (GAP + head); PTL networks use the
     paper's side-stream widths for ResNet-50, DenseNet-161 and DenseNet-BC-100 and the generic
@@ -29,6 +32,10 @@ def build_model(arch, num_classes, input_size, *, head="reid", pretrained=None, 
     """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {arch!r}")
+    if arch in MGN_ARCHS:
+        return build_mgn(arch, num_classes, head=head, pretrained=pretrained, v2=v2, dropout=dropout)
+    if arch.startswith("ptl_v2_"):
+        arch, v2 = "ptl_" + arch[len("ptl_v2_"):], True
     ptl = arch.startswith("ptl_")
     if v2 and not ptl:
         raise ValueError(f"v2 applies to PTL networks (ptl_*), not to {arch!r}")
@@ -60,6 +67,21 @@ def model_from_checkpoint(state, source="checkpoint"):
                         last_stride=meta["last_stride"], v2=meta["v2"], dropout=meta["dropout"])
     model.load_state_dict(state["model"])
     return model
+
+
+def build_mgn(arch, num_classes, *, head="reid", pretrained=None, v2=False, dropout=None):
+    """``mgn`` (:class:`ptl_ext.models.MGN`) or ``mgn_ptl`` (:class:`ptl_ext.models.MGNPTL`, PTL-v2 cells with
+    ``v2``). MGN has its own strides (any input size works; 384×128 in the papers), no dropout and ReID
+    classifiers only."""
+    if head != "reid":
+        raise ValueError(f"{arch} is a ReID network (8 identity classifiers); it has no {head!r} head")
+    if dropout:
+        raise ValueError(f"{arch} has no dropout; got dropout={dropout}")
+    if arch == "mgn":
+        if v2:
+            raise ValueError("v2 applies to PTL networks (ptl_*, mgn_ptl), not to 'mgn'")
+        return models.MGN(num_classes, pretrained=pretrained)
+    return models.MGNPTL(num_classes, pretrained=pretrained, v2=v2)
 
 
 def count_parameters(model):
