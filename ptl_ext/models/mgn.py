@@ -185,12 +185,5 @@ class MGNPTL(MGN):
             x = stage(x)
             z = self.fuses[i](x, y)
             y = self.cells[i + 2](z) if i + 2 < len(self.cells) else z
-        maps = []
-        for branch, cell in zip(self.branches, self.branch_cells):
-            b = branch(x)
-            c = cell(y)
-            if b.shape[-2:] != c.shape[-2:]:
-                raise RuntimeError(f"MGNPTL: branch map {tuple(b.shape[-2:])} and its cell's map "
-                                   f"{tuple(c.shape[-2:])} differ in size")
-            maps.append(torch.cat([b, c], 1))
-        return maps
+        # every 3×3 stride-2 step here (cells and ResNet alike) maps n to ceil(n / 2): the sizes always agree
+        return [torch.cat([branch(x), cell(y)], 1) for branch, cell in zip(self.branches, self.branch_cells)]

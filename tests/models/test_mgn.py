@@ -156,7 +156,9 @@ def test_side_stream_layout(mgn_ptl):
     v2 = MGNPTL(10, v2=True)
     assert all(isinstance(c, BConvCellV2) for c in [*v2.cells, *v2.branch_cells])
     with torch.no_grad():
-        assert v2(torch.randn(2, 3, 48, 16)).shape == (2, 10)
+        for size in ((48, 16), (37, 19)):  # any size: cells and ResNet both halve n to ceil(n / 2)
+            reset_states(v2)
+            assert v2(torch.randn(2, 3, *size)).shape == (2, 10)
 
 
 def test_cell_state_rules_inside_mgn_ptl(mgn_ptl):
