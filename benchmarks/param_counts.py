@@ -27,7 +27,8 @@ def mgn_rows():
     rows = []
     for name, model in (("MGN", MGN(REID_CLASSES)), ("MGN+PTL", MGNPTL(REID_CLASSES)),
                         ("MGN+PTL-v2", MGNPTL(REID_CLASSES, v2=True))):
-        parts = {"trunk (stem..layer3[0])": count(model.stages), "3 branches (layer3[1:], layer4)": count(model.branches),
+        parts = {"trunk (stem..layer3[0])": count(model.stages),
+                 "3 branches (layer3[1:], layer4)": count(model.branches),
                  "8 reductions": count(model.reductions), "8 classifiers": count(model.head)}
         if isinstance(model, MGNPTL):
             parts["side stream (8 cells, 4 fuses)"] = count(model.cells, model.fuses, model.branch_cells)

@@ -48,7 +48,8 @@ def _add_train_options(parser):
     data.add_argument("--height", type=int, default=None, help="input image height (default 256, 384 for mgn*; "
                                                                "CIFAR: 32)")
     data.add_argument("--width", type=int, default=None, help="input image width (default 128; CIFAR: 32)")
-    data.add_argument("--p", type=int, default=None, help="identities per ReID batch (P of P×K; default 16, 4 for mgn*)")
+    data.add_argument("--p", type=int, default=None,
+                      help="identities per ReID batch (P of P×K; default 16, 4 for mgn*)")
     data.add_argument("--k", type=int, default=4, help="images per identity in a ReID batch (K of P×K)")
     data.add_argument("--batch-size", type=int, default=64, help="classification batch size")
     data.add_argument("--erasing", type=float, default=0.5, help="random erasing probability (ReID, 0 = off)")

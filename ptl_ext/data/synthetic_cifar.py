@@ -104,5 +104,6 @@ def make_synthetic_cifar(out, num_classes=10, train_per_class=50, test_per_class
                        b"num_vis": 3072})
     else:
         _write_pickle(os.path.join(folder, "meta"),
-                      {b"fine_label_names": names, b"coarse_label_names": [f"superclass_{c}".encode() for c in range(20)]})
+                      {b"fine_label_names": names,
+                       b"coarse_label_names": [f"superclass_{c}".encode() for c in range(20)]})
     return {"folder": folder, "train": len(arrays["train"][1]), "test": len(arrays["test"][1])}

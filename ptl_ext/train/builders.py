@@ -18,7 +18,8 @@ ARCHS = (tuple(BACKBONES) + tuple(f"ptl_{name}" for name in BACKBONES)
 def build_model(arch, num_classes, input_size, *, head="reid", pretrained=None, last_stride=1, v2=False,
                 dropout=None):
     """A network named ``arch``: a plain backbone (``resnet50`` ...), its PTL version (``ptl_resnet50`` ...),
-    its PTL-v2 version (``ptl_v2_resnet50`` ..., the same as ``v2=True``) or MGN (``mgn``, ``mgn_ptl``: :func:`build_mgn`).
+    its PTL-v2 version (``ptl_v2_resnet50`` ..., the same as ``v2=True``) or MGN (``mgn``, ``mgn_ptl``:
+    :func:`build_mgn`).
 
     Plain backbones are :class:`ptl_ext.models.BackboneNet` (GAP + head); PTL networks use the
     paper's side-stream widths for ResNet-50, DenseNet-161 and DenseNet-BC-100 and the generic

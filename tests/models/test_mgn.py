@@ -149,7 +149,8 @@ def test_stripe_pooling():
 def test_side_stream_layout(mgn_ptl):
     cells = [(c.in_ch, c.out_ch, c.stride) for c in mgn_ptl.cells]
     assert cells == [(3, 16, 2), (16, 32, 2), (64, 64, 1), (128, 256, 2), (256, 512, 2)]
-    assert [(c.in_ch, c.out_ch, c.stride) for c in mgn_ptl.branch_cells] == [(512, 128, 2), (512, 128, 1), (512, 128, 1)]
+    branch_cells = [(c.in_ch, c.out_ch, c.stride) for c in mgn_ptl.branch_cells]
+    assert branch_cells == [(512, 128, 2), (512, 128, 1), (512, 128, 1)]
     assert [f.conv.out_channels for f in mgn_ptl.fuses] == [64, 128, 256, 512]
     assert all(r[0].in_channels == 2176 and r[0].out_channels == 256 for r in mgn_ptl.reductions)
     assert all(isinstance(c, BConvCell) for c in [*mgn_ptl.cells, *mgn_ptl.branch_cells])
