@@ -128,14 +128,18 @@ def build_parser():
         epilog="Distributed: torchrun --nproc_per_node N -m ptl_ext train ...")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,eval,synth}")
 
-    demo = commands.add_parser("demo", help="generate a synthetic set, train a PTL network and its plain "
-                                            "backbone, compare them",
-                               description="Generate a synthetic Market-format set, train a small PTL network "
-                                           "and its plain backbone on it, evaluate both and print a table.")
+    demo = commands.add_parser("demo", help="generate a synthetic set, compare baseline, PTL, PTL+STD and "
+                                            "rolling back on it",
+                               description="Generate a synthetic Market-format set and train on it: the plain "
+                                           "backbone (baseline) and its PTL network from scratch, the plain "
+                                           "backbone taught by the PTL network (STD), and the baseline's weights "
+                                           "refine-tuned by rolling back; evaluate each and print a table.")
     demo.add_argument("--out", default=None, help="demo folder (default: a new folder in the temp directory)")
     demo.add_argument("--arch", default=DEMO_ARCH, choices=sorted(BACKBONES),
                       help=f"plain backbone to compare with ptl_ARCH (default {DEMO_ARCH})")
     demo.add_argument("--epochs", type=int, default=15, help="training epochs per network")
+    demo.add_argument("--rollback-periods", type=int, default=3,
+                      help="rolling-back periods of the last row (each --epochs/periods epochs, at least 1)")
     demo.add_argument("--train-ids", type=int, default=40, help="synthetic training identities")
     demo.add_argument("--test-ids", type=int, default=40, help="synthetic test identities")
     demo.add_argument("--images-per-cam", type=int, default=4, help="images per identity and camera")
@@ -537,7 +541,7 @@ def format_table(rows):
 
 
 def run_demo(args):
-    """Synthetic data, then a PTL network and its plain backbone trained and compared; returns the rows."""
+    """Synthetic data, then baseline, PTL, PTL+STD and rolling back trained and compared; returns the table rows."""
     from .data import make_synthetic_market
 
     out = args.out or tempfile.mkdtemp(prefix="ptl-demo-")
@@ -549,22 +553,36 @@ def run_demo(args):
         make_synthetic_market(data_dir, num_train_ids=args.train_ids, num_test_ids=args.test_ids, num_cams=4,
                               images_per_cam=args.images_per_cam, height=args.height, width=args.width,
                               seed=args.seed)
+    arch, ptl = args.arch, f"ptl_{args.arch}"
+    common = ["train", "--dataset", "market1501", "--root", data_dir, "--height", str(args.height),
+              "--width", str(args.width), "--dropout", "0", "--p", str(min(8, args.train_ids)), "--k", "4",
+              "--triplet-weight", "1", "--pad", "4", "--erasing", "0.3", "--save-every", "0", "--seed",
+              str(args.seed), "--workers", str(args.workers), "--device", "cpu",
+              "--progress" if args.progress else "--no-progress"]
+    scratch = ["--epochs", str(args.epochs), "--lr", str(args.lr), "--step-size", str(max(1, 2 * args.epochs // 3)),
+               "--eval-every", str(max(1, args.epochs // 3))]
+    period_epochs = str(max(1, args.epochs // args.rollback_periods))
+    runs = [  # (row, run folder, options): STD needs the PTL run, rolling back the baseline's weights
+        (arch, arch, ["--arch", arch, *scratch]),
+        (ptl, ptl, ["--arch", ptl, *scratch]),
+        (f"{arch} + STD", f"std_{arch}", ["--arch", arch, *scratch, "--teacher", os.path.join(out, ptl, "last.pt")]),
+        (f"{arch} + rolling back", f"rollback_{arch}",
+         ["--arch", arch, "--init-from", os.path.join(out, arch, "last.pt"), "--lr", "0.01",
+          "--rollback-periods", str(args.rollback_periods), "--period-epochs", period_epochs,
+          "--eval-every", period_epochs]),
+    ]
     rows, plots = [], []
-    for arch in (f"ptl_{args.arch}", args.arch):
-        command = ["train", "--dataset", "market1501", "--root", data_dir, "--arch", arch,
-                   "--height", str(args.height), "--width", str(args.width), "--epochs", str(args.epochs),
-                   "--lr", str(args.lr), "--step-size", str(max(1, 2 * args.epochs // 3)), "--dropout", "0",
-                   "--p", str(min(8, args.train_ids)), "--k", "4", "--triplet-weight", "1", "--pad", "4",
-                   "--erasing", "0.3", "--eval-every", str(max(1, args.epochs // 3)), "--save-every", "0",
-                   "--seed", str(args.seed), "--workers", str(args.workers), "--out", os.path.join(out, arch),
-                   "--device", "cpu", "--progress" if args.progress else "--no-progress"]
-        print(f"\n== ptl {' '.join(command)}", flush=True)
+    for name, folder, options in runs:
+        command = [*common, *options, "--out", os.path.join(out, folder)]
+        print(f"\n== {name}: ptl {' '.join(command)}", flush=True)
         started = time.perf_counter()
         trainer = run_train(parse_args(command))
-        print(f"   {arch}: {time.perf_counter() - started:.0f} s", flush=True)
-        rows.append((arch, trainer.meta["parameters"], trainer.history[-1]))
+        print(f"   {name}: {time.perf_counter() - started:.0f} s", flush=True)
+        rows.append((name, trainer.meta["parameters"], trainer.history[-1]))
         plots.append(trainer.path("curves.png"))
-    print("\nsynthetic ReID, cross-camera retrieval (trained from scratch):")
+    print("\nsynthetic ReID, cross-camera retrieval: baseline and PTL from scratch; STD: the baseline network "
+          f"taught by {ptl} (lambda 0.8); rolling back: the baseline's weights refine-tuned in "
+          f"{args.rollback_periods} periods")
     print(format_table(rows))
     print("plots: " + ", ".join(plots))
     return rows

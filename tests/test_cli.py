@@ -103,11 +103,14 @@ def test_demo_end_to_end_reduced(tmp_path, capsys):
             "--images-per-cam", "2", "--height", "32", "--width", "16", "--no-progress"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    table = out[out.index("network"):]
-    assert "ptl_resnet34" in table and "\nresnet34" in table and "plots:" in out
-    for arch in ("ptl_resnet34", "resnet34"):
+    table = out[out.rindex("network"):]
+    names = [line.split("  ")[0] for line in table.splitlines()[1:5]]
+    assert names == ["resnet34", "ptl_resnet34", "resnet34 + STD", "resnet34 + rolling back"] and "plots:" in out
+    for arch in ("ptl_resnet34", "resnet34", "std_resnet34", "rollback_resnet34"):
         assert (tmp_path / arch / "curves.png").stat().st_size > 0
         assert (tmp_path / arch / "last.pt").exists()
+    rows = read_csv(tmp_path / "rollback_resnet34" / "metrics.csv")
+    assert [r["rollback"] for r in rows] == [None, 2, 3]  # 3 periods of 1 epoch
 
 
 def test_init_from_keeps_the_backbone_with_a_new_head(synthetic, tmp_path):

@@ -51,7 +51,8 @@ def default_blocks(model):
 
 
 def head_prefix(model):
-    """Module name of ``model``'s classifier: ``head`` (ptl_ext networks), ``fc`` (ResNet), ``classifier`` (DenseNet)."""
+    """Module name of ``model``'s classifier: ``head`` (ptl_ext networks), ``fc`` (ResNet) or ``classifier``
+    (DenseNet)."""
     for name in ("head", "fc", "classifier"):
         if isinstance(getattr(model, name, None), torch.nn.Module):
             return name
@@ -87,7 +88,8 @@ def check_blocks(model, blocks, periods=None):
             raise ValueError(f"blocks: B{index} must be a non-empty list of module names, got {block!r}")
         for prefix in block:
             if _matches(prefix, head) or _matches(head, prefix):
-                raise ValueError(f"blocks: B{index} prefix {prefix!r} holds the head {head!r}, which is never rolled back")
+                raise ValueError(f"blocks: B{index} prefix {prefix!r} holds the head {head!r}, which is never "
+                                 "rolled back")
             found = [n for n in names if _matches(n, prefix)]
             if not found:
                 raise ValueError(f"blocks: B{index} prefix {prefix!r} names no parameter of {type(model).__name__}")
@@ -97,8 +99,8 @@ def check_blocks(model, blocks, periods=None):
                 owner[n] = index
     blocks = [list(block) for block in blocks]
     if periods is not None and periods > len(blocks):
-        raise ValueError(f"rolling back: periods ({periods}) must be <= the number of blocks ({len(blocks)}): period p rolls "
-                         f"back B(p)..B{len(blocks)}")
+        raise ValueError(f"rolling back: periods ({periods}) must be <= the number of blocks ({len(blocks)}): "
+                         f"period p rolls back B(p)..B{len(blocks)}")
     return blocks
 
 
