@@ -1,4 +1,4 @@
-"""Datasets, image decoding, torch-op transforms, samplers, loaders and the synthetic ReID generator.
+"""Datasets, image decoding, torch-op transforms, samplers, loaders and the synthetic ReID and CIFAR generators.
 
 Stands alone: imports neither ``ptl_ext.models`` nor ``ptl_ext.train``.
 """
@@ -26,6 +26,7 @@ from .reid_datasets import (
 )
 from .samplers import PKBatchSampler, ShardSampler
 from .synthetic import make_synthetic_market
+from .synthetic_cifar import make_synthetic_cifar, synthetic_cifar_arrays
 from .transforms import (
     Compose,
     Normalize,
@@ -43,7 +44,7 @@ __all__ = [
     "market_duke", "msmt17", "relabel", "load_cifar", "read_image", "write_image",
     "ImageDataset", "TensorImageDataset", "build_dataloader", "build_reid_eval_loaders", "build_reid_loaders",
     "build_reid_train_loader",
-    "PKBatchSampler", "ShardSampler", "make_synthetic_market",
+    "PKBatchSampler", "ShardSampler", "make_synthetic_market", "make_synthetic_cifar", "synthetic_cifar_arrays",
     "Compose", "Normalize", "RandomCrop", "RandomErasing", "RandomHorizontalFlip", "Resize", "ToFloat",
     "build_cifar_transforms", "build_reid_transforms",
 ]
