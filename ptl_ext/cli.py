@@ -137,11 +137,11 @@ def build_parser():
     demo.add_argument("--out", default=None, help="demo folder (default: a new folder in the temp directory)")
     demo.add_argument("--arch", default=DEMO_ARCH, choices=sorted(BACKBONES),
                       help=f"plain backbone to compare with ptl_ARCH (default {DEMO_ARCH})")
-    demo.add_argument("--epochs", type=int, default=15, help="training epochs per network")
+    demo.add_argument("--epochs", type=int, default=10, help="training epochs per network")
     demo.add_argument("--rollback-periods", type=int, default=3,
                       help="rolling-back periods of the last row (each --epochs/periods epochs, at least 1)")
-    demo.add_argument("--train-ids", type=int, default=40, help="synthetic training identities")
-    demo.add_argument("--test-ids", type=int, default=40, help="synthetic test identities")
+    demo.add_argument("--train-ids", type=int, default=32, help="synthetic training identities")
+    demo.add_argument("--test-ids", type=int, default=32, help="synthetic test identities")
     demo.add_argument("--images-per-cam", type=int, default=4, help="images per identity and camera")
     demo.add_argument("--height", type=int, default=64, help="image height")
     demo.add_argument("--width", type=int, default=32, help="image width")
@@ -354,6 +354,8 @@ def _rollback_hook(args, model):
     current (pre-trained) weights, or ``None``."""
     from .train import RollbackHook, RollbackSchedule
 
+    if args.rollback_periods < 0:
+        raise ValueError(f"--rollback-periods must be >= 0 (0 = off), got {args.rollback_periods}")
     if args.rollback_periods == 0:
         return None
     schedule = RollbackSchedule(periods=args.rollback_periods, epochs_per_period=args.period_epochs,
@@ -544,6 +546,8 @@ def run_demo(args):
     """Synthetic data, then baseline, PTL, PTL+STD and rolling back trained and compared; returns the table rows."""
     from .data import make_synthetic_market
 
+    if args.rollback_periods < 1:
+        raise ValueError(f"--rollback-periods must be >= 1 (the demo's last row), got {args.rollback_periods}")
     out = args.out or tempfile.mkdtemp(prefix="ptl-demo-")
     data_dir = os.path.join(out, "data")
     if os.path.isdir(os.path.join(data_dir, "bounding_box_train")):

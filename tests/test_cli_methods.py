@@ -103,3 +103,4 @@ def test_rollback_run_logs_periods_and_rates(chain, tmp_path):
     assert [r["lr_head"] for r in rows] == pytest.approx([0.5, 0.05, 0.05, 0.005])
     assert main([*train_args(tmp_path / "bad", "--arch", "resnet34", "--root", str(base / "b"),
                              "--rollback-periods", "6")]) == 2
+    assert main([*train_args(tmp_path / "bad", "--root", str(base / "b"), "--rollback-periods", "-1")]) == 2

@@ -23,7 +23,7 @@ Every optimizer has the same parameter groups (``B1..BN``, ``side`` when present
 checkpoint of any period resumes exactly; the hook's checkpointed state holds the pre-trained weights.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -263,9 +263,12 @@ class RollbackHook(Hook):
             row["rollback"] = period
 
     def state_dict(self):
-        return {"pretrained": self.pretrained}
+        return {"pretrained": self.pretrained, "schedule": asdict(self.schedule), "blocks": self.blocks}
 
     def load_state_dict(self, state):
+        if state.get("schedule") != asdict(self.schedule) or state.get("blocks") != self.blocks:
+            raise ValueError(f"rolling back: the checkpoint was written with schedule {state.get('schedule')} and "
+                             f"blocks {state.get('blocks')}, this run has {asdict(self.schedule)} and {self.blocks}")
         if set(state["pretrained"]) != set(self.pretrained):
             raise ValueError("rolling back: the checkpoint's pre-trained snapshot does not fit this model's blocks")
         self.pretrained = {name: value.to(self.pretrained[name].device) for name, value in state["pretrained"].items()}

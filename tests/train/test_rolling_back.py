@@ -160,6 +160,14 @@ def test_resume_is_exact(tmp_path, stop):
     assert [g["lr"] for g in full.optimizer.param_groups] == [g["lr"] for g in resumed.optimizer.param_groups]
 
 
+def test_resume_with_another_schedule_is_refused(tmp_path):
+    trainer = make_rollback_trainer(tmp_path)
+    trainer.run_epoch(0)
+    other = make_rollback_trainer(tmp_path, epochs_per_period=3)
+    with pytest.raises(ValueError, match="checkpoint was written with schedule"):
+        other.resume(tmp_path / "last.pt")
+
+
 def test_trainer_misuse_is_reported(tmp_path):
     model = backbone_net()
     hook = RollbackHook(model, RollbackSchedule(periods=2, epochs_per_period=1))
