@@ -100,8 +100,9 @@ def _add_method_options(parser):
     methods.add_argument("--teacher", default=None,
                          help="STD: a `ptl train` checkpoint whose network (frozen, eval mode) teaches its "
                               "features; evaluated once before training")
-    methods.add_argument("--std-lambda", type=float, default=0.8,
-                         help="STD: weight of the L1 feature term, loss = (1-λ)·CE + λ·L1 (default 0.8)")
+    methods.add_argument("--std-lambda", type=float, default=None,
+                         help="STD: weight of the L1 feature term, loss = (1-λ)·CE + λ·L1 (default 0.8; needs "
+                              "--teacher)")
     methods.add_argument("--rollback-periods", type=int, default=0,
                          help="rolling back: number of periods (0 = off; the paper: 4); replaces --epochs by "
                               "periods × --period-epochs and the step schedule by the periods' own")
@@ -229,9 +230,11 @@ def parse_args(argv=None):
     return args
 
 
-TRAIN_DEFAULTS = {"height": 256, "width": 128, "p": 16, "triplet_weight": 0.0, "triplet_margin": 0.3}
+TRAIN_DEFAULTS = {"height": 256, "width": 128, "p": 16, "triplet_weight": 0.0, "triplet_margin": 0.3,
+                  "std_lambda": 0.8}
 MGN_TRAIN_DEFAULTS = {"height": 384, "width": 128, "p": 4}  # the released MGN+PTL set-up: 384×128, 4 ids × 4
 MGN_LOSS_DEFAULTS = {"triplet_weight": 1.0, "triplet_margin": 1.2}
+METHOD_OPTIONS = {"std_lambda": "teacher", "kept_lr": "rollback_periods", "period_decay_epoch": "rollback_periods"}
 
 
 def _resolve_train_defaults(args):
@@ -247,6 +250,9 @@ def _resolve_train_defaults(args):
     if (args.loss == "mgn") != mgn:
         raise ValueError(f"--loss {args.loss} does not fit --arch {args.arch}: --loss mgn goes with (and only with) "
                          f"{' or '.join(MGN_ARCHS)}")
+    for name, needs in METHOD_OPTIONS.items():
+        if getattr(args, name) is not None and not getattr(args, needs):
+            raise ValueError(f"--{name.replace('_', '-')} applies only with --{needs.replace('_', '-')}")
     defaults = {**TRAIN_DEFAULTS, **(MGN_TRAIN_DEFAULTS if mgn else {}), **(MGN_LOSS_DEFAULTS if mgn else {})}
     for name, value in defaults.items():
         if getattr(args, name) is None:

@@ -70,6 +70,15 @@ def test_chain_specification():
         cli.run_chain(cli.parse_args(["train", "--chain", "market", "--root", "/x", "--resume", "a.pt"]))
 
 
+@pytest.mark.parametrize("option, needs", [(["--std-lambda", "0.5"], "--teacher"),
+                                            (["--kept-lr", "0.001"], "--rollback-periods"),
+                                            (["--period-decay-epoch", "3"], "--rollback-periods")])
+def test_method_option_without_its_method_is_an_error(option, needs):
+    with pytest.raises(ValueError, match=f"{option[0]} applies only with {needs}"):
+        cli.parse_args(["train", "--root", "/x", *option])
+    assert cli.parse_args(["train", "--root", "/x"]).std_lambda == 0.8
+
+
 def test_std_run_reports_the_teacher_and_checks_feature_sizes(chain, tmp_path, capsys):
     base, _ = chain
     teacher = base / "run" / "1_market1501" / "last.pt"
