@@ -345,14 +345,14 @@ def _std_loss(args, model, loss_fn, evaluator, size, device, info):
     if (state["meta"]["height"], state["meta"]["width"]) != tuple(size):
         raise ValueError(f"--teacher {args.teacher}: trained on {state['meta']['height']}x{state['meta']['width']} "
                          f"images, this run uses {size[0]}x{size[1]}")
+    parameters = count_parameters(teacher_net)  # before freezing: it counts trainable parameters
     teacher = FrozenTeacher(teacher_net, device, args.amp)
     check_feature_sizes(model, teacher)
     metrics = evaluator(teacher.model, device, args.amp, info)
-    name = f"teacher {state['meta']['arch']}"
+    rows = [(f"teacher {state['meta']['arch']}", parameters, metrics)]
     if info.is_main:
-        print(f"STD teacher {args.teacher}:\n{format_table([(name, count_parameters(teacher_net), metrics)])}",
-              flush=True)
-    return STDLoss(args.std_lambda, teacher, base=loss_fn), [(name, count_parameters(teacher_net), metrics)]
+        print(f"STD teacher {args.teacher}:\n{format_table(rows)}", flush=True)
+    return STDLoss(args.std_lambda, teacher, base=loss_fn), rows
 
 
 def _rollback_hook(args, model):

@@ -87,7 +87,9 @@ def test_std_run_reports_the_teacher_and_checks_feature_sizes(chain, tmp_path, c
     assert main([*train_args(out, "--arch", "resnet34", "--root", str(base / "a"), "--teacher", str(teacher),
                              "--std-lambda", "0.8")]) == 0
     printed = capsys.readouterr().out
-    assert "teacher ptl_resnet34" in printed.split("network")[-1]  # the final table has the teacher row
+    teacher_row = next(line for line in printed.split("network")[-1].splitlines() if "teacher ptl_resnet34" in line)
+    params = load_checkpoint(teacher)["meta"]["parameters"]
+    assert f"{params / 1e6:7.2f}M" in teacher_row  # the final table has the teacher row, with its size
     rows = read_csv(out / "metrics.csv")
     assert rows[0]["l1"] > 0 and rows[0]["ce"] > 0
     meta = load_checkpoint(out / "last.pt")["meta"]
