@@ -310,6 +310,19 @@ for dtype in (torch.float32, torch.float64, torch.bfloat16):
     tol = dict(rtol=2e-2, atol=2e-2) if dtype == torch.bfloat16 else dict(rtol=1e-5, atol=1e-5)
     for a, b in ((y, yr), (cc, cr), (g.grad, gf.grad), (c.grad, cf.grad)):
         torch.testing.assert_close(a.float(), b, **tol)
+inf, nan = float("inf"), float("nan")
+x = torch.tensor([-inf, -200.0, -88.6, -30.0, 0.0, 30.0, 88.6, 200.0, inf, nan])
+n = x.numel()
+# c = sigmoid(a_i) with f = 0, g = 1; y = tanh(c_prev) with i = 0, f = o = 1, g = 0
+sig_gates = torch.stack([x, torch.full((n,), -inf), torch.zeros(n), torch.full((n,), inf)])
+_, sig = ops.bconv_cell_update(sig_gates.view(1, 4, n, 1))
+y, _ = ops.bconv_cell_update(torch.stack([torch.full((n,), -inf), torch.full((n,), inf), torch.full((n,), inf),
+                                          torch.zeros(n)]).view(1, 4, n, 1), x.view(1, 1, n, 1))
+sig, y = sig.view(-1), y.view(-1)
+assert sig[0] == 0 and sig[-2] == 1 and sig[4] == 0.5 and torch.isnan(sig[-1]), sig
+assert (sig[1:3] >= 0).all() and (sig[1:3] < 1e-38).all() and (sig[5:8] == 1).all(), sig
+assert y[0] == -1 and y[-2] == 1 and y[4] == 0 and torch.isnan(y[-1]), y
+assert (y[1:4] == -1).all() and (y[5:8] == 1).all(), y
 print("ok")
 """
 
@@ -326,7 +339,8 @@ def _supported_isas():
 
 @pytest.mark.parametrize("isa", ["default", "avx2", "avx512"])
 def test_every_cpu_kernel_family(isa):
-    """Each SIMD family, forced through ATEN_CPU_CAPABILITY in a fresh process, matches the reference."""
+    """Each SIMD family, forced through ATEN_CPU_CAPABILITY in a fresh process, matches the reference and
+    gives the exact activations at special values (±inf, saturation, NaN)."""
     if isa not in _supported_isas():
         pytest.skip(f"this CPU has no {isa}")
     env = dict(os.environ, ATEN_CPU_CAPABILITY=isa)

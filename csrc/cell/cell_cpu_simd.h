@@ -23,16 +23,40 @@ struct VecAct {
   static V tanh(const V& x) { return x.tanh(); }
 };
 
+// float exp for the activations, inlined (a third faster than the library call in the compute-bound
+// sizes): n = round(x·log2 e), r = x − n·ln 2 in two steps (Cody–Waite), a polynomial for e^r on
+// |r| <= ln2/2 (Cephes' coefficients, the final 1 added last), scaled by 2^n through the exponent
+// bits. Arguments are clamped to [-87.34, 88.72]: below, the result stays about 2^-126 (sigmoid and
+// tanh are then exactly 1); above ~88.38, n = 128 writes the exponent of infinity, so exp(+inf) = inf
+// and sigmoid(-inf) = 0 exactly. NaN passes through: at::vec's minimum/maximum propagate it.
+inline Vectorized<float> exp_clamped(const Vectorized<float>& v) {
+  using V = Vectorized<float>;
+  using I = Vectorized<int32_t>;
+  const V x = at::vec::maximum(V(-87.3365f), at::vec::minimum(V(88.7228394f), v));
+  const V n = (x * V(1.44269504088896341f)).round();
+  V r = at::vec::fmadd(n, V(-0.693359375f), x);
+  r = at::vec::fmadd(n, V(2.12194440e-4f), r);
+  V p = V(1.9875691500e-4f);
+  p = at::vec::fmadd(p, r, V(1.3981999507e-3f));
+  p = at::vec::fmadd(p, r, V(8.3334519073e-3f));
+  p = at::vec::fmadd(p, r, V(4.1665795894e-2f));
+  p = at::vec::fmadd(p, r, V(1.6666665459e-1f));
+  p = at::vec::fmadd(p, r, V(5.0000001201e-1f));
+  p = at::vec::fmadd(p, r * r, r) + V(1.0f);
+  const I bits = (at::vec::convert_to_int_of_same_size(n) + I(127)) << I(23);
+  return p * at::vec::cast<float>(bits);
+}
+
 // float tanh at a third of the cost of Sleef's (measured here: 0.7 vs 1.8 ns per element) and within
 // about 2 ulp: for |x| < 1/2 the odd Taylor series to x^15 (truncation below 0.2 ulp); above it
 // (1 - e) / (1 + e) with e = exp(-2|x|), where 1 - e cannot cancel badly, and the sign restored.
 template <>
 struct VecAct<Vectorized<float>> {
   using V = Vectorized<float>;
-  static V sigmoid(const V& x) { return (V(1) + x.neg().exp()).reciprocal(); }
+  static V sigmoid(const V& x) { return (V(1) + exp_clamped(x.neg())).reciprocal(); }
   static V tanh(const V& x) {
     const V ax = x.abs();
-    const V e = (ax * V(-2.0f)).exp();
+    const V e = exp_clamped(ax * V(-2.0f));
     const V large = (V(1) - e) / (V(1) + e);
     const V x2 = x * x;
     V p = V(-0.0014558343870513183f);
