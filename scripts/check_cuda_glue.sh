@@ -8,7 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 CUDA_INCLUDE=${CUDA_HOME:-/usr/local/cuda}/include
-TORCH_INCLUDE=$("$PY" -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'include'))")
+if ! TORCH_INCLUDE=$("$PY" -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'include'))"); then
+    echo "check_cuda_glue: torch is not importable (run scripts/setup_env.sh first)" >&2
+    exit 1
+fi
 if [ ! -f "$CUDA_INCLUDE/cuda_runtime.h" ] || [ ! -f "$TORCH_INCLUDE/ATen/cuda/CUDAContext.h" ]; then
     echo "check_cuda_glue: no CUDA toolkit headers or no torch CUDA headers: skipped"
     exit 0
