@@ -4,7 +4,6 @@ The pickles are read with an unpickler that only builds numpy arrays, so a tampe
 cannot run code.
 """
 
-import io
 import os
 import pickle
 
@@ -37,7 +36,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 def _load_batch(path, label_key):
     with open(path, "rb") as fh:
         try:
-            batch = _NumpyOnlyUnpickler(io.BytesIO(fh.read()), encoding="bytes").load()
+            batch = _NumpyOnlyUnpickler(fh, encoding="bytes").load()
         except (pickle.UnpicklingError, EOFError, ValueError) as exc:
             raise RuntimeError(f"load_cifar: {path} is not a readable CIFAR pickle batch: {exc}") from exc
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:

@@ -21,7 +21,7 @@ def read_image(path):
         raise FileNotFoundError(f"read_image: image file not found: {path}") from None
     except (OSError, ValueError) as exc:
         raise RuntimeError(f"read_image: cannot decode image {path}: {exc}") from exc
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.array(array.transpose(2, 0, 1), order="C"))  # one copy, writable
 
 
 def write_image(path, image, quality=95):

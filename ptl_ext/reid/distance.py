@@ -47,7 +47,11 @@ def compute_distance(qf, gf, metric="euclidean", block_rows=None):
         ``[Q, G]`` tensor on the features' device, float32 (float64 for float64 features).
     """
     qf, gf = _validate.feature_pair(qf, gf)
-    out = qf.new_empty((qf.shape[0], gf.shape[0]))
-    for q0, block in distance_blocks(qf, gf, metric, block_rows):
+    return gather_blocks(distance_blocks(qf, gf, metric, block_rows), qf.new_empty((qf.shape[0], gf.shape[0])))
+
+
+def gather_blocks(blocks, out):
+    """Write the ``(q0, block)`` pairs of a block generator into the rows ``q0 ..`` of ``out [Q, G]``."""
+    for q0, block in blocks:
         out[q0 : q0 + block.shape[0]] = block
     return out

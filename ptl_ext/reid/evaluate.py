@@ -3,7 +3,7 @@
 import torch.nn.functional as F
 
 from . import _validate
-from .distance import distance_blocks
+from .distance import METRICS, distance_blocks
 from .metrics import RankAccumulator
 from .rerank import rerank_blocks
 
@@ -33,7 +33,7 @@ def evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, metric="euclid
     q_camids = _validate.ids(q_camids, "q_camids", qf.shape[0], "query features", device)
     g_pids = _validate.ids(g_pids, "g_pids", gf.shape[0], "gallery features", device)
     g_camids = _validate.ids(g_camids, "g_camids", gf.shape[0], "gallery features", device)
-    _validate.choice(metric, "metric", ("euclidean", "cosine"))
+    _validate.choice(metric, "metric", METRICS)
     if rerank and metric != "euclidean":
         raise ValueError("rerank=True works on squared euclidean distances: pass metric='euclidean' "
                          "(with normalize=True for cosine-like ranking)")

@@ -26,7 +26,6 @@ from . import _validate
 
 BACKENDS = ("auto", "torch", "faiss")
 _CPU_TILE = 2048  # rows and columns of one CPU block of distances
-_BLOCK_ENTRIES = 1 << 24  # distances per row block elsewhere
 
 
 def _faiss():
@@ -63,23 +62,25 @@ def resolve_backend(backend):
     return "torch"
 
 
-def _faiss_index(index, device):
-    faiss = _faiss()
-    if device.type == "cuda" and _faiss_gpus() > 0:
-        return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), device.index or 0, index)
-    return index
+def _faiss_index(index, device, resources):
+    """``index`` itself, or its copy on ``device`` when ``resources`` (a faiss GPU context) is given."""
+    if resources is None:
+        return index
+    return _faiss().index_cpu_to_gpu(resources, device.index or 0, index)
 
 
 def _faiss_knn(feats, norms, k):
     faiss = _faiss()
     x = feats.detach().float().cpu().contiguous().numpy()
     n, dim = x.shape
-    index = _faiss_index(faiss.IndexFlatL2(dim), feats.device)
+    gpu = feats.device.type == "cuda" and _faiss_gpus() > 0
+    resources = faiss.StandardGpuResources() if gpu else None  # one context for both searches
+    index = _faiss_index(faiss.IndexFlatL2(dim), feats.device, resources)
     index.add(x)
     _, cand = index.search(x, min(n, k + reference.KNN_EXTRA))
     dist, idx = reference.refine_knn(feats, torch.from_numpy(cand).to(feats.device), k)
     # max_j |x_i - x_j|^2 = |x_i|^2 + max_j <[-2 x_i, 1], [x_j, |x_j|^2]>
-    farthest = _faiss_index(faiss.IndexFlatIP(dim + 1), feats.device)
+    farthest = _faiss_index(faiss.IndexFlatIP(dim + 1), feats.device, resources)
     farthest.add(np.hstack([x, norms.detach().cpu().numpy()[:, None]]))
     best, _ = farthest.search(np.hstack([-2.0 * x, np.ones((n, 1), dtype=np.float32)]), 1)
     rowmax = (norms + torch.from_numpy(best[:, 0]).to(feats.device)).clamp_(min=0.0)
@@ -99,5 +100,5 @@ def knn_graph(feats, norms, k, backend="auto"):
     if resolve_backend(backend) == "faiss":
         return _faiss_knn(feats, norms, k)
     n = feats.shape[0]
-    block = _CPU_TILE if feats.device.type == "cpu" else max(1, _BLOCK_ENTRIES // n)
+    block = _CPU_TILE if feats.device.type == "cpu" else _validate.block_rows(None, n)
     return ops.rerank_knn(feats, norms, k, block)

@@ -16,7 +16,7 @@ import torch
 
 from .. import ops
 from . import _validate
-from .distance import squared_norms
+from .distance import gather_blocks, squared_norms
 from .knn import knn_graph
 
 
@@ -46,9 +46,9 @@ def _check_parameters(k1, k2, lambda_value, total):
 def rerank_blocks(qf, gf, k1=20, k2=6, lambda_value=0.3, backend="auto", block_rows=None):
     """Yield ``(q0, block)``: re-ranked distances ``[rows, G]`` float32 of query rows ``q0 ..``.
 
-    Arguments as in :func:`re_ranking`; only one block of query rows x gallery is held at a time.
+    ``qf [Q, D]`` and ``gf [G, D]`` are checked tensors (:func:`ptl_ext.reid._validate.feature_pair`);
+    other arguments as in :func:`re_ranking`. Only one block of query rows x gallery is held at a time.
     """
-    qf, gf = _validate.feature_pair(qf, gf)
     num_q, num_g = qf.shape[0], gf.shape[0]
     k1, k2, lambda_value = _check_parameters(k1, k2, lambda_value, num_q + num_g)
     x = torch.cat([qf, gf]).float()
@@ -81,10 +81,6 @@ def re_ranking(qf, gf, k1=20, k2=6, lambda_value=0.3, backend="auto", block_rows
     Returns:
         ``[Q, G]`` float32 tensor on the features' device.
     """
-    out = None
-    for q0, block in rerank_blocks(qf, gf, k1, k2, lambda_value, backend, block_rows):
-        if out is None:
-            num_q = _validate.as_tensor(qf, "qf").shape[0]
-            out = block.new_empty((num_q, block.shape[1]))
-        out[q0 : q0 + block.shape[0]] = block
-    return out
+    qf, gf = _validate.feature_pair(qf, gf)
+    out = torch.empty((qf.shape[0], gf.shape[0]), dtype=torch.float32, device=qf.device)
+    return gather_blocks(rerank_blocks(qf, gf, k1, k2, lambda_value, backend, block_rows), out)
