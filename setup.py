@@ -73,7 +73,6 @@ def _extension():
     nvcc_flags = ["-O3", "--use_fast_math", "-lineinfo"] + _gencode_flags()
     return CUDAExtension(
         sources=sources,
-        define_macros=[("PTL_EXT_WITH_CUDA", "1")],
         extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
         extra_link_args=["-fopenmp"],
         **common,

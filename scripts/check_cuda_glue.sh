@@ -36,7 +36,7 @@ declare_if_missing cusolver_common.h 'typedef enum { CUSOLVER_STATUS_SUCCESS = 0
 PY_INCLUDE=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
 status=0
 for glue in $(find csrc -name '*_cuda_glue.cpp' | sort); do
-    if g++ -std=c++20 -fsyntax-only -DPTL_EXT_WITH_CUDA=1 -DTORCH_EXTENSION_NAME=_C -I "$SHIM" -I csrc \
+    if g++ -std=c++20 -fsyntax-only -DTORCH_EXTENSION_NAME=_C -I "$SHIM" -I csrc \
         -isystem "$TORCH_INCLUDE" -isystem "$TORCH_INCLUDE/torch/csrc/api/include" -isystem "$CUDA_INCLUDE" \
         -isystem "$PY_INCLUDE" -Wall -Wextra -Werror "$glue"; then
         echo "check_cuda_glue: $glue compiles"

@@ -1,5 +1,5 @@
 // CUDA implementation of ptl_ext::bconv_cell_update(_backward): checks, then the launchers of
-// cell_cuda.cu on the current stream. Compiled only in a CUDA build (PTL_EXT_WITH_CUDA).
+// cell_cuda.cu on the current stream. Compiled only in a CUDA build (setup.py adds the *_cuda_glue.cpp files).
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>

@@ -260,13 +260,6 @@ at::Tensor squared_euclidean_cpu(const at::Tensor& a, const at::Tensor& b, const
 
 // ---------------------------------------------------------------- V
 
-// Exclusive prefix sum of counts [n] into ptr [n+1].
-at::Tensor csr_ptr(const at::Tensor& counts) {
-  auto ptr = at::zeros({counts.numel() + 1}, counts.options());
-  ptr.narrow(0, 1, counts.numel()).copy_(counts.cumsum(0));
-  return ptr;
-}
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_sparse_v_cpu(const at::Tensor& feats, const at::Tensor& rowmax,
                                                                    const at::Tensor& nn_idx, int64_t k1,
                                                                    int64_t k_half) {
@@ -282,8 +275,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_sparse_v_cpu(const at::Ten
       cnt[i] = expanded_set(nn, a.K, i, k1, k_half, buf.data(), buf.data() + cap);
     }
   });
-  auto ptr = csr_ptr(counts);
-  const int64_t nnz = ptr[a.n].item<int64_t>();
+  auto [ptr, nnz] = csr_ptr(counts);
   auto col = at::empty({nnz}, a.nn.options());
   auto val = at::empty({nnz}, a.feats.options());
   const int64_t* p = ptr.const_data_ptr<int64_t>();
@@ -331,8 +323,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_query_expansion_cpu(const 
       cnt[i] = expanded_query_row(p, c, v, nn, a.K, i, k2, cur.data(), nullptr, nullptr);
     }
   });
-  auto out_ptr = csr_ptr(counts);
-  const int64_t nnz = out_ptr[n].item<int64_t>();
+  auto [out_ptr, nnz] = csr_ptr(counts);
   auto out_col = at::empty({nnz}, a.nn.options());
   auto out_val = at::empty({nnz}, a.v.val.options());
   const int64_t* op = out_ptr.const_data_ptr<int64_t>();

@@ -51,7 +51,7 @@ __global__ void v_weights_kernel(const float* feats, int64_t n, int64_t dim, con
     return;
   }
   const float* xi = feats + i * dim;
-  float sum = 0.0f;
+  double sum = 0.0;  // in double, as the CPU kernel and the reference
   for (int64_t t = ptr[i]; t < ptr[i + 1]; ++t) {
     const int64_t j = col[t];
     const float* xj = feats + j * dim;
@@ -71,7 +71,7 @@ __global__ void v_weights_kernel(const float* feats, int64_t n, int64_t dim, con
   }
   if (lane == 0) {
     for (int64_t t = ptr[i]; t < ptr[i + 1]; ++t) {
-      val[t] /= sum;
+      val[t] = static_cast<float>(val[t] / sum);
     }
   }
 }

@@ -18,13 +18,6 @@ namespace {
 
 constexpr int64_t kWorkspaceRows = 32768;  // rows of set-building scratch per launch chunk
 
-// CSR row pointers [n + 1] from per-row counts [n], and the number of entries (synchronises).
-std::pair<at::Tensor, int64_t> csr_ptr(const at::Tensor& counts) {
-  auto ptr = at::zeros({counts.numel() + 1}, counts.options());
-  ptr.narrow(0, 1, counts.numel()).copy_(counts.cumsum(0));
-  return {ptr, ptr[counts.numel()].item<int64_t>()};
-}
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_sparse_v_cuda(const at::Tensor& feats, const at::Tensor& rowmax,
                                                                     const at::Tensor& nn_idx, int64_t k1,
                                                                     int64_t k_half) {

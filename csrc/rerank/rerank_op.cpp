@@ -35,7 +35,6 @@ Csr checked_csr(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& 
   Csr m;
   m.rows = rows;
   m.ptr = checked_vector(ptr, rows + 1, at::kLong, ref, op, ptr_arg, "[rows + 1]");
-  check_rank(col, 1, op, col_arg, "[nnz]");
   m.col = checked_vector(col, col.numel(), at::kLong, ref, op, col_arg, "[nnz]");
   m.val = checked_vector(val, col.numel(), at::kFloat, ref, op, val_arg, "[nnz] (as many as the column indices)");
   const auto ends = at::stack({m.ptr[0], m.ptr[rows]}).cpu();
@@ -111,6 +110,12 @@ JaccardArgs check_jaccard(const at::Tensor& dist, const at::Tensor& rowmax, cons
   a.v = checked_csr(ptr, col, val, n, n, dist, op, "ptr", "col", "val");
   a.inv = checked_csr(inv_ptr, inv_row, inv_val, n, a.gallery, dist, op, "inv_ptr", "inv_row", "inv_val");
   return a;
+}
+
+std::pair<at::Tensor, int64_t> csr_ptr(const at::Tensor& counts) {
+  auto ptr = at::zeros({counts.numel() + 1}, counts.options());
+  ptr.narrow(0, 1, counts.numel()).copy_(counts.cumsum(0));
+  return {ptr, ptr[counts.numel()].item<int64_t>()};
 }
 
 }  // namespace rerank

@@ -41,5 +41,8 @@ JaccardArgs check_jaccard(const at::Tensor& dist, const at::Tensor& rowmax, cons
                           const at::Tensor& col, const at::Tensor& val, int64_t row_start, const at::Tensor& inv_ptr,
                           const at::Tensor& inv_row, const at::Tensor& inv_val, double lambda_value);
 
+// CSR row pointers [n + 1] from per-row counts [n], and the number of entries (synchronises).
+std::pair<at::Tensor, int64_t> csr_ptr(const at::Tensor& counts);
+
 }  // namespace rerank
 }  // namespace ptl_ext
