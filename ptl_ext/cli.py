@@ -450,16 +450,15 @@ def run_train(args):
     head = "cifar" if task == "classification" else "reid"
     model = build_model(args.arch, num_classes, (height, width), head=head, pretrained=args.pretrained,
                         last_stride=args.last_stride, v2=args.v2, dropout=args.dropout)
-    if args.init_from:
+    if args.init_from and not args.resume:  # a resume restores the weights (and the rollback snapshot) anyway
         _init_from(model, args.init_from)
     torch.manual_seed(args.seed + 1000 * info.rank)  # ranks augment differently
+    margin = None if args.triplet_margin < 0 else args.triplet_margin  # negative: soft margin
     if args.loss == "mgn":
         from .train import MGNLoss
 
-        loss_fn = MGNLoss(None if args.triplet_margin < 0 else args.triplet_margin, args.triplet_weight,
-                          label_smoothing=args.label_smoothing)
+        loss_fn = MGNLoss(margin, args.triplet_weight, label_smoothing=args.label_smoothing)
     elif task == "reid":
-        margin = None if args.triplet_margin < 0 else args.triplet_margin
         loss_fn = ReIDLoss(args.label_smoothing, args.triplet_weight, margin)
     else:
         loss_fn = ClassificationLoss(args.label_smoothing)

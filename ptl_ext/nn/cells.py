@@ -150,12 +150,13 @@ class BConvCellV2(LatentStateCell):
 
     def forward(self, x):
         prev = self._load_states(x)
-        if prev is None:
-            c_prev = None
-            hs_prev = x.new_zeros((x.shape[0], self.out_ch, *self._out_hw(x.shape[-2:])))
+        c_prev, hs_prev = (None, None) if prev is None else prev
+        if hs_prev is None and not self.training:
+            r = x.new_zeros(x.shape)  # eval starts from zeros, and the bias-free `recover` maps zeros to zeros
         else:
-            c_prev, hs_prev = prev
-        r = self.recover(hs_prev.to(x.dtype), output_size=list(x.shape[-2:]))
+            if hs_prev is None:  # training after a reset still runs `recover`, so DDP sees it used
+                hs_prev = x.new_zeros((x.shape[0], self.out_ch, *self._out_hw(x.shape[-2:])))
+            r = self.recover(hs_prev.to(x.dtype), output_size=list(x.shape[-2:]))
         gates = self.conv(torch.cat([x, r], dim=1))
         if c_prev is not None:
             c_prev = c_prev.to(gates.dtype)

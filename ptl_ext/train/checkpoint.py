@@ -8,6 +8,7 @@ bytes changed is refused with :class:`CheckpointError` instead of silently loadi
 import hashlib
 import os
 import random
+import shutil
 import tempfile
 
 import numpy as np
@@ -46,20 +47,14 @@ def content_digest(obj):
     return h.hexdigest()
 
 
-def save_checkpoint(path, state):
-    """Write ``state`` (a dict) to ``path`` atomically: a temp file in the same folder, fsync, rename.
-
-    A crash mid-write leaves any previous file at ``path`` intact.
-    """
-    if not isinstance(state, dict):
-        raise TypeError(f"save_checkpoint: state must be a dict, got {type(state).__name__}")
-    payload = {"format": FORMAT, "version": VERSION, "state": state, "digest": content_digest(state)}
+def _write_atomically(path, write):
+    """Call ``write(file)`` on a temp file in ``path``'s folder, fsync it, then rename it to ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -67,6 +62,21 @@ def save_checkpoint(path, state):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def save_checkpoint(path, state, *copies):
+    """Write ``state`` (a dict) to ``path`` atomically: a temp file in the same folder, fsync, rename.
+
+    A crash mid-write leaves any previous file at ``path`` intact. Each path in ``copies`` gets the
+    same file, copied just as atomically (the state is digested and serialised once).
+    """
+    if not isinstance(state, dict):
+        raise TypeError(f"save_checkpoint: state must be a dict, got {type(state).__name__}")
+    payload = {"format": FORMAT, "version": VERSION, "state": state, "digest": content_digest(state)}
+    _write_atomically(path, lambda fh: torch.save(payload, fh))
+    for copy in copies:
+        with open(path, "rb") as src:
+            _write_atomically(copy, lambda fh: shutil.copyfileobj(src, fh))
 
 
 def load_checkpoint(path, map_location="cpu"):

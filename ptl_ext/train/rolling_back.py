@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..models import DenseNet, ResNet
+from ..models import MGN, DenseNet, ResNet
 from .trainer import Hook
 
 __all__ = ["RollbackSchedule", "RollbackHook", "default_blocks", "head_prefix", "check_blocks", "rollback",
@@ -45,6 +45,9 @@ def default_blocks(model):
         return [["conv1", "bn1"]] + [[f"layer{i}"] for i in range(1, 5)]
     if isinstance(model, DenseNet):
         return [[f"features.{n}" for n in names] for names in model._stage_names]
+    if isinstance(model, MGN):  # its stages end at layer3[0]: the branches would never roll back
+        raise TypeError("rolling back: no default blocks for MGN (its three branches copy layer3[1:] and layer4); "
+                        "pass blocks=[[prefix, ...], ...]")
     if isinstance(getattr(model, "stages", None), torch.nn.ModuleList):
         return [[f"stages.{i}"] for i in range(len(model.stages))]
     raise TypeError(f"rolling back: no default blocks for {type(model).__name__}; pass blocks=[[prefix, ...], ...]")
@@ -180,6 +183,11 @@ class RollbackSchedule:
         """1-based period of the 0-based ``epoch``."""
         return epoch // self.epochs_per_period + 1
 
+    def rollback_at(self, epoch):
+        """The period that starts with a roll-back at the 0-based ``epoch``, else ``None``."""
+        period = self.period_of(epoch)
+        return period if period >= 2 and epoch % self.epochs_per_period == 0 else None
+
     def group_lrs(self, period, num_blocks):
         """Learning rates ``{"B1": .., ..., "side": .., "head": ..}`` at the start of ``period``."""
         if period == 1:
@@ -251,16 +259,15 @@ class RollbackHook(Hook):
             raise ValueError("rolling back: build the Trainer with optimizer_factory=hook.optimizer_factory")
 
     def on_epoch_start(self, trainer, epoch):
-        period = self.schedule.period_of(epoch)
-        if period >= 2 and epoch % self.schedule.epochs_per_period == 0:
+        period = self.schedule.rollback_at(epoch)
+        if period is not None:
             rollback(self.model, self.pretrained, self.blocks, period)
             trainer.set_optimizer(*rollback_optimizer(self.model, self.blocks, self.schedule, period, trainer.config))
 
     def on_epoch_end(self, trainer, epoch, row):
-        period = self.schedule.period_of(epoch)
-        row["period"] = period
-        if period >= 2 and epoch % self.schedule.epochs_per_period == 0:
-            row["rollback"] = period
+        row["period"] = self.schedule.period_of(epoch)
+        if self.schedule.rollback_at(epoch) is not None:
+            row["rollback"] = row["period"]
 
     def state_dict(self):
         return {"pretrained": self.pretrained, "schedule": asdict(self.schedule), "blocks": self.blocks}

@@ -264,17 +264,17 @@ class Trainer:
         }
 
     def _write_outputs(self, improved):
-        save = improved or self._due(self.epoch - 1, self.config.save_every)
-        state = self.state_dict() if save else None  # a collective call: every rank takes part
+        due = self._due(self.epoch - 1, self.config.save_every)
+        state = self.state_dict() if improved or due else None  # a collective call: every rank takes part
         if not self.info.is_main:
             return
         os.makedirs(self.config.out_dir, exist_ok=True)
         metrics_files.write_csv(self.path("metrics.csv"), self.history)
         primary = self.evaluator.primary if self.evaluator is not None else "mAP"
         metrics_files.plot_curves(self.path("curves.png"), self.history, primary, self.config.title)
-        if self._due(self.epoch - 1, self.config.save_every):
-            save_checkpoint(self.path("last.pt"), state)
-        if improved:
+        if due:  # best.pt, when this epoch is also the best, is a copy of the same file
+            save_checkpoint(self.path("last.pt"), state, *([self.path("best.pt")] if improved else []))
+        elif improved:
             save_checkpoint(self.path("best.pt"), state)
 
     def resume(self, path):

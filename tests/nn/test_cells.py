@@ -70,6 +70,10 @@ def test_bconv_cell_v2_equals_direct_composition(stride):
     torch.testing.assert_close(cell.states[0], c2)
     torch.testing.assert_close(cell.states[1], hs2)
     assert not torch.equal(hs1, torch.zeros_like(hs1))
+    cell.eval()  # eval: the first step's composition (zero history through `recover`), state untouched
+    with torch.no_grad():
+        torch.testing.assert_close(cell(x2), v2_step(cell, x2, None, torch.zeros_like(hs1))[0])
+    torch.testing.assert_close(cell.states[1], hs2)
 
 
 @pytest.mark.parametrize("cls", CELLS)

@@ -26,6 +26,14 @@ def test_roundtrip(tmp_path):
     assert [f for f in os.listdir(tmp_path)] == ["c.pt"]  # no temp file left behind
 
 
+def test_copies_get_the_same_file(tmp_path):
+    state = make_state()
+    save_checkpoint(tmp_path / "last.pt", state, tmp_path / "best.pt")
+    assert (tmp_path / "best.pt").read_bytes() == (tmp_path / "last.pt").read_bytes()
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 3
+    assert sorted(os.listdir(tmp_path)) == ["best.pt", "last.pt"]  # no temp file left behind
+
+
 def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "c.pt"
     save_checkpoint(path, {"epoch": 1})

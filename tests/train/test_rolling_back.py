@@ -46,6 +46,8 @@ def test_default_blocks_of_each_network():
         check_blocks(model, default_blocks(model))
     with pytest.raises(TypeError, match="no default blocks"):
         default_blocks(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="no default blocks for MGN"):  # its branches lie outside its stages
+        default_blocks(models.MGN(4))
 
 
 @pytest.mark.parametrize("blocks, message", [
