@@ -93,12 +93,11 @@ if HAS_C:
     def _setup_context(ctx, inputs, output):
         gates, c_prev = inputs
         _, c = output
-        ctx.has_c_prev = c_prev is not None
         ctx.save_for_backward(gates, c_prev, c)
 
     def _backward(ctx, grad_y, grad_c):
         gates, c_prev, c = ctx.saved_tensors
-        need_grad_c_prev = ctx.has_c_prev and ctx.needs_input_grad[1]
+        need_grad_c_prev = c_prev is not None and ctx.needs_input_grad[1]
         grad_gates, grad_c_prev = torch.ops.ptl_ext.bconv_cell_update_backward.default(
             gates, c_prev, c, grad_y, grad_c, need_grad_c_prev
         )
