@@ -6,7 +6,7 @@ import torch
 from ptl_ext import cli
 from ptl_ext.cli import main, parse_chain
 from ptl_ext.data import make_synthetic_market
-from ptl_ext.train import load_checkpoint
+from ptl_ext.train import checkpoint, load_checkpoint
 from ptl_ext.train.metrics import read_csv
 
 
@@ -28,14 +28,14 @@ def chain(tmp_path_factory):
     base = tmp_path_factory.mktemp("chain")
     first, second = tiny_set(base / "a", 6, 0), tiny_set(base / "b", 4, 1)
     loaded = []
-    real = cli._init_from
+    real = checkpoint.load_weights_except_head
 
-    def spy(model, path):
-        real(model, path)
+    def spy(model, path, option):
+        real(model, path, option)
         loaded.append((str(path), {k: v.clone() for k, v in model.state_dict().items()}))
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cli, "_init_from", spy)
+        patch.setattr(checkpoint, "load_weights_except_head", spy)
         code = main(train_args(base / "run", "--arch", "ptl_resnet34", "--lr", "0.05",
                                "--chain", f"market1501={first},market={second}"))
     assert code == 0

@@ -120,3 +120,19 @@ def restore_rng_state(state):
     np.random.set_state((kind, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
+
+
+def load_weights_except_head(model, path, option="--init-from"):
+    """Load the weights of checkpoint ``path`` into ``model`` except its head (a new task's classifier).
+
+    Chained fine-tuning starts each step so. ``option`` names the source in errors; a checkpoint of
+    another network is refused listing the keys that do not fit.
+    """
+    weights = {k: v for k, v in load_checkpoint(path)["model"].items() if not k.startswith("head.")}
+    own = model.state_dict()
+    foreign = [k for k in own if k not in weights and not k.startswith("head.")]
+    foreign += [k for k, v in weights.items() if k not in own or own[k].shape != v.shape]
+    if foreign:
+        raise ValueError(f"{option} {path}: the checkpoint's network differs from --arch: "
+                         f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}")
+    model.load_state_dict(weights, strict=False)

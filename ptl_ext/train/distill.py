@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from .evaluation import autocast
 from .losses import ClassificationLoss
 
+DEFAULT_STD_LAMBDA = 0.8  # the paper's λ
+
 __all__ = ["FrozenTeacher", "STDLoss", "check_feature_sizes"]
 
 
@@ -71,7 +73,7 @@ class STDLoss:
     Returns (call): ``(loss, {"ce", ..., "l1"})``.
     """
 
-    def __init__(self, lam=0.8, teacher=None, base=None):
+    def __init__(self, lam=DEFAULT_STD_LAMBDA, teacher=None, base=None):
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 <= lam <= 1.0:
             raise ValueError(f"STDLoss: lam must be a number in [0, 1], got {lam!r}")
         if teacher is not None and not callable(teacher):

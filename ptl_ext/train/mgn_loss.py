@@ -5,6 +5,9 @@ import torch.nn.functional as F
 from ..models.mgn import MGNOutput
 from .losses import batch_hard_triplet_loss
 
+# The released MGN+PTL training set-up: 384×128 inputs, P×K = 4×4, triplet weight 1 with margin 1.2.
+MGN_RECIPE = {"height": 384, "width": 128, "p": 4, "triplet_weight": 1.0, "triplet_margin": 1.2}
+
 
 class MGNLoss:
     """``ce_weight · mean_k CE(logits_k) + triplet_weight · mean_g triplet(global_g)`` for :class:`MGNOutput`.
@@ -15,7 +18,8 @@ class MGNLoss:
     Returns ``(loss, {"ce", "triplet"})``.
     """
 
-    def __init__(self, triplet_margin=1.2, triplet_weight=1.0, ce_weight=1.0, label_smoothing=0.0):
+    def __init__(self, triplet_margin=MGN_RECIPE["triplet_margin"], triplet_weight=MGN_RECIPE["triplet_weight"],
+                 ce_weight=1.0, label_smoothing=0.0):
         if triplet_margin is not None and triplet_margin < 0:
             raise ValueError(f"triplet_margin must be >= 0 or None (soft margin), got {triplet_margin}")
         for name, value in (("triplet_weight", triplet_weight), ("ce_weight", ce_weight)):

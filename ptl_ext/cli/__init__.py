@@ -1,0 +1,57 @@
+"""The ``ptl`` command: ``ptl demo | train | eval | synth`` (also ``python -m ptl_ext``).
+
+One job per module: ``parser`` (options and their checks), ``options`` (config files, the demo's
+option dicts, defaults that depend on other options), ``run`` (the wiring of a training run),
+``chain``, ``demo``, ``evaluate``, ``synth`` and ``report`` (tables). :func:`main` dispatches.
+
+Options can also come from a TOML file (``--config run.toml``; YAML too when PyYAML is
+installed) whose keys are the long option names (``step_size`` or ``step-size``); options given
+on the command line win over the file. Distributed training: ``torchrun --nproc_per_node N -m
+ptl_ext train ...`` (gloo on CPU, nccl on CUDA).
+"""
+
+import sys
+
+from .chain import parse_chain, run_chain
+from .evaluate import run_eval
+from .options import OptionError, load_config_file, parse_args, train_options
+from .parser import build_parser
+from .report import format_table
+from .run import run_train
+
+__all__ = ["main", "build_parser", "parse_args", "load_config_file", "train_options", "run_train", "run_eval",
+           "run_chain", "parse_chain", "format_table", "OptionError"]
+
+
+def _commands():
+    from .demo import run_demo
+    from .synth import run_synth
+
+    return {"demo": run_demo, "train": run_train, "eval": run_eval, "synth": run_synth}
+
+
+def _user_errors():
+    """Exception types caused by what the user gave (options, files, data), printed as one line."""
+    from ..train.checkpoint import CheckpointError
+
+    return (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
+            CheckpointError)
+
+
+def main(argv=None):
+    """Entry point of the ``ptl`` console script; returns the exit status (2 for a user error).
+
+    A user error (a bad option, a missing file, unusable data) is printed as one line; anything else
+    is a bug and keeps its traceback. ``ptl --debug ...`` shows the traceback of user errors too.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = argv[:1] == ["--debug"]
+    try:
+        args = parse_args(argv)
+        _commands()[args.command](args)
+    except _user_errors() as exc:
+        if debug:
+            raise
+        print(f"ptl: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

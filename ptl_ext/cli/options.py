@@ -1,0 +1,139 @@
+"""From ``argv``, a config file or a dict of values to one checked ``argparse.Namespace`` per command.
+
+Config-file values (TOML, or YAML with PyYAML) and the option dicts the demo builds go through the
+same checks as the command line (types, choices, ranges); an unknown key is an error naming it.
+All of this happens before any data is read. Options whose default depends on the network or on
+the method are filled in by :func:`resolve_train_options`.
+"""
+
+import argparse
+import os
+
+from .option_types import check_value
+from .parser import build_parser
+
+CIFAR_DATASETS = {"cifar10": 10, "cifar100": 100}
+METHOD_OPTIONS = {"std_lambda": "teacher", "kept_lr": "rollback_periods", "period_decay_epoch": "rollback_periods"}
+
+
+class OptionError(ValueError):
+    """An option value (from the command line, a config file or the demo) that cannot be used."""
+
+
+def load_config_file(path):
+    """Option values from a TOML (or, with PyYAML installed, YAML) file as a flat dict with ``_`` keys."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--config: file {path} does not exist")
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise OptionError(f"--config {path}: YAML needs PyYAML (pip install pyyaml); TOML works without it") \
+                from None
+        with open(path) as fh:
+            try:
+                values = yaml.safe_load(fh) or {}
+            except yaml.YAMLError as exc:
+                raise OptionError(f"--config {path}: invalid YAML: {exc}") from exc
+    else:
+        import tomllib
+
+        with open(path, "rb") as fh:
+            try:
+                values = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise OptionError(f"--config {path}: invalid TOML: {exc}") from exc
+    if not isinstance(values, dict) or any(isinstance(v, dict) for v in values.values()):
+        raise OptionError(f"--config {path}: expected flat `option = value` pairs")
+    return {key.replace("-", "_"): value for key, value in values.items()}
+
+
+def checked_values(subparser, values, source):
+    """``values`` (a dict keyed by option dest) checked against ``subparser``'s options.
+
+    ``source`` names where they came from in errors (``--config run.toml``). Raises
+    :class:`OptionError` naming the first unknown key or wrong value.
+    """
+    actions = {action.dest: action for action in subparser._actions if action.dest != "help"}
+    unknown = sorted(set(values) - set(actions) - {"config"})
+    if unknown:
+        raise OptionError(f"{source}: unknown options {', '.join(unknown)}")
+    checked = {}
+    for key, value in values.items():
+        if key == "config":
+            continue
+        try:
+            checked[key] = check_value(actions[key], value)
+        except argparse.ArgumentTypeError as exc:
+            raise OptionError(f"{source}: option {key}: {exc}") from None
+    return checked
+
+
+def parse_args(argv=None):
+    """Parse ``argv``, filling defaults from ``--config`` when given; returns the checked namespace."""
+    parser, commands = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        sub = commands[args.command]
+        sub.set_defaults(**checked_values(sub, load_config_file(args.config), f"--config {args.config}"))
+        args = parser.parse_args(argv)
+    if args.command == "train":
+        resolve_train_options(args)
+    return args
+
+
+def train_options(**values):
+    """The namespace of ``ptl train`` with ``values`` (option dests) over the defaults, checked and resolved.
+
+    What the demo builds its runs from: no argv strings, the same checks as a config file.
+    """
+    _, commands = build_parser()
+    sub = commands["train"]
+    args = sub.parse_args([])
+    args.command, args.debug = "train", False
+    for key, value in checked_values(sub, values, "ptl train").items():
+        setattr(args, key, value)
+    resolve_train_options(args)
+    return args
+
+
+def dataset_task(dataset):
+    """``"classification"`` for the CIFAR datasets, else ``"reid"``."""
+    return "classification" if dataset in CIFAR_DATASETS else "reid"
+
+
+def resolve_train_options(args):
+    """Check ``ptl train`` options against each other and fill the defaults that depend on them."""
+    from ..data.config import DataConfig
+    from ..train import ReIDLoss
+    from ..train.builders import MGN_ARCHS
+    from ..train.distill import DEFAULT_STD_LAMBDA
+    from ..train.mgn_loss import MGN_RECIPE
+    from .option_types import default_of
+
+    task = dataset_task(args.dataset)
+    if args.task is not None and args.task != task:
+        raise OptionError(f"--task {args.task} does not fit --dataset {args.dataset} (a {task} "
+                          f"dataset); classification needs --dataset {' or '.join(CIFAR_DATASETS)}")
+    args.task = task
+    if args.v2 and args.arch.startswith("ptl_") and not args.arch.startswith("ptl_v2_"):
+        args.arch, args.v2 = "ptl_v2_" + args.arch[len("ptl_"):], False  # the old spelling of ptl_v2_*
+    mgn = args.arch in MGN_ARCHS
+    if args.loss == "auto":
+        args.loss = "mgn" if mgn else "ce"
+    if (args.loss == "mgn") != mgn:
+        raise OptionError(f"--loss {args.loss} does not fit --arch {args.arch}: --loss mgn goes with (and only "
+                          f"with) {' or '.join(MGN_ARCHS)}")
+    for name, needs in METHOD_OPTIONS.items():
+        if getattr(args, name) is not None and not getattr(args, needs):
+            raise OptionError(f"--{name.replace('_', '-')} applies only with --{needs.replace('_', '-')}")
+    if args.pretrained and args.init_from:
+        raise OptionError("--pretrained and --init-from both set the starting weights: give one of them")
+    defaults = {"height": default_of(DataConfig, "height"), "width": default_of(DataConfig, "width"),
+                "p": default_of(DataConfig, "p"), "triplet_weight": default_of(ReIDLoss, "triplet_weight"),
+                "triplet_margin": default_of(ReIDLoss, "triplet_margin"), "std_lambda": DEFAULT_STD_LAMBDA}
+    if mgn:
+        defaults.update(MGN_RECIPE)
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)

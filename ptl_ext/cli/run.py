@@ -1,0 +1,200 @@
+"""The wiring of one ``ptl train`` run: device, data, network, loss, method and the Trainer.
+
+Each function takes the checked namespace of :func:`ptl_ext.cli.options.parse_args` and builds one
+piece; :func:`run_train` puts them together, trains, and prints the summary table.
+"""
+
+import os
+
+from .options import CIFAR_DATASETS, OptionError
+from .report import format_table
+
+
+def select_device(name):
+    """``torch.device`` for ``--device`` (default: CUDA when available)."""
+    import torch
+
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise OptionError(f"--device {name}: expected cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError(f"--device {name}: CUDA is not available")
+    return device
+
+
+def build_data(args, info, height, width, train=True):
+    """``(train_loader, evaluator, num_classes, protocol)`` for ``args.dataset`` at ``args.root``.
+
+    ``train=False`` (evaluation only) builds no training loader (``None``).
+    """
+    from .. import data as D
+    from ..train import ReIDEvaluator
+    from .options import dataset_task
+
+    if args.root is None:
+        raise OptionError("--root is required: the dataset folder")
+    if dataset_task(args.dataset) == "reid":
+        dataset = D.load_reid_dataset(args.dataset, args.root)
+        query, gallery = D.build_reid_eval_loaders(dataset, height, width, args.eval_batch_size, args.workers,
+                                                   info.rank, info.world_size)
+        evaluator = ReIDEvaluator(query, gallery, metric=args.metric, rerank=args.rerank, flip=args.flip,
+                                  normalize=args.normalize, protocol=dataset.protocol)
+        train_loader = None
+        if train:
+            train_loader = D.build_reid_train_loader(dataset, height, width, args.p, args.k, args.workers,
+                                                     args.seed, info.rank, info.world_size, args.erasing, args.pad)
+        return train_loader, evaluator, dataset.num_train_pids, dataset.protocol
+    return _cifar_data(args, info, train)
+
+
+def _cifar_data(args, info, train):
+    """:func:`build_data` for CIFAR-10/100."""
+    import torch
+
+    from .. import data as D
+    from ..train import ClassificationEvaluator
+
+    classes = CIFAR_DATASETS[args.dataset]
+    test_images, test_labels = D.load_cifar(args.root, classes, train=False)
+    test_set = D.TensorImageDataset(test_images, test_labels, D.build_cifar_transforms(False))
+    test_loader = D.build_dataloader(test_set, batch_size=args.eval_batch_size, num_workers=args.workers,
+                                     sampler=D.ShardSampler(len(test_set), info.rank, info.world_size))
+    train_loader = None
+    if train:
+        images, labels = D.load_cifar(args.root, classes, train=True)
+        train_set = D.TensorImageDataset(images, labels, D.build_cifar_transforms(True, args.augment))
+        sampler = None
+        if info.distributed:
+            sampler = torch.utils.data.DistributedSampler(train_set, info.world_size, info.rank, shuffle=True,
+                                                          seed=args.seed)
+        train_loader = D.build_dataloader(train_set, batch_size=args.batch_size, sampler=sampler,
+                                          shuffle=sampler is None, drop_last=True, num_workers=args.workers,
+                                          seed=args.seed + info.rank)
+    return train_loader, ClassificationEvaluator(test_loader), classes, "classification"
+
+
+def build_loss(args):
+    """The supervised loss of the run: MGN's, CE (+ triplet) for ReID, or CE for classification."""
+    from ..train import ClassificationLoss, MGNLoss, ReIDLoss
+
+    margin = None if args.triplet_margin < 0 else args.triplet_margin  # negative: soft margin
+    if args.loss == "mgn":
+        return MGNLoss(margin, args.triplet_weight, label_smoothing=args.label_smoothing)
+    if args.task == "reid":
+        return ReIDLoss(args.label_smoothing, args.triplet_weight, margin)
+    return ClassificationLoss(args.label_smoothing)
+
+
+def std_loss(args, model, loss_fn, evaluator, size, device, info):
+    """STD (``--teacher``): ``(STDLoss around loss_fn, teacher table rows)``; the teacher is evaluated once.
+
+    Without ``--teacher`` returns ``(loss_fn, [])``.
+    """
+    from ..train import FrozenTeacher, STDLoss, load_checkpoint
+    from ..train.builders import count_parameters, model_from_checkpoint
+    from ..train.distill import check_feature_sizes
+
+    if not args.teacher:
+        return loss_fn, []
+    state = load_checkpoint(args.teacher)
+    teacher_net = model_from_checkpoint(state, f"--teacher {args.teacher}")
+    if (state["meta"]["height"], state["meta"]["width"]) != tuple(size):
+        raise OptionError(f"--teacher {args.teacher}: trained on {state['meta']['height']}x{state['meta']['width']} "
+                          f"images, this run uses {size[0]}x{size[1]}")
+    parameters = count_parameters(teacher_net)  # before freezing: it counts trainable parameters
+    teacher = FrozenTeacher(teacher_net, device, args.amp)
+    check_feature_sizes(model, teacher)
+    metrics = evaluator(teacher.model, device, args.amp, info)
+    rows = [(f"teacher {state['meta']['arch']}", parameters, metrics)]
+    if info.is_main:
+        print(f"STD teacher {args.teacher}:\n{format_table(rows)}", flush=True)
+    return STDLoss(args.std_lambda, teacher, base=loss_fn), rows
+
+
+def rollback_hook(args, model):
+    """Rolling back (``--rollback-periods``): a :class:`~ptl_ext.train.RollbackHook` holding ``model``'s
+    current (pre-trained) weights, or ``None``."""
+    from ..train import RollbackHook, RollbackSchedule
+
+    if args.rollback_periods == 0:
+        return None
+    schedule = RollbackSchedule(periods=args.rollback_periods, epochs_per_period=args.period_epochs,
+                                decay_epoch=args.period_decay_epoch, lr=args.lr,
+                                first_head_lr=10 * args.lr if args.head_lr is None else args.head_lr,
+                                kept_lr=args.lr / 10 if args.kept_lr is None else args.kept_lr, gamma=args.gamma)
+    return RollbackHook(model, schedule)
+
+
+def input_size(args):
+    """``(H, W)`` of the run's images (32×32 for CIFAR)."""
+    from ..data.config import CIFAR_INPUT_SIZE
+
+    return CIFAR_INPUT_SIZE if args.task == "classification" else (args.height, args.width)
+
+
+def build_model(args, num_classes, size):
+    """The network of ``--arch`` with its starting weights (``--pretrained`` or ``--init-from``)."""
+    import torch
+
+    from ..train.builders import build_model as create
+    from ..train.checkpoint import load_weights_except_head
+
+    torch.manual_seed(args.seed)
+    head = "cifar" if args.task == "classification" else "reid"
+    model = create(args.arch, num_classes, size, head=head, pretrained=args.pretrained,
+                   last_stride=args.last_stride, v2=args.v2, dropout=args.dropout)
+    if args.init_from and not args.resume:  # a resume restores the weights (and the rollback snapshot) anyway
+        load_weights_except_head(model, args.init_from, "--init-from")
+    return model
+
+
+def run_train(args):
+    """Train as ``args`` says (see ``ptl train --help``); returns the trainer (rank 0 prints a summary).
+
+    With ``--chain`` runs :func:`ptl_ext.cli.chain.run_chain` and returns its last trainer.
+    """
+    if args.chain:
+        from .chain import run_chain
+
+        return run_chain(args)[-1]
+    import torch
+
+    from ..train import TrainConfig, Trainer, init_distributed
+    from ..train.builders import count_parameters
+
+    device = select_device(args.device)
+    info = init_distributed(device.type)
+    if device.type == "cuda" and info.distributed:
+        device = torch.device("cuda", info.local_rank)
+    size = input_size(args)
+    train_loader, evaluator, num_classes, protocol = build_data(args, info, *size)
+    model = build_model(args, num_classes, size)
+    torch.manual_seed(args.seed + 1000 * info.rank)  # ranks augment differently
+    loss_fn, teacher_rows = std_loss(args, model, build_loss(args), evaluator, size, device, info)
+    rollback = rollback_hook(args, model)
+    config = TrainConfig(epochs=rollback.schedule.total_epochs if rollback else args.epochs, lr=args.lr,
+                         head_lr=args.head_lr, momentum=args.momentum, nesterov=args.nesterov,
+                         weight_decay=args.weight_decay, step_size=args.step_size, gamma=args.gamma, amp=args.amp,
+                         eval_every=args.eval_every, save_every=args.save_every, out_dir=args.out,
+                         progress=args.progress, title=f"{args.arch} on {args.dataset}")
+    meta = {"arch": args.arch, "num_classes": num_classes, "height": size[0], "width": size[1], "v2": args.v2,
+            "last_stride": args.last_stride, "head": "cifar" if args.task == "classification" else "reid",
+            "dropout": args.dropout, "dataset": args.dataset, "root": os.path.abspath(args.root),
+            "protocol": protocol, "parameters": count_parameters(model)}
+    if teacher_rows:
+        meta["teacher"] = {"checkpoint": os.path.abspath(args.teacher), "metrics": teacher_rows[0][2]}
+    methods = {"hooks": [rollback], "optimizer_factory": rollback.optimizer_factory} if rollback else {}
+    trainer = Trainer(model, train_loader, config, evaluator=evaluator, loss_fn=loss_fn, device=device,
+                      info=info, meta=meta, **methods)
+    if args.resume:
+        trainer.resume(os.path.join(args.out, "last.pt") if args.resume == "auto" else args.resume)
+    if info.is_main:
+        print(f"{args.arch}: {meta['parameters'] / 1e6:.2f} M parameters, {num_classes} classes, "
+              f"{info.world_size} process(es) on {device}; run folder {args.out}", flush=True)
+    trainer.fit()
+    if info.is_main:
+        print(format_table([*teacher_rows, (args.arch, meta["parameters"], trainer.history[-1])]))
+    return trainer

@@ -1,0 +1,43 @@
+"""The data settings of a training run and their defaults (the one home of these numbers).
+
+``DataConfig`` holds what the loaders need: input size, P×K sampling, augmentation, evaluation
+batch size and worker count. Networks with their own recipe (MGN: 384×128, P×K 4×4) override
+some fields where the run is built.
+"""
+
+from dataclasses import dataclass
+
+from .. import _checks
+
+
+@dataclass
+class DataConfig:
+    """Input and loader settings (ReID defaults; CIFAR runs use 32×32 and ``batch_size``).
+
+    ``height``/``width``: input size; ``p``/``k``: identities per batch and images per identity;
+    ``batch_size``: classification batch; ``erasing``: random-erasing probability; ``pad``: zero padding
+    before the random crop (ReID); ``augment``: CIFAR pad-4 crop + flip; ``eval_batch_size``: images per
+    evaluation batch; ``workers``: DataLoader worker processes (0 = the main process).
+    """
+
+    height: int = 256
+    width: int = 128
+    p: int = 16
+    k: int = 4
+    batch_size: int = 64
+    erasing: float = 0.5
+    pad: int = 10
+    augment: bool = True
+    eval_batch_size: int = 128
+    workers: int = 2
+
+    def __post_init__(self):
+        for name in ("height", "width", "p", "k", "batch_size", "eval_batch_size"):
+            setattr(self, name, _checks.positive_int(getattr(self, name), f"DataConfig.{name}"))
+        self.pad = _checks.integer(self.pad, "DataConfig.pad", minimum=0)
+        self.workers = _checks.integer(self.workers, "DataConfig.workers", minimum=0)
+        self.erasing = _checks.real(self.erasing, "DataConfig.erasing", 0.0, 1.0)
+        self.augment = _checks.boolean(self.augment, "DataConfig.augment")
+
+
+CIFAR_INPUT_SIZE = (32, 32)
