@@ -1,8 +1,9 @@
 """Public wrappers of the compiled ``torch.ops.ptl_ext`` ops, with their fake and autograd registrations.
 
 Importing this module loads ``ptl_ext._C``. If that fails (an install without the
-compiled extension) the wrappers fall back to :mod:`ptl_ext.reference` with a
-one-time warning; ``ptl_ext.ops.HAS_C`` tells which path is live.
+compiled extension) the wrappers fall back to the pure-PyTorch twins of :mod:`ptl_ext.reference` with a
+one-time warning; ``ptl_ext.ops.HAS_C`` tells which path is live. Sparse re-ranking matrices travel as
+:class:`CSR` named tuples.
 """
 
 import warnings
