@@ -30,6 +30,10 @@ TORCH_LIBRARY(ptl_ext, m) {
   m.def(
       "rerank_jaccard(Tensor dist, Tensor rowmax, Tensor ptr, Tensor col, Tensor val, int row_start, "
       "Tensor inv_ptr, Tensor inv_row, Tensor inv_val, float lambda_value) -> Tensor");
+  // rerank_jaccard trusting the entries of V and its inverted index (checked by an earlier rerank_jaccard call).
+  m.def(
+      "rerank_jaccard_unchecked(Tensor dist, Tensor rowmax, Tensor ptr, Tensor col, Tensor val, int row_start, "
+      "Tensor inv_ptr, Tensor inv_row, Tensor inv_val, float lambda_value) -> Tensor");
   m.def(
       "reid_rank_stats(Tensor distmat, Tensor q_pids, Tensor g_pids, Tensor q_camids, Tensor g_camids) "
       "-> (Tensor, Tensor, Tensor)");

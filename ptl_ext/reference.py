@@ -1,6 +1,17 @@
-"""Pure-PyTorch twins of every compiled op: the ground truth for tests and benchmarks."""
+"""Pure-PyTorch twins of every compiled op: the ground truth for tests and benchmarks.
+
+Each twin takes the arguments of its wrapper in :mod:`ptl_ext.ops` and returns what it returns. The twins
+of the distance, neighbour-search and ranking-statistics ops are the torch functions the CUDA path runs
+(:mod:`ptl_ext._torch_kernels`, re-exported here); the others are written only here. :mod:`ptl_ext.ops`
+falls back to these twins when the compiled extension (or a kernel for the device) is missing.
+"""
 
 import torch
+
+from ._torch_kernels import CSR, pair_distances, reid_rank_stats, rerank_knn, squared_euclidean
+
+__all__ = ["bconv_cell_update", "squared_euclidean", "rerank_knn", "rerank_sparse_v", "rerank_query_expansion",
+           "rerank_jaccard", "reid_rank_stats"]
 
 
 def bconv_cell_update(gates, c_prev=None):
@@ -21,30 +32,7 @@ def bconv_cell_update(gates, c_prev=None):
     return y, c
 
 
-# ---------------------------------------------------------------- ReID ranking and k-reciprocal re-ranking (SPEC section 5)
-
-ZERO_TOL = 2.0**-17  # the kZeroTol of csrc/rerank/rerank_math.h
-KNN_EXTRA = 8  # the kKnnExtra of csrc/rerank/rerank_math.h
-
-
-def snap_zero(d, total):
-    """Set squared distances ``d <= ZERO_TOL * total`` (``total = |a|² + |b|²``) to exactly 0.
-
-    Such values are within float32 rounding of zero, so duplicate features tie exactly and their
-    ties break by index. In place on ``d``; returns ``d``.
-    """
-    return d.masked_fill_(d <= ZERO_TOL * total, 0.0)
-
-
-def squared_euclidean(a, b, norm_a, norm_b):
-    """Squared euclidean distances ``[A, B]`` between the rows of ``a [A, D]`` and ``b [B, D]``.
-
-    ``norm_a [A]`` and ``norm_b [B]`` are the squared row norms; float32 or float64. Values within
-    rounding of zero are exactly 0 (see :func:`snap_zero`).
-    """
-    d = torch.addmm(norm_b[None, :], a, b.T, alpha=-2.0).add_(norm_a[:, None])
-    return snap_zero(d, norm_a[:, None] + norm_b[None, :])
-
+# ------------------------------------------------- ReID ranking and k-reciprocal re-ranking (SPEC section 5)
 
 def _normalised(d, rowmax):
     """``d / rowmax`` where ``rowmax > 0``, else 0 (a row whose maximum is 0 holds only zeros)."""
@@ -58,61 +46,6 @@ def _ranges(starts, lengths):
     return torch.repeat_interleave(starts - offsets, lengths) + torch.arange(total, device=starts.device)
 
 
-def pair_distances(feats, rows, cols):
-    """Squared euclidean distances ``[...]`` float64 between ``feats[rows]`` and ``feats[cols]`` (index
-    tensors of one shape), summed in double from float differences: accurate to ~1e-15 relative and
-    exactly 0 for identical features. Works in chunks of about 2^24 values."""
-    rows, cols = torch.broadcast_tensors(rows, cols)
-    flat_r, flat_c = rows.reshape(-1), cols.reshape(-1)
-    out = torch.empty(flat_r.numel(), dtype=torch.float64, device=feats.device)
-    step = max(1, (1 << 24) // max(1, feats.shape[1]))
-    for s in range(0, flat_r.numel(), step):
-        diff = (feats[flat_r[s : s + step]] - feats[flat_c[s : s + step]]).double()
-        out[s : s + step] = diff.mul_(diff).sum(1)
-    return out.view(rows.shape)
-
-
-def refine_knn(feats, cand, k):
-    """Order neighbour candidates exactly and keep the first ``k``.
-
-    ``cand [N, C]`` int64 indices into ``feats [N, D]`` float32 are ordered by :func:`pair_distances`
-    (not by the matmul distances that found them, which lose ~1e-6 of the squared norms to cancellation
-    and round identical features differently), ties by index. Returns ``(dist [N, k] float32,
-    idx [N, k] int64)``.
-    """
-    cand = cand.sort(1).values
-    d = pair_distances(feats, torch.arange(feats.shape[0], device=feats.device)[:, None], cand)
-    d, order = d.sort(dim=1, stable=True)
-    return d[:, :k].float(), cand.gather(1, order[:, :k])
-
-
-def rerank_knn(feats, norms, k, block):
-    """The ``k`` nearest features of every feature, and each row's maximum distance.
-
-    Blocked matmul + top-k of ``k + KNN_EXTRA`` candidates, then :func:`refine_knn`.
-
-    Args:
-        feats: ``[N, D]`` float32 features; norms: ``[N]`` their squared norms.
-        k: neighbours per row (self included), ``1 <= k <= N``; block: rows per matmul block (fewer
-            when needed to keep a block within 2^24 distances).
-
-    Returns:
-        ``(dist [N, k] float32, idx [N, k] int64, rowmax [N] float32)``: squared distances and
-        indices sorted by (distance, index), and the largest squared distance of each row.
-    """
-    n = feats.shape[0]
-    kc = min(n, k + KNN_EXTRA)
-    cand = torch.empty((n, kc), dtype=torch.int64, device=feats.device)
-    rowmax = feats.new_empty((n,))
-    block = max(1, min(block, (1 << 24) // n))
-    for r0 in range(0, n, block):
-        r1 = min(n, r0 + block)
-        d = squared_euclidean(feats[r0:r1], feats, norms[r0:r1], norms)
-        rowmax[r0:r1] = d.amax(1)
-        cand[r0:r1] = d.topk(kc, dim=1, largest=False, sorted=False).indices
-    return (*refine_knn(feats, cand, k), rowmax)
-
-
 def _reciprocal(nn_idx, rows, k):
     """``(f, mask)``: ``f [R, k+1]`` the k+1 nearest of ``rows``; ``mask`` marks those that have the row
     among their own k+1 nearest (the k-reciprocal set R(row, k))."""
@@ -123,12 +56,12 @@ def _reciprocal(nn_idx, rows, k):
 def rerank_sparse_v(feats, rowmax, nn_idx, k1, k_half, chunk=2048):
     """V of k-reciprocal re-ranking as a CSR matrix.
 
-    Row p holds ``exp(-d(p, j) / rowmax[p])`` (d from :func:`pair_distances`) normalised to sum 1 over the expanded k-reciprocal set
-    of p: R(p, k1) plus R(c, k_half) of each c in R(p, k1) whose overlap with R(p, k1) exceeds 2/3 of
-    it. ``nn_idx [N, K >= k1 + 1]`` is sorted by (distance, index).
+    Row p holds ``exp(-d(p, j) / rowmax[p])`` (d summed in double from the float differences) normalised
+    to sum 1 over the expanded k-reciprocal set of p: R(p, k1) plus R(c, k_half) of each c in R(p, k1)
+    whose overlap with R(p, k1) exceeds 2/3 of it. ``nn_idx [N, K >= k1 + 1]`` is sorted by (distance, index).
 
     Returns:
-        ``(ptr [N+1] int64, col [nnz] int64 ascending per row, val [nnz] float32)``.
+        :class:`CSR` ``(ptr [N+1] int64, col [nnz] int64 ascending per row, val [nnz] float32)``.
     """
     n = nn_idx.shape[0]
     device = nn_idx.device
@@ -151,38 +84,41 @@ def rerank_sparse_v(feats, rowmax, nn_idx, k1, k_half, chunk=2048):
     row = torch.arange(n, device=device).repeat_interleave(counts)
     w = torch.exp(-_normalised(pair_distances(feats, row, col).float(), rowmax[row]))
     sums = torch.zeros(n, dtype=torch.float64, device=device).index_add_(0, row, w.double())
-    return ptr, col, (w.double() / sums[row]).float()
+    return CSR(ptr, col, (w.double() / sums[row]).float())
 
 
-def rerank_query_expansion(ptr, col, val, nn_idx, k2):
-    """Query expansion of V: row p becomes the mean of the CSR rows of its ``k2`` nearest.
+def rerank_query_expansion(v, nn_idx, k2):
+    """Query expansion of V: row p becomes the mean of the rows of ``v`` (a :class:`CSR`) of its ``k2`` nearest.
 
-    Returns the CSR ``(ptr [N+1] int64, col [nnz] int64 ascending per row, val [nnz] float32)``.
+    Returns the :class:`CSR` ``(ptr [N+1] int64, col [nnz] int64 ascending per row, val [nnz] float32)``.
     """
+    ptr, col, val = v
     n = nn_idx.shape[0]
     src = nn_idx[:, :k2].reshape(-1)
     lengths = ptr[src + 1] - ptr[src]
     entries = _ranges(ptr[src], lengths)
     out_row = torch.arange(n, device=ptr.device).repeat_interleave(k2).repeat_interleave(lengths)
     keys, inverse = torch.unique(out_row * n + col[entries], return_inverse=True)
-    sums = torch.zeros(keys.numel(), dtype=torch.float64, device=ptr.device).index_add_(0, inverse, val[entries].double())
+    sums = torch.zeros(keys.numel(), dtype=torch.float64, device=ptr.device)
+    sums.index_add_(0, inverse, val[entries].double())
     counts = torch.bincount(keys // n, minlength=n)
-    return torch.cat([counts.new_zeros(1), counts.cumsum(0)]), keys % n, (sums / k2).float()
+    return CSR(torch.cat([counts.new_zeros(1), counts.cumsum(0)]), keys % n, (sums / k2).float())
 
 
-def rerank_jaccard(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value):
+def rerank_jaccard(dist, rowmax, v, row_start, inverse, lambda_value):
     """Final re-ranked distances of a block of query rows.
 
     Args:
         dist: ``[Qb, G]`` float32 squared distances of V rows ``row_start ..`` to the gallery;
             rowmax: ``[Qb]`` their rows' maximum squared distance over all N features.
-        ptr, col, val: query-expanded V (CSR, N rows); inv_ptr, inv_row, inv_val: its gallery rows by
-            column (CSR over the N columns listing gallery row and value).
-        lambda_value: weight of the original distance.
+        v: query-expanded V, a :class:`CSR` with N rows; inverse: its gallery rows by column (a
+            :class:`CSR` over the N columns whose ``col`` lists gallery rows).
+        row_start: V row of the block's first query; lambda_value: weight of the original distance.
 
     Returns:
         ``[Qb, G]`` float32 ``(1 - λ)·(1 - m/(2 - m)) + λ·dist/rowmax`` with ``m = Σ min(V_q, V_g)``.
     """
+    (ptr, col, val), (inv_ptr, inv_row, inv_val) = v, inverse
     qb, g = dist.shape
     rows = torch.arange(row_start, row_start + qb, device=dist.device)
     lengths = ptr[rows + 1] - ptr[rows]
@@ -195,30 +131,3 @@ def rerank_jaccard(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv
     m = torch.zeros(qb * g, dtype=torch.float64, device=dist.device).index_add_(0, pair_q * g + inv_row[post], mins)
     m = m.view(qb, g).float()
     return (1.0 - lambda_value) * (1.0 - m / (2.0 - m)) + lambda_value * _normalised(dist, rowmax[:, None])
-
-
-def reid_rank_stats(distmat, q_pids, g_pids, q_camids, g_camids):
-    """Per-query ranking statistics of the Market/Duke/MSMT17 protocol.
-
-    Gallery items with the query's pid and camera are dropped; the matches are the remaining items of
-    the query's pid; the order is by (distance, gallery index).
-
-    Args:
-        distmat: ``[Q, G]`` float32/float64; q_pids, q_camids: ``[Q]`` int64; g_pids, g_camids: ``[G]`` int64.
-
-    Returns:
-        ``(first [Q] int64, ap [Q] float64, inp [Q] float64)``: rank of the first match (1-based, 0 when
-        the query has no match), average precision, and matches / rank of the last match.
-    """
-    order = torch.argsort(distmat, dim=1, stable=True)
-    same_pid = g_pids[order] == q_pids[:, None]
-    junk = same_pid & (g_camids[order] == q_camids[:, None])
-    match = same_pid & ~junk
-    rank = torch.cumsum(~junk, 1)
-    hits = torch.cumsum(match, 1)
-    num = match.sum(1)
-    ap = torch.where(match, hits.double() / rank.double(), 0.0).sum(1) / num.clamp(min=1)
-    first = torch.where(match, rank, distmat.shape[1] + 1).amin(1) if distmat.shape[1] else num
-    last = torch.where(match, rank, 0).amax(1) if distmat.shape[1] else num
-    has = num > 0
-    return torch.where(has, first, 0), ap, torch.where(has, num.double() / last.clamp(min=1), 0.0)

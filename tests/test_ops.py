@@ -198,6 +198,22 @@ def test_opcheck(device):
         torch.library.opcheck(torch.ops.ptl_ext.bconv_cell_update.default, (gates, None))
 
 
+def test_fake_kernels_raise_the_types_of_the_compiled_op():
+    gates = torch.randn(2, 8, 3, 3)
+    cases = [
+        (torch.randn(8, 3, 3), None),  # unbatched gates
+        (torch.randn(2, 7, 3, 3), None),  # channels not divisible by 4
+        (gates, torch.randn(2, 2, 3, 4)),  # c_prev of the wrong shape
+        (gates, torch.randn(2, 2, 3, 3, dtype=torch.float64)),  # c_prev of another dtype
+    ]
+    for args in cases:
+        with pytest.raises((ValueError, TypeError)) as real:
+            torch.ops.ptl_ext.bconv_cell_update.default(*args)
+        meta = [None if a is None else a.to("meta") for a in args]
+        with pytest.raises(real.type):
+            torch.ops.ptl_ext.bconv_cell_update.default(*meta)
+
+
 def test_torch_compile_fullgraph():
     def step(gates, c_prev):
         y, c = ops.bconv_cell_update(gates * 2.0, c_prev)

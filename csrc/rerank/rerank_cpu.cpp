@@ -340,11 +340,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_query_expansion_cpu(const 
 
 // ---------------------------------------------------------------- Jaccard and final distances
 
-at::Tensor rerank_jaccard_cpu(const at::Tensor& dist, const at::Tensor& rowmax, const at::Tensor& ptr,
-                              const at::Tensor& col, const at::Tensor& val, int64_t row_start,
-                              const at::Tensor& inv_ptr, const at::Tensor& inv_row, const at::Tensor& inv_val,
-                              double lambda_value) {
-  const auto a = check_jaccard(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value);
+// Final distances of the checked block `a` (query rows row_start ..) through the inverted index.
+at::Tensor jaccard_cpu(const JaccardArgs& a, int64_t row_start, double lambda_value) {
   auto out = at::empty({a.rows, a.gallery}, a.dist.options());
   const int64_t g_count = a.gallery;
   const float* d = a.dist.const_data_ptr<float>();
@@ -380,6 +377,24 @@ at::Tensor rerank_jaccard_cpu(const at::Tensor& dist, const at::Tensor& rowmax, 
   return out;
 }
 
+at::Tensor rerank_jaccard_cpu(const at::Tensor& dist, const at::Tensor& rowmax, const at::Tensor& ptr,
+                              const at::Tensor& col, const at::Tensor& val, int64_t row_start,
+                              const at::Tensor& inv_ptr, const at::Tensor& inv_row, const at::Tensor& inv_val,
+                              double lambda_value) {
+  const auto a = check_jaccard(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value);
+  return jaccard_cpu(a, row_start, lambda_value);
+}
+
+// rerank_jaccard for CSR matrices checked by an earlier call: no O(nnz) checks, no host synchronisation.
+at::Tensor rerank_jaccard_unchecked_cpu(const at::Tensor& dist, const at::Tensor& rowmax, const at::Tensor& ptr,
+                                        const at::Tensor& col, const at::Tensor& val, int64_t row_start,
+                                        const at::Tensor& inv_ptr, const at::Tensor& inv_row,
+                                        const at::Tensor& inv_val, double lambda_value) {
+  const auto a = check_jaccard(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value,
+                               /*check_contents=*/false);
+  return jaccard_cpu(a, row_start, lambda_value);
+}
+
 }  // namespace
 }  // namespace rerank
 }  // namespace ptl_ext
@@ -390,4 +405,5 @@ TORCH_LIBRARY_IMPL(ptl_ext, CPU, m) {
   m.impl("rerank_sparse_v", &ptl_ext::rerank::rerank_sparse_v_cpu);
   m.impl("rerank_query_expansion", &ptl_ext::rerank::rerank_query_expansion_cpu);
   m.impl("rerank_jaccard", &ptl_ext::rerank::rerank_jaccard_cpu);
+  m.impl("rerank_jaccard_unchecked", &ptl_ext::rerank::rerank_jaccard_unchecked_cpu);
 }

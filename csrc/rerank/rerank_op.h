@@ -37,9 +37,14 @@ SparseVArgs check_sparse_v(const at::Tensor& feats, const at::Tensor& rowmax, co
 QueryExpansionArgs check_query_expansion(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& val,
                                          const at::Tensor& nn_idx, int64_t k2);
 
+// With check_contents (the public rerank_jaccard) the entries of both CSR matrices are checked: O(nnz) work
+// and host synchronisations. Without (rerank_jaccard_unchecked, for the later query blocks of one re-ranking
+// whose V and inverted index were checked by the first block) only shapes, dtypes, devices, row_start and
+// lambda_value are, which needs no synchronisation.
 JaccardArgs check_jaccard(const at::Tensor& dist, const at::Tensor& rowmax, const at::Tensor& ptr,
                           const at::Tensor& col, const at::Tensor& val, int64_t row_start, const at::Tensor& inv_ptr,
-                          const at::Tensor& inv_row, const at::Tensor& inv_val, double lambda_value);
+                          const at::Tensor& inv_row, const at::Tensor& inv_val, double lambda_value,
+                          bool check_contents = true);
 
 // CSR row pointers [n + 1] from per-row counts [n], and the number of entries (synchronises).
 std::pair<at::Tensor, int64_t> csr_ptr(const at::Tensor& counts);

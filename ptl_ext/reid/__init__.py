@@ -1,8 +1,12 @@
-"""ReID evaluation: distances, CMC/mAP/mINP, exact sparse k-reciprocal re-ranking (SPEC section 5)."""
+"""ReID evaluation: distances, CMC/mAP/mINP, exact sparse k-reciprocal re-ranking, alpha query expansion
+(SPEC section 5)."""
 
-from .distance import compute_distance
+from .config import AQEConfig, RerankConfig, rerank_config
+from .distance import METRICS, compute_distance
 from .evaluate import evaluate_features
-from .metrics import RankResult, evaluate_rank
+from .metrics import PROTOCOLS, RankResult, evaluate_rank
+from .query_expansion import aqe
 from .rerank import re_ranking
 
-__all__ = ["compute_distance", "evaluate_rank", "re_ranking", "evaluate_features", "RankResult"]
+__all__ = ["compute_distance", "evaluate_rank", "re_ranking", "evaluate_features", "aqe", "RankResult",
+           "RerankConfig", "AQEConfig", "rerank_config", "METRICS", "PROTOCOLS"]

@@ -1,7 +1,12 @@
-"""Input conversion and checks shared by the evaluator: every failure names the argument."""
+"""Input checks of the ReID evaluator (matrices, features, ids): every failure names the argument.
+
+The generic checks (integers, numbers, choices) are :mod:`ptl_ext._checks`.
+"""
 
 import numpy as np
 import torch
+
+from .. import _checks
 
 
 def as_tensor(x, name):
@@ -9,15 +14,10 @@ def as_tensor(x, name):
     if isinstance(x, torch.Tensor):
         return x
     if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold numbers, got a numpy array of dtype {x.dtype}")
         return torch.from_numpy(np.ascontiguousarray(x))
     raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
-
-
-def choice(value, name, choices):
-    """``value`` if it is one of ``choices``, else a ValueError naming ``name``."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
 
 
 def matrix(x, name, rows_name="rows"):
@@ -37,8 +37,13 @@ def matrix(x, name, rows_name="rows"):
     return t
 
 
-def feature_pair(qf, gf):
-    """Query and gallery features ``[Q, D]``, ``[G, D]`` checked to share D, device and dtype."""
+def feature_pair(qf, gf, compute_dtype=None):
+    """Query and gallery features ``[Q, D]``, ``[G, D]`` checked to share D, device and dtype.
+
+    Distances are computed in ``compute_dtype`` (default: the features' common dtype); rows whose squared
+    norm exceeds a quarter of that dtype's largest value are refused, so that every squared norm and
+    distance (``|q|² + |g|² - 2 q·g``, at most twice the sum of the norms) stays finite.
+    """
     qf = matrix(qf, "qf", "Q")
     gf = matrix(gf, "gf", "G")
     if qf.shape[1] != gf.shape[1]:
@@ -48,6 +53,14 @@ def feature_pair(qf, gf):
     if qf.dtype != gf.dtype:
         dtype = torch.promote_types(qf.dtype, gf.dtype)
         qf, gf = qf.to(dtype), gf.to(dtype)
+    limit = torch.finfo(compute_dtype or qf.dtype).max / 4
+    for name, t in (("qf", qf), ("gf", gf)):
+        largest = float(torch.linalg.vector_norm(t, dim=1).square_().max())
+        if not largest <= limit:
+            raise ValueError(
+                f"{name} has rows whose squared L2 norm ({largest:.3g}) overflows {compute_dtype or qf.dtype}: "
+                f"distances need squared norms <= {limit:.3g}; scale the features down"
+            )
     return qf, gf
 
 
@@ -63,15 +76,8 @@ def ids(x, name, n, length_name, device):
     return t.to(device=device, dtype=torch.int64)
 
 
-def positive_int(value, name, minimum=1):
-    """``value`` as an int, checked to be an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def block_rows(block_rows, columns, budget=1 << 24):
     """Rows per block: ``block_rows`` if given, else enough for ``budget`` entries of ``columns`` each."""
     if block_rows is None:
         return max(1, budget // max(1, columns))
-    return positive_int(block_rows, "block_rows")
+    return _checks.positive_int(block_rows, "block_rows")

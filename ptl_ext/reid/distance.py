@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from .. import ops
+from .. import _checks, ops
 from . import _validate
 
 METRICS = ("euclidean", "cosine")
@@ -17,11 +17,11 @@ def squared_norms(x):
 def distance_blocks(qf, gf, metric="euclidean", block_rows=None):
     """Yield ``(q0, block)``: distances ``[rows, G]`` of query rows ``q0 ..`` to every gallery feature.
 
-    ``qf [Q, D]`` and ``gf [G, D]`` are checked tensors of one float dtype and device. euclidean: squared
-    distance (values within float rounding of zero are 0); cosine: ``1 - cos``. Only one block of
-    ``block_rows`` rows (default: about 2^24 entries) is held at a time.
+    ``qf [Q, D]`` and ``gf [G, D]`` are checked tensors of one float dtype and device, ``metric`` one of
+    :data:`METRICS` (checked by the caller). euclidean: squared distance (values within float rounding of
+    zero are 0); cosine: ``1 - cos``. Only one block of ``block_rows`` rows (default: about 2^24 entries)
+    is held at a time.
     """
-    _validate.choice(metric, "metric", METRICS)
     rows = _validate.block_rows(block_rows, gf.shape[0])
     if metric == "cosine":
         qf, gf = F.normalize(qf, dim=1), F.normalize(gf, dim=1)
@@ -45,7 +45,11 @@ def compute_distance(qf, gf, metric="euclidean", block_rows=None):
 
     Returns:
         ``[Q, G]`` tensor on the features' device, float32 (float64 for float64 features).
+
+    Features whose squared norms would overflow the dtype (above a quarter of its largest value) are
+    refused with a ValueError naming qf or gf.
     """
+    _checks.choice(metric, "metric", METRICS)
     qf, gf = _validate.feature_pair(qf, gf)
     return gather_blocks(distance_blocks(qf, gf, metric, block_rows), qf.new_empty((qf.shape[0], gf.shape[0])))
 

@@ -1,48 +1,67 @@
-"""Features in, ReID metrics out: distances (optionally re-ranked) streamed by query blocks."""
+"""Features in, ReID metrics out: distances (optionally query-expanded and re-ranked) streamed by query blocks."""
 
+import torch
 import torch.nn.functional as F
 
+from .. import _checks
 from . import _validate
+from .config import AQEConfig, rerank_config
 from .distance import METRICS, distance_blocks
+from .knn import resolve_backend
 from .metrics import RankAccumulator
+from .query_expansion import check_aqe_size, expand_blocks
 from .rerank import rerank_blocks
 
 
 def evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, metric="euclidean", rerank=False,
-                      normalize=False, max_rank=50, protocol="market", k1=20, k2=6, lambda_value=0.3,
-                      backend="auto", block_rows=None, num_draws=10, seed=0):
+                      normalize=False, max_rank=50, protocol="market", k1=None, k2=None, lambda_value=None,
+                      backend="auto", block_rows=None, num_draws=10, seed=0, aqe_k=AQEConfig.k,
+                      aqe_alpha=AQEConfig.alpha):
     """Evaluate query features against gallery features without holding the ``[Q, G]`` matrix.
 
     Args:
         qf: ``[Q, D]``, gf: ``[G, D]`` floating features (tensors on CPU or CUDA, or numpy arrays), with
-            any flip augmentation already applied by the caller.
+            any flip augmentation already applied by the caller. Features whose squared norms would
+            overflow the dtype of the distances are refused (ValueError naming qf or gf).
         q_pids, q_camids: ``[Q]`` integer ids; g_pids, g_camids: ``[G]``.
         metric: ``"euclidean"`` (squared) or ``"cosine"``; re-ranking needs ``"euclidean"`` (it is
             defined on squared euclidean distances; use ``normalize=True`` for cosine-like ranking).
-        rerank: apply k-reciprocal re-ranking with ``k1``, ``k2``, ``lambda_value``, ``backend``.
+        rerank: k-reciprocal re-ranking: ``False``, ``True`` (the :class:`ptl_ext.reid.RerankConfig`
+            defaults, replaced by any ``k1``, ``k2``, ``lambda_value`` given) or a ``RerankConfig``;
+            ``backend`` picks its neighbour search.
         normalize: L2-normalise the features first.
+        aqe_k, aqe_alpha: alpha query expansion (:func:`ptl_ext.reid.aqe`) of query and gallery features
+            before ranking, with ``aqe_k`` neighbours (0: off) and weights ``cos ** aqe_alpha``.
         max_rank, protocol, num_draws, seed: as in :func:`ptl_ext.reid.evaluate_rank`.
         block_rows: query rows per block (default: about 2^24 distances per block).
 
     Returns:
         :class:`ptl_ext.reid.RankResult`.
     """
-    qf, gf = _validate.feature_pair(qf, gf)
+    _checks.choice(metric, "metric", METRICS)
+    config = rerank_config(rerank, k1, k2, lambda_value)
+    if config is not None and metric != "euclidean":
+        raise ValueError("rerank=True works on squared euclidean distances: pass metric='euclidean' "
+                         "(with normalize=True for cosine-like ranking)")
+    expansion = AQEConfig(aqe_k, aqe_alpha)
+    _checks.positive_int(max_rank, "max_rank")
+    backend = resolve_backend(backend)
+    qf, gf = _validate.feature_pair(qf, gf, torch.float32 if config is not None else None)
     device = qf.device
     q_pids = _validate.ids(q_pids, "q_pids", qf.shape[0], "query features", device)
     q_camids = _validate.ids(q_camids, "q_camids", qf.shape[0], "query features", device)
     g_pids = _validate.ids(g_pids, "g_pids", gf.shape[0], "gallery features", device)
     g_camids = _validate.ids(g_camids, "g_camids", gf.shape[0], "gallery features", device)
-    _validate.choice(metric, "metric", METRICS)
-    if rerank and metric != "euclidean":
-        raise ValueError("rerank=True works on squared euclidean distances: pass metric='euclidean' "
-                         "(with normalize=True for cosine-like ranking)")
     acc = RankAccumulator(g_pids, g_camids, protocol, num_draws, seed)
-    _validate.positive_int(max_rank, "max_rank")
-    if normalize:
+    if config is not None:
+        config.check_size(qf.shape[0] + gf.shape[0])
+    if expansion.enabled:
+        check_aqe_size(expansion, qf.shape[0] + gf.shape[0])
+        qf, gf = expand_blocks(qf, gf, expansion, block_rows)
+    elif normalize:
         qf, gf = F.normalize(qf, dim=1), F.normalize(gf, dim=1)
-    if rerank:
-        blocks = rerank_blocks(qf, gf, k1, k2, lambda_value, backend, block_rows)
+    if config is not None:
+        blocks = rerank_blocks(qf, gf, config, backend, block_rows)
     else:
         blocks = distance_blocks(qf, gf, metric, block_rows)
     for q0, dist in blocks:

@@ -3,7 +3,7 @@
 Both backends return each feature's ``k`` nearest (self included) sorted by (squared distance, index)
 and each row's maximum squared distance, which re-ranking divides that row by. Both find
 ``k + KNN_EXTRA`` candidates by matmul distances, then order them by distances summed in double from
-the float differences (:func:`ptl_ext.reference.pair_distances`): matmul distances lose ~1e-6 of the
+the float differences (``pair_distances`` of :mod:`ptl_ext._torch_kernels`): matmul distances lose ~1e-6 of the
 squared norms to cancellation and round identical features differently, so this makes the order exact
 (duplicates tie exactly, and ties break by index).
 
@@ -21,7 +21,7 @@ squared norms to cancellation and round identical features differently, so this 
 import numpy as np
 import torch
 
-from .. import ops, reference
+from .. import _checks, _torch_kernels, ops
 from . import _validate
 
 BACKENDS = ("auto", "torch", "faiss")
@@ -55,7 +55,7 @@ def _faiss_gpus():
 
 def resolve_backend(backend):
     """The concrete backend, ``"torch"`` or ``"faiss"``, that ``backend`` names (faiss checked importable)."""
-    _validate.choice(backend, "backend", BACKENDS)
+    _checks.choice(backend, "backend", BACKENDS)
     if backend == "faiss":
         _faiss()
         return "faiss"
@@ -77,8 +77,8 @@ def _faiss_knn(feats, norms, k):
     resources = faiss.StandardGpuResources() if gpu else None  # one context for both searches
     index = _faiss_index(faiss.IndexFlatL2(dim), feats.device, resources)
     index.add(x)
-    _, cand = index.search(x, min(n, k + reference.KNN_EXTRA))
-    dist, idx = reference.refine_knn(feats, torch.from_numpy(cand).to(feats.device), k)
+    _, cand = index.search(x, min(n, k + _torch_kernels.KNN_EXTRA))
+    dist, idx = _torch_kernels.refine_knn(feats, torch.from_numpy(cand).to(feats.device), k)
     # max_j |x_i - x_j|^2 = |x_i|^2 + max_j <[-2 x_i, 1], [x_j, |x_j|^2]>
     farthest = _faiss_index(faiss.IndexFlatIP(dim + 1), feats.device, resources)
     farthest.add(np.hstack([x, norms.detach().cpu().numpy()[:, None]]))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import ops
+from .. import _checks, ops
 from . import _validate
 
 PROTOCOLS = ("market", "cuhk03")
@@ -40,11 +40,11 @@ class RankAccumulator:
 
     def __init__(self, g_pids, g_camids, protocol="market", num_draws=10, seed=0):
         self.g_pids, self.g_camids = g_pids, g_camids
-        self.protocol = _validate.choice(protocol, "protocol", PROTOCOLS)
+        self.protocol = _checks.choice(protocol, "protocol", PROTOCOLS)
         self.first, self.ap, self.inp, self.single_shot = [], [], [], []
         self.num_query = 0
         if self.protocol == "cuhk03":
-            self._draws = self._single_shot_draws(_validate.positive_int(num_draws, "num_draws"), seed)
+            self._draws = self._single_shot_draws(_checks.positive_int(num_draws, "num_draws"), seed)
 
     def _single_shot_draws(self, num_draws, seed):
         # Draw r gives every gallery item a random priority; each identity is represented by its
@@ -85,7 +85,7 @@ class RankAccumulator:
 
     def result(self, max_rank=50):
         """The :class:`RankResult`; CMC has ``min(max_rank, G)`` entries. Raises if no query had a match."""
-        max_rank = min(_validate.positive_int(max_rank, "max_rank"), self.g_pids.numel())
+        max_rank = min(_checks.positive_int(max_rank, "max_rank"), self.g_pids.numel())
         first = torch.cat(self.first) if self.first else torch.zeros(0, dtype=torch.int64)
         if first.numel() == 0:
             raise ValueError(

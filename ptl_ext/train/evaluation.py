@@ -9,6 +9,7 @@ import contextlib
 
 import torch
 
+from .. import _checks
 from .distributed import DistInfo, all_reduce_mean, broadcast_object, gather_interleaved
 
 
@@ -55,9 +56,14 @@ class ReIDEvaluator:
 
     Args:
         query_loader, gallery_loader: loaders of ``(images, pids, camids)`` (sharded under DDP).
-        metric: ``"euclidean"`` (squared) or ``"cosine"``; rerank: k-reciprocal re-ranking (euclidean).
+        metric: ``"euclidean"`` (squared) or ``"cosine"``.
+        rerank: k-reciprocal re-ranking (euclidean only): a bool or a :class:`ptl_ext.reid.RerankConfig`;
+            with ``True``, ``k1``, ``k2``, ``lambda_value`` replace its defaults.
         flip: flip features; normalize: L2-normalise features before the distance.
         protocol: ``"market"`` (also CUHK03-NP, MSMT17) or ``"cuhk03"``.
+        aqe_k, aqe_alpha: alpha query expansion before ranking (``aqe_k`` neighbours, 0: off; weights
+            ``cos ** aqe_alpha``; ``None``: the :class:`ptl_ext.reid.AQEConfig` defaults); see :func:`ptl_ext.reid.aqe`.
+    Every option is checked here, so a bad one fails when the evaluator is made, before training.
     Returns (call): ``{"mAP", "mINP", "rank1", "rank5", "rank10", "num_valid"}``; all but
     ``num_valid`` (the number of queries with a match) are fractions in [0, 1].
     """
@@ -66,12 +72,22 @@ class ReIDEvaluator:
     higher_is_better = True
 
     def __init__(self, query_loader, gallery_loader, metric="euclidean", rerank=False, flip=True,
-                 normalize=True, protocol="market"):
-        if rerank and metric != "euclidean":
-            raise ValueError("ReIDEvaluator: rerank needs metric='euclidean' (normalize=True gives cosine-like ranking)")
+                 normalize=True, protocol="market", k1=None, k2=None, lambda_value=None, aqe_k=None,
+                 aqe_alpha=None):
+        from .. import reid
+
+        self.metric = _checks.choice(metric, "metric", reid.METRICS)
+        self.rerank = reid.rerank_config(rerank, k1, k2, lambda_value)
+        if self.rerank is not None and metric != "euclidean":
+            raise ValueError(
+                "ReIDEvaluator: rerank needs metric='euclidean' (normalize=True gives cosine-like ranking)"
+            )
+        defaults = reid.AQEConfig()
+        self.aqe = reid.AQEConfig(defaults.k if aqe_k is None else aqe_k,
+                                  defaults.alpha if aqe_alpha is None else aqe_alpha)
         self.query_loader, self.gallery_loader = query_loader, gallery_loader
-        self.metric, self.rerank, self.flip, self.normalize = metric, rerank, flip, normalize
-        self.protocol = protocol
+        self.flip, self.normalize = _checks.boolean(flip, "flip"), _checks.boolean(normalize, "normalize")
+        self.protocol = _checks.choice(protocol, "protocol", reid.PROTOCOLS)
 
     def __call__(self, model, device="cpu", amp=False, info=DistInfo()):
         from .. import reid
@@ -81,7 +97,8 @@ class ReIDEvaluator:
         metrics = None
         if info.is_main:
             result = reid.evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, metric=self.metric,
-                                            rerank=self.rerank, normalize=self.normalize, protocol=self.protocol)
+                                            rerank=self.rerank or False, normalize=self.normalize,
+                                            protocol=self.protocol, aqe_k=self.aqe.k, aqe_alpha=self.aqe.alpha)
             cmc = [float(v) for v in result.cmc]
             metrics = {"mAP": float(result.mAP), "mINP": float(result.mINP), "num_valid": float(result.num_valid)}
             for rank in (1, 5, 10):
