@@ -62,6 +62,10 @@ def test_train_eval_and_resume_refusal(synthetic, tmp_path, capsys):
     # eval rebuilds the network from the checkpoint and finds the same mAP
     assert main(["eval", "--checkpoint", str(out / "last.pt"), "--workers", "0"]) == 0
     assert f"{100 * rows[1]['mAP']:.2f}%" in capsys.readouterr().out
+    # re-ranking and query-expansion options reach the evaluator
+    assert main(["eval", "--checkpoint", str(out / "last.pt"), "--workers", "0", "--rerank", "--k1", "3", "--k2",
+                 "2", "--lambda", "0.5", "--aqe", "2", "--aqe-alpha", "2"]) == 0
+    assert "CMC-1" in capsys.readouterr().out
     # resuming from a corrupted checkpoint fails cleanly and changes no file
     last = out / "last.pt"
     data = bytearray(last.read_bytes())

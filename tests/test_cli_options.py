@@ -19,6 +19,9 @@ from ptl_ext.cli.option_types import default_of
     ("erasing = 1.5", "erasing", "<= 1.0"),
     ("lr = nan", "lr", "expected a number"),
     ("last_stride = 3", "last_stride", "expected one of 1, 2"),
+    ("k1 = 0", "k1", ">= 1"),
+    ("lambda = 1.5", "lambda", "<= 1.0"),
+    ("aqe_k = -1", "aqe_k", ">= 0"),
 ])
 def test_config_file_values_are_checked_like_the_command_line(tmp_path, capsys, line, key, expected):
     config = tmp_path / "run.toml"
@@ -62,6 +65,13 @@ def test_train_options_take_the_library_defaults():
         train_options(momentum=1.5)
     with pytest.raises(OptionError, match="unknown options moment"):
         train_options(moment=0.5)
+
+
+def test_config_keys_are_option_names_or_destinations(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text("lambda = 0.5\naqe = 3\nk1 = 10\n")
+    args = parse_args(["train", "--config", str(config)])
+    assert (args.lambda_value, args.aqe_k, args.k1) == (0.5, 3, 10)
 
 
 def test_old_v2_spelling_names_the_ptl_v2_network():

@@ -54,7 +54,12 @@ def checked_values(subparser, values, source):
     ``source`` names where they came from in errors (``--config run.toml``). Raises
     :class:`OptionError` naming the first unknown key or wrong value.
     """
-    actions = {action.dest: action for action in subparser._actions if action.dest != "help"}
+    actions = {}
+    for action in subparser._actions:
+        if action.dest != "help":  # by dest and by long option name: lambda_value and lambda, aqe_k and aqe
+            actions[action.dest] = action
+            actions.update({name[2:].replace("-", "_"): action for name in action.option_strings
+                            if name.startswith("--") and not name.startswith("--no-")})
     unknown = sorted(set(values) - set(actions) - {"config"})
     if unknown:
         raise OptionError(f"{source}: unknown options {', '.join(unknown)}")
@@ -63,7 +68,7 @@ def checked_values(subparser, values, source):
         if key == "config":
             continue
         try:
-            checked[key] = check_value(actions[key], value)
+            checked[actions[key].dest] = check_value(actions[key], value)
         except argparse.ArgumentTypeError as exc:
             raise OptionError(f"{source}: option {key}: {exc}") from None
     return checked

@@ -13,14 +13,25 @@ from .option_types import Number, Parser, count, default_of, flag, rate
 
 def add_eval_options(parser):
     """Options shared by ``train`` and ``eval``: distance, re-ranking, flip, normalisation, device."""
+    from .. import reid
     from ..data.config import DataConfig
     from ..train.evaluation import ReIDEvaluator
 
     group = parser.add_argument_group("evaluation")
-    group.add_argument("--metric", choices=("euclidean", "cosine"), default=default_of(ReIDEvaluator, "metric"),
+    group.add_argument("--metric", choices=reid.METRICS, default=default_of(ReIDEvaluator, "metric"),
                        help="feature distance for retrieval: euclidean (squared) or cosine (default: %(default)s)")
-    flag(group, "rerank", default_of(ReIDEvaluator, "rerank"),
-         "k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3) before ranking")
+    flag(group, "rerank", default_of(ReIDEvaluator, "rerank"), "k-reciprocal re-ranking before ranking (euclidean)")
+    group.add_argument("--k1", type=count(), default=reid.RerankConfig.k1,
+                       help="re-ranking: size of the k-reciprocal neighbourhoods (default: %(default)s)")
+    group.add_argument("--k2", type=count(), default=reid.RerankConfig.k2,
+                       help="re-ranking: neighbours averaged into each encoding, 1 = off (default: %(default)s)")
+    group.add_argument("--lambda", dest="lambda_value", type=rate(0.0, 1.0), default=reid.RerankConfig.lambda_value,
+                       help="re-ranking: weight of the original distance in [0, 1] (default: %(default)s)")
+    group.add_argument("--aqe", dest="aqe_k", type=count(0), default=reid.AQEConfig.k,
+                       help="alpha query expansion: neighbours averaged into each feature, 0 = off "
+                            "(default: %(default)s)")
+    group.add_argument("--aqe-alpha", type=rate(), default=reid.AQEConfig.alpha,
+                       help="alpha query expansion: exponent of the similarity weights (default: %(default)s)")
     flag(group, "flip", default_of(ReIDEvaluator, "flip"),
          "test features are the sum of the image's and its mirror's features")
     flag(group, "normalize", default_of(ReIDEvaluator, "normalize"), "L2-normalise test features before the distance")

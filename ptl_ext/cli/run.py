@@ -41,7 +41,8 @@ def build_data(args, info, height, width, train=True):
         query, gallery = D.build_reid_eval_loaders(dataset, height, width, args.eval_batch_size, args.workers,
                                                    info.rank, info.world_size)
         evaluator = ReIDEvaluator(query, gallery, metric=args.metric, rerank=args.rerank, flip=args.flip,
-                                  normalize=args.normalize, protocol=dataset.protocol)
+                                  normalize=args.normalize, protocol=dataset.protocol, k1=args.k1, k2=args.k2,
+                                  lambda_value=args.lambda_value, aqe_k=args.aqe_k, aqe_alpha=args.aqe_alpha)
         train_loader = None
         if train:
             train_loader = D.build_reid_train_loader(dataset, height, width, args.p, args.k, args.workers,
