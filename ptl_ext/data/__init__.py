@@ -13,17 +13,8 @@ from .loaders import (
     build_reid_loaders,
     build_reid_train_loader,
 )
-from .reid_datasets import (
-    REID_DATASETS,
-    ReIDData,
-    cuhk03_np,
-    dukemtmc_reid,
-    load_reid_dataset,
-    market1501,
-    market_duke,
-    msmt17,
-    relabel,
-)
+from .registry import REID_DATASETS, DatasetInfo, get_dataset, list_datasets, load_dataset, load_reid_dataset
+from .reid_datasets import ReIDData, cuhk03_np, dukemtmc_reid, market1501, market_duke, msmt17, relabel
 from .samplers import PKBatchSampler, ShardSampler
 from .synthetic import make_synthetic_market
 from .synthetic_cifar import make_synthetic_cifar, synthetic_cifar_arrays
@@ -40,6 +31,7 @@ from .transforms import (
 )
 
 __all__ = [
+    "DatasetInfo", "get_dataset", "list_datasets", "load_dataset",
     "REID_DATASETS", "ReIDData", "cuhk03_np", "dukemtmc_reid", "load_reid_dataset", "market1501",
     "market_duke", "msmt17", "relabel", "load_cifar", "read_image", "write_image",
     "ImageDataset", "TensorImageDataset", "build_dataloader", "build_reid_eval_loaders", "build_reid_loaders",
