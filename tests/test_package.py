@@ -9,8 +9,10 @@ import pytest
 
 def imported_after(statement):
     """The ``ptl_ext`` modules (and whether torch is) in ``sys.modules`` after ``statement``, in a fresh process."""
-    code = (f"import sys, json\n{statement}\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('ptl_ext') or m == 'torch')))")
+    code = (
+        f"import sys, json\n{statement}\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('ptl_ext') or m == 'torch')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return set(json.loads(result.stdout.splitlines()[-1]))
 
@@ -26,8 +28,10 @@ def test_import_data_imports_only_its_registry():
     assert "torch" not in modules
 
 
-@pytest.mark.parametrize("statement", ["from ptl_ext.data import build_reid_loaders, make_synthetic_market, load_cifar",
-                                       "import ptl_ext.reid"])
+@pytest.mark.parametrize(
+    "statement",
+    ["from ptl_ext.data import build_reid_loaders, make_synthetic_market, load_cifar", "import ptl_ext.reid"],
+)
 def test_data_and_reid_do_not_import_models(statement):
     modules = imported_after(statement)
     assert not any(m.startswith(("ptl_ext.models", "ptl_ext.train", "ptl_ext.nn")) for m in modules)

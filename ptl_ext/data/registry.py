@@ -6,8 +6,15 @@ read. Names and aliases work everywhere a dataset is named (``--dataset``, ``--c
 
 from dataclasses import dataclass, field
 
-__all__ = ["DatasetInfo", "DATASETS", "get_dataset", "list_datasets", "load_dataset", "REID_DATASETS",
-           "load_reid_dataset"]
+__all__ = [
+    "DatasetInfo",
+    "DATASETS",
+    "get_dataset",
+    "list_datasets",
+    "load_dataset",
+    "REID_DATASETS",
+    "load_reid_dataset",
+]
 
 TASKS = ("reid", "classification")
 
@@ -61,15 +68,26 @@ DATASETS = {
     for info in (
         DatasetInfo("market1501", "reid", "Market-1501", _reid_reader("market1501"), ("market",)),
         DatasetInfo("dukemtmc_reid", "reid", "DukeMTMC-reID", _reid_reader("dukemtmc_reid"), ("duke",)),
-        DatasetInfo("cuhk03_labeled", "reid", "CUHK03-NP labeled", _reid_reader("cuhk03_np", variant="labeled"),
-                    ("cuhk03_np_labeled",)),
-        DatasetInfo("cuhk03_detected", "reid", "CUHK03-NP detected", _reid_reader("cuhk03_np", variant="detected"),
-                    ("cuhk03_np_detected",)),
+        DatasetInfo(
+            "cuhk03_labeled",
+            "reid",
+            "CUHK03-NP labeled",
+            _reid_reader("cuhk03_np", variant="labeled"),
+            ("cuhk03_np_labeled",),
+        ),
+        DatasetInfo(
+            "cuhk03_detected",
+            "reid",
+            "CUHK03-NP detected",
+            _reid_reader("cuhk03_np", variant="detected"),
+            ("cuhk03_np_detected",),
+        ),
         DatasetInfo("msmt17", "reid", "MSMT17", _reid_reader("msmt17"), ("msmt",)),
         DatasetInfo("market_duke", "reid", "Market-1501 + DukeMTMC-reID", _reid_reader("market_duke")),
         DatasetInfo("cifar10", "classification", "CIFAR-10", _cifar_reader(10), num_classes=10, image_size=(32, 32)),
-        DatasetInfo("cifar100", "classification", "CIFAR-100", _cifar_reader(100), num_classes=100,
-                    image_size=(32, 32)),
+        DatasetInfo(
+            "cifar100", "classification", "CIFAR-100", _cifar_reader(100), num_classes=100, image_size=(32, 32)
+        ),
     )
 }
 _ALIASES = {alias: info.name for info in DATASETS.values() for alias in info.aliases}
@@ -93,8 +111,10 @@ def get_dataset(name):
         raise TypeError(f"dataset must be a name (str), got {type(name).__name__}")
     info = DATASETS.get(_ALIASES.get(name, name))
     if info is None:
-        raise ValueError(f"dataset must be one of {', '.join(list_datasets())} (aliases: "
-                         f"{', '.join(f'{a}={n}' for a, n in sorted(_ALIASES.items()))}), got {name!r}")
+        raise ValueError(
+            f"dataset must be one of {', '.join(list_datasets())} (aliases: "
+            f"{', '.join(f'{a}={n}' for a, n in sorted(_ALIASES.items()))}), got {name!r}"
+        )
     return info
 
 
@@ -115,6 +135,8 @@ def load_reid_dataset(name, root):
     """Read the ReID dataset ``name`` (or an alias) from ``root``: a :class:`~ptl_ext.data.ReIDData`."""
     info = get_dataset(name)
     if info.task != "reid":
-        raise ValueError(f"dataset {name!r} is a {info.task} dataset, not a ReID one; expected one of "
-                         f"{', '.join(list_datasets('reid', aliases=True))}")
+        raise ValueError(
+            f"dataset {name!r} is a {info.task} dataset, not a ReID one; expected one of "
+            f"{', '.join(list_datasets('reid', aliases=True))}"
+        )
     return info.reader(root)

@@ -8,8 +8,9 @@ from .staged import _check_input_size
 __all__ = ["create_model", "count_parameters"]
 
 
-def create_model(name, num_classes, input_size=None, *, head="reid", pretrained=None, last_stride=1, dropout=None,
-                 v2=False):
+def create_model(
+    name, num_classes, input_size=None, *, head="reid", pretrained=None, last_stride=1, dropout=None, v2=False
+):
     """The network called ``name`` (see :func:`~ptl_ext.models.list_models`), freshly initialised.
 
     Args:
@@ -34,8 +35,9 @@ def create_model(name, num_classes, input_size=None, *, head="reid", pretrained=
     _checks.choice(head, "head", tuple(HEADS))
     _checks.choice(last_stride, "last_stride", (1, 2))
     dropout = _checks.real(dropout, "dropout", 0.0, allow_none=True)
-    return info.build(num_classes, input_size, head=head, pretrained=pretrained, last_stride=last_stride,
-                      dropout=dropout)
+    return info.build(
+        num_classes, input_size, head=head, pretrained=pretrained, last_stride=last_stride, dropout=dropout
+    )
 
 
 def count_parameters(model):

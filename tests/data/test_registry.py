@@ -15,14 +15,22 @@ from ptl_ext.data import (
 )
 
 REID = ["cuhk03_detected", "cuhk03_labeled", "dukemtmc_reid", "market1501", "market_duke", "msmt17"]
-ALIASES = {"market": "market1501", "duke": "dukemtmc_reid", "msmt": "msmt17", "cuhk03_np_labeled": "cuhk03_labeled",
-           "cuhk03_np_detected": "cuhk03_detected"}
+ALIASES = {
+    "market": "market1501",
+    "duke": "dukemtmc_reid",
+    "msmt": "msmt17",
+    "cuhk03_np_labeled": "cuhk03_labeled",
+    "cuhk03_np_detected": "cuhk03_detected",
+}
 
 
 def write_market(root, train_pids=(2, 7, 11)):
     """An (empty-file) Market layout: the readers only parse the names."""
-    layout = {"bounding_box_train": [f"{pid:04d}_c{1 + pid % 6}s1_000001_01.jpg" for pid in train_pids],
-              "query": ["0003_c1s1_000101_00.jpg"], "bounding_box_test": ["0003_c2s1_000201_01.jpg"]}
+    layout = {
+        "bounding_box_train": [f"{pid:04d}_c{1 + pid % 6}s1_000001_01.jpg" for pid in train_pids],
+        "query": ["0003_c1s1_000101_00.jpg"],
+        "bounding_box_test": ["0003_c2s1_000201_01.jpg"],
+    }
     for split, names in layout.items():
         os.makedirs(root / split, exist_ok=True)
         for name in names:
@@ -48,8 +56,11 @@ def test_cifar_entries_know_their_classes_and_image_size():
 
 
 def test_unknown_names_list_the_known_ones():
-    with pytest.raises(ValueError, match=r"dataset must be one of cifar10, .*msmt17 \(aliases: .*duke=dukemtmc_reid"
-                                         r".*\), got 'viper'"):
+    with pytest.raises(
+        ValueError,
+        match=r"dataset must be one of cifar10, .*msmt17 \(aliases: .*duke=dukemtmc_reid"
+        r".*\), got 'viper'",
+    ):
         get_dataset("viper")
     with pytest.raises(TypeError, match="dataset must be a name"):
         get_dataset(3)

@@ -29,7 +29,7 @@ BACKBONES = ("resnet34", "resnet50", "resnet101", "densenet121", "densenet161", 
 SIZE = (96, 32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def meta_model(name, v2=False):
     """``create_model(name, 5, SIZE, v2=v2)`` on the meta device, built once for all tests."""
     with torch.device("meta"):
@@ -74,7 +74,13 @@ def test_one_naming_scheme():
 def test_model_info():
     info = model_info("ptl_v2_resnet50")
     assert (info.name, info.base, info.family, info.ptl, info.v2, info.input_size) == (
-        "ptl_v2_resnet50", "resnet50", "resnet", True, True, (256, 128))
+        "ptl_v2_resnet50",
+        "resnet50",
+        "resnet",
+        True,
+        True,
+        (256, 128),
+    )
     assert model_info("mgn_ptl").name == "ptl_mgn" and model_info("mgn_ptl", v2=True).name == "ptl_v2_mgn"
     assert model_info("ptl_densenet121", v2=True).name == "ptl_v2_densenet121"
     assert model_info("ptl_v2_densenet121", v2=True).name == "ptl_v2_densenet121"
@@ -105,7 +111,7 @@ def old_network(name, num_classes, size, v2):
     if name in ("mgn", "mgn_ptl"):
         return MGN(num_classes) if name == "mgn" else MGNPTL(num_classes, v2=v2)
     if name.startswith("ptl_v2_"):
-        name, v2 = "ptl_" + name[len("ptl_v2_"):], True
+        name, v2 = "ptl_" + name[len("ptl_v2_") :], True
     base = name.removeprefix("ptl_")
     options = {"last_stride": 1} if base.startswith("resnet") else {}
     common = {"head": "reid", "input_size": size, "dropout": None}
@@ -142,18 +148,21 @@ def test_create_model_on_the_cpu_runs():
     assert model.cell_strides[-1] == 2  # last_stride reached the backbone: layer4 halves the map
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"name": "ptl_resnet18"}, ValueError, "unknown model 'ptl_resnet18'; expected one of .*ptl_v2_mgn"),
-    ({"name": 50}, TypeError, "model name must be a str"),
-    ({"name": "resnet50", "v2": True}, ValueError, "v2 applies to PTL networks"),
-    ({"v2": "yes"}, TypeError, "v2 must be true or false"),
-    ({"num_classes": 0}, ValueError, "num_classes must be an integer >= 1"),
-    ({"num_classes": 2.0}, TypeError, "num_classes must be an integer"),
-    ({"input_size": (32,)}, ValueError, "input_size must be a pair"),
-    ({"head": "linear"}, ValueError, "head must be one of 'reid', 'cifar'"),
-    ({"last_stride": 3}, ValueError, "last_stride must be one of 1, 2"),
-    ({"dropout": -0.5}, ValueError, "dropout must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"name": "ptl_resnet18"}, ValueError, "unknown model 'ptl_resnet18'; expected one of .*ptl_v2_mgn"),
+        ({"name": 50}, TypeError, "model name must be a str"),
+        ({"name": "resnet50", "v2": True}, ValueError, "v2 applies to PTL networks"),
+        ({"v2": "yes"}, TypeError, "v2 must be true or false"),
+        ({"num_classes": 0}, ValueError, "num_classes must be an integer >= 1"),
+        ({"num_classes": 2.0}, TypeError, "num_classes must be an integer"),
+        ({"input_size": (32,)}, ValueError, "input_size must be a pair"),
+        ({"head": "linear"}, ValueError, "head must be one of 'reid', 'cifar'"),
+        ({"last_stride": 3}, ValueError, "last_stride must be one of 1, 2"),
+        ({"dropout": -0.5}, ValueError, "dropout must be >= 0"),
+    ],
+)
 def test_bad_arguments_are_clear_errors(kwargs, error, message):
     arguments = {"name": "ptl_resnet34", "num_classes": 4, **kwargs}
     with pytest.raises(error, match=message), torch.device("meta"):

@@ -15,8 +15,17 @@ SIZE = (32, 16)
 
 
 def meta(arch, **changes):
-    return {"arch": arch, "num_classes": 3, "height": SIZE[0], "width": SIZE[1], "v2": False, "last_stride": 1,
-            "head": "cifar", "dropout": None, **changes}
+    return {
+        "arch": arch,
+        "num_classes": 3,
+        "height": SIZE[0],
+        "width": SIZE[1],
+        "v2": False,
+        "last_stride": 1,
+        "head": "cifar",
+        "dropout": None,
+        **changes,
+    }
 
 
 def saved(tmp_path, model, meta_):
@@ -68,6 +77,9 @@ def test_load_weights_except_head_refuses_another_network(tmp_path):
     weights["stages.0.conv1.weight"] = torch.zeros(32, 3, 7, 7)
     path = tmp_path / "other.pt"
     save_checkpoint(path, {"model": weights, "meta": meta("ptl_resnet34")})
-    with pytest.raises(ValueError, match=r"--chain step 2 .*other.pt: .*stages.0.conv1.weight \(32, 3, 7, 7\) vs "
-                                         r"\(64, 3, 7, 7\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"--chain step 2 .*other.pt: .*stages.0.conv1.weight \(32, 3, 7, 7\) vs "
+        r"\(64, 3, 7, 7\)",
+    ):
         load_weights_except_head(model, path, "--chain step 2")
