@@ -64,13 +64,18 @@ def register_model(name, *, family, input_size=(256, 128)):
     return register
 
 
-def list_models(pattern=None, *, aliases=False):
-    """Sorted names of the registered networks, those matching the shell-style ``pattern`` (``"ptl_*"``)
-    when given; ``aliases=True`` adds the old names that still work."""
+def list_models(pattern=None, *, exclude=(), aliases=False):
+    """Sorted names of the registered networks: those matching the shell-style ``pattern`` (``"ptl_*"``)
+    when given, without those matching a pattern of ``exclude`` (one pattern or several); ``aliases=True``
+    adds the old names that still work.
+
+    ``list_models(exclude=("ptl_*", "mgn"))`` lists the plain backbones.
+    """
     names = list(_ENTRIES) + (list(ALIASES) if aliases else [])
     if pattern is not None:
-        names = fnmatch.filter(names, pattern)
-    return sorted(names)
+        names = [name for name in names if fnmatch.fnmatchcase(name, pattern)]
+    excluded = (exclude,) if isinstance(exclude, str) else tuple(exclude)
+    return sorted(name for name in names if not any(fnmatch.fnmatchcase(name, p) for p in excluded))
 
 
 def is_model(name):

@@ -67,6 +67,17 @@ def test_one_naming_scheme():
     assert set(list_models()) == expected and list_models() == sorted(expected)
     assert list_models("ptl_v2_*") == sorted(f"ptl_v2_{name}" for name in (*BACKBONES, "mgn"))
     assert list_models("*mgn*", aliases=True) == ["mgn", "mgn_ptl", "ptl_mgn", "ptl_v2_mgn"]
+    assert list_models(exclude=("ptl_*", "mgn")) == sorted(BACKBONES)
+    assert list_models("ptl_*", exclude="*densenet*") == [
+        "ptl_mgn",
+        "ptl_resnet101",
+        "ptl_resnet34",
+        "ptl_resnet50",
+        "ptl_v2_mgn",
+        "ptl_v2_resnet101",
+        "ptl_v2_resnet34",
+        "ptl_v2_resnet50",
+    ]
     assert ALIASES == {"mgn_ptl": "ptl_mgn"}
     assert is_model("mgn_ptl") and is_model("ptl_resnet50") and not is_model("ptl_resnet18")
 
