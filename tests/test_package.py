@@ -23,7 +23,14 @@ def test_import_ptl_ext_imports_no_layer():
 
 def test_import_data_imports_only_its_registry():
     modules = imported_after("import ptl_ext.data")
-    assert modules == {"ptl_ext", "ptl_ext._lazy", "ptl_ext.data", "ptl_ext.data.registry"}  # not even torch
+    assert modules == {
+        "ptl_ext",
+        "ptl_ext._checks",
+        "ptl_ext._lazy",
+        "ptl_ext.data",
+        "ptl_ext.data.config",
+        "ptl_ext.data.registry",
+    }  # not even torch
     modules = imported_after("import ptl_ext.data; ptl_ext.data.get_dataset('duke')")
     assert "torch" not in modules
 

@@ -1,10 +1,12 @@
 """The dataset registry: every dataset the package reads, by name, with its task, reader and aliases.
 
 Looking a dataset up imports nothing heavy: a reader module (and torch) is imported when the dataset is
-read. Names and aliases work everywhere a dataset is named (``--dataset``, ``--chain``, the API).
+read. Every lookup resolves aliases, so an alias can stand wherever a dataset is named.
 """
 
 from dataclasses import dataclass, field
+
+from .config import CIFAR_INPUT_SIZE
 
 __all__ = [
     "DatasetInfo",
@@ -84,9 +86,11 @@ DATASETS = {
         ),
         DatasetInfo("msmt17", "reid", "MSMT17", _reid_reader("msmt17"), ("msmt",)),
         DatasetInfo("market_duke", "reid", "Market-1501 + DukeMTMC-reID", _reid_reader("market_duke")),
-        DatasetInfo("cifar10", "classification", "CIFAR-10", _cifar_reader(10), num_classes=10, image_size=(32, 32)),
         DatasetInfo(
-            "cifar100", "classification", "CIFAR-100", _cifar_reader(100), num_classes=100, image_size=(32, 32)
+            "cifar10", "classification", "CIFAR-10", _cifar_reader(10), num_classes=10, image_size=CIFAR_INPUT_SIZE
+        ),
+        DatasetInfo(
+            "cifar100", "classification", "CIFAR-100", _cifar_reader(100), num_classes=100, image_size=CIFAR_INPUT_SIZE
         ),
     )
 }
