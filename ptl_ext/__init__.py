@@ -3,8 +3,9 @@
 Layers, lowest first: ``ops`` (the compiled kernels, with their pure-PyTorch twins in ``reference``)
 -> ``nn`` (the BConv-Cells) -> ``models`` (backbones, PTL networks, MGN, the model zoo). Beside them,
 ``reid`` (distances, re-ranking, metrics) uses ``ops`` and ``reference``, and ``data`` (datasets,
-transforms, loaders) uses only the shared helpers (``_checks``). ``train`` sits on ``models``, ``nn`` and ``reid``; the
-``ptl`` command line wires ``train`` and ``data``. No module imports a layer above its own.
+transforms, loaders) uses only the shared helpers (``_checks``). ``train`` sits on ``models``, ``nn``
+and ``reid``; the ``ptl`` command line wires ``train`` and ``data``. No module imports a layer above
+its own.
 
 ``import ptl_ext`` imports none of them: each subpackage (and ``PTLResNet50`` / ``PTLDenseNet161``) is
 imported on first use.
