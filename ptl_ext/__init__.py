@@ -1,9 +1,9 @@
 """ptl-ext: progressive transfer learning for person re-identification.
 
-Layers, lowest first: ``ops`` (the compiled kernels, with their pure-PyTorch twins in ``reference``)
--> ``nn`` (the BConv-Cells) -> ``models`` (backbones, PTL networks, MGN, the model zoo). Beside them,
-``reid`` (distances, re-ranking, metrics) uses ``ops`` and ``reference``, and ``data`` (datasets,
-transforms, loaders) uses only the shared helpers (``_checks``). ``train`` sits on ``models``, ``nn``
+Layers, lowest first: ``ops`` (the compiled kernels with their fallbacks; the pure-PyTorch twins in
+``reference`` sit beside it) -> ``nn`` (the BConv-Cells) -> ``models`` (backbones, PTL networks, MGN, the
+model zoo). Beside them, ``reid`` (distances, re-ranking, metrics) sits on the ``ops`` layer, and ``data``
+(datasets, transforms, loaders) uses only the shared helpers (``_checks``). ``train`` sits on ``models``, ``nn``
 and ``reid``; the ``ptl`` command line wires ``train`` and ``data``. No module imports a layer above
 its own.
 
