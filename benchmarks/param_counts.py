@@ -8,8 +8,7 @@ comparison: that code shares one reduction between the 8 pieces and its fuse con
 
 import warnings
 
-from ptl_ext.models import MGN, MGNPTL, densenet_bc100, resnet50
-from ptl_ext.train.builders import build_model
+from ptl_ext.models import MGN, MGNPTL, create_model, densenet_bc100, resnet50
 
 warnings.filterwarnings("ignore", message="ptl_ext._C could not be imported")
 
@@ -58,7 +57,7 @@ def cifar_rows():
     its PTL and PTL-v2 versions, 10 classes."""
     rows = [("densenet_bc100, linear classifier (torchvision-style)", count(densenet_bc100(num_classes=CIFAR_CLASSES)))]
     for arch in ("densenet_bc100", "ptl_densenet_bc100", "ptl_v2_densenet_bc100"):
-        model = build_model(arch, CIFAR_CLASSES, (32, 32), head="cifar")
+        model = create_model(arch, CIFAR_CLASSES, (32, 32), head="cifar")
         rows.append((f"{arch}, two-layer CIFAR head (CLI)", count(model)))
     return rows
 

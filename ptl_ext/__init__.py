@@ -1,24 +1,33 @@
 """ptl-ext: progressive transfer learning for person re-identification.
 
-Layers, lowest first: ``ops`` (compiled kernels) → ``nn`` (cells) → ``models``;
-``data`` and ``reid`` stand alone; ``train`` uses data, models and reid.
+Layers, lowest first: ``ops`` (the compiled kernels with their fallbacks; the pure-PyTorch twins in
+``reference`` sit beside it) -> ``nn`` (the BConv-Cells) -> ``models`` (backbones, PTL networks, MGN, the
+model zoo). Beside them, ``reid`` (distances, re-ranking, metrics) sits on the ``ops`` layer, and ``data``
+(datasets, transforms, loaders) uses only the shared helpers (``_checks``). ``train`` sits on ``models``, ``nn``
+and ``reid``; the ``ptl`` command line wires ``train`` and ``data``. No module imports a layer above
+its own.
+
+``import ptl_ext`` imports none of them: each subpackage (and ``PTLResNet50`` / ``PTLDenseNet161``) is
+imported on first use.
 """
 
-from . import models, nn, ops, reference
-from .models import PTLDenseNet161, PTLResNet50
+from ._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
-_LAZY_SUBPACKAGES = ("data", "train")
+_EXPORTS = {
+    "ops": "ops",
+    "reference": "reference",
+    "nn": "nn",
+    "models": "models",
+    "reid": "reid",
+    "data": "data",
+    "train": "train",
+    "PTLResNet50": "models",
+    "PTLDenseNet161": "models",
+}
 
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
+del lazy_attributes
 
-def __getattr__(name):
-    """Import ``ptl_ext.data`` / ``ptl_ext.train`` on first use, keeping ``import ptl_ext`` light."""
-    if name in _LAZY_SUBPACKAGES:
-        import importlib
-
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["ops", "reference", "nn", "models", "PTLResNet50", "PTLDenseNet161", "data", "train", "__version__"]
+__all__ = [*_EXPORTS, "__version__"]

@@ -1,50 +1,53 @@
-"""Datasets, image decoding, torch-op transforms, samplers, loaders and the synthetic ReID and CIFAR generators.
+"""Datasets (by name through the registry), image decoding, torch-op transforms, samplers, loaders and the
+synthetic ReID and CIFAR generators.
 
-Stands alone: imports neither ``ptl_ext.models`` nor ``ptl_ext.train``.
+Uses only the package's shared helpers (``_checks``, ``_lazy``). ``import ptl_ext.data`` loads only the
+registry (no torch): the readers, loaders, generators and ``DataConfig`` are imported from their submodules
+on first use.
 """
 
-from .cifar import load_cifar
-from .image import read_image, write_image
-from .loaders import (
-    ImageDataset,
-    TensorImageDataset,
-    build_dataloader,
-    build_reid_eval_loaders,
-    build_reid_loaders,
-    build_reid_train_loader,
-)
-from .reid_datasets import (
-    REID_DATASETS,
-    ReIDData,
-    cuhk03_np,
-    dukemtmc_reid,
-    load_reid_dataset,
-    market1501,
-    market_duke,
-    msmt17,
-    relabel,
-)
-from .samplers import PKBatchSampler, ShardSampler
-from .synthetic import make_synthetic_market
-from .synthetic_cifar import make_synthetic_cifar, synthetic_cifar_arrays
-from .transforms import (
-    Compose,
-    Normalize,
-    RandomCrop,
-    RandomErasing,
-    RandomHorizontalFlip,
-    Resize,
-    ToFloat,
-    build_cifar_transforms,
-    build_reid_transforms,
-)
+from .._lazy import lazy_attributes
+from .registry import REID_DATASETS, DatasetInfo, get_dataset, list_datasets, load_dataset, load_reid_dataset
+
+_SUBMODULES = {
+    "cifar": ("load_cifar",),
+    "config": ("DataConfig", "CIFAR_INPUT_SIZE"),
+    "image": ("read_image", "write_image"),
+    "loaders": (
+        "ImageDataset",
+        "TensorImageDataset",
+        "build_dataloader",
+        "build_reid_eval_loaders",
+        "build_reid_loaders",
+        "build_reid_train_loader",
+    ),
+    "reid_datasets": ("ReIDData", "cuhk03_np", "dukemtmc_reid", "market1501", "market_duke", "msmt17", "relabel"),
+    "samplers": ("PKBatchSampler", "ShardSampler"),
+    "synthetic": ("make_synthetic_market",),
+    "synthetic_cifar": ("make_synthetic_cifar", "synthetic_cifar_arrays"),
+    "transforms": (
+        "Compose",
+        "Normalize",
+        "RandomCrop",
+        "RandomErasing",
+        "RandomHorizontalFlip",
+        "Resize",
+        "ToFloat",
+        "build_cifar_transforms",
+        "build_reid_transforms",
+    ),
+}
+_EXPORTS = {name: module for module, names in _SUBMODULES.items() for name in names}
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
+del lazy_attributes
 
 __all__ = [
-    "REID_DATASETS", "ReIDData", "cuhk03_np", "dukemtmc_reid", "load_reid_dataset", "market1501",
-    "market_duke", "msmt17", "relabel", "load_cifar", "read_image", "write_image",
-    "ImageDataset", "TensorImageDataset", "build_dataloader", "build_reid_eval_loaders", "build_reid_loaders",
-    "build_reid_train_loader",
-    "PKBatchSampler", "ShardSampler", "make_synthetic_market", "make_synthetic_cifar", "synthetic_cifar_arrays",
-    "Compose", "Normalize", "RandomCrop", "RandomErasing", "RandomHorizontalFlip", "Resize", "ToFloat",
-    "build_cifar_transforms", "build_reid_transforms",
+    "DatasetInfo",
+    "get_dataset",
+    "list_datasets",
+    "load_dataset",
+    "load_reid_dataset",
+    "REID_DATASETS",
+    *_EXPORTS,
 ]

@@ -207,20 +207,3 @@ def market_duke(root):
         root=os.fspath(root),
         extra={"market_root": market.root, "duke_root": duke.root},
     )
-
-
-REID_DATASETS = {
-    "market1501": market1501,
-    "dukemtmc_reid": dukemtmc_reid,
-    "cuhk03_labeled": lambda root: cuhk03_np(root, "labeled"),
-    "cuhk03_detected": lambda root: cuhk03_np(root, "detected"),
-    "msmt17": msmt17,
-    "market_duke": market_duke,
-}
-
-
-def load_reid_dataset(name, root):
-    """Read the dataset called ``name`` (a key of ``REID_DATASETS``) from ``root``."""
-    if name not in REID_DATASETS:
-        raise ValueError(f"dataset must be one of {sorted(REID_DATASETS)}, got {name!r}")
-    return REID_DATASETS[name](root)

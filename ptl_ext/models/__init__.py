@@ -1,5 +1,12 @@
-"""Networks: torchvision-compatible backbones, the plain baseline, PTL networks and their heads."""
+"""Networks: torchvision-compatible backbones, the plain baseline, PTL networks, MGN, their heads and the
+model zoo (:func:`create_model` / :func:`list_models`).
 
+Uses ``ptl_ext.nn`` (the cells) and, through it, ``ptl_ext.ops``.
+"""
+
+from . import _zoo  # noqa: F401  (registers the zoo's networks)
+from ._factory import count_parameters, create_model
+from ._registry import ALIASES, ModelInfo, is_model, list_models, model_info, register_model, resolve_model_name
 from .densenet import DenseNet, densenet121, densenet161, densenet_bc100
 from .heads import MLPHead, make_head
 from .mgn import MGN, MGNPTL, MGNOutput
@@ -9,6 +16,15 @@ from .staged import BackboneNet, HeadedNet, probe_stages
 from .weights import load_pretrained
 
 __all__ = [
+    "create_model",
+    "list_models",
+    "is_model",
+    "model_info",
+    "resolve_model_name",
+    "register_model",
+    "ModelInfo",
+    "ALIASES",
+    "count_parameters",
     "ResNet",
     "resnet34",
     "resnet50",

@@ -62,6 +62,8 @@ class DenseNet(nn.Module):
     ``norm5`` and a ReLU) for PTL.
     """
 
+    head_name = "classifier"  # never rolled back
+
     def __init__(self, growth, block_config, init_features, bn_size=4, num_classes=1000, small_input=False):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -104,6 +106,12 @@ class DenseNet(nn.Module):
         stages = [nn.Sequential(OrderedDict((n, self.features.get_submodule(n)) for n in names)) for names in self._stage_names]
         stages[-1].add_module("relu5", self.relu)
         return stages
+
+    def rollback_blocks(self):
+        """Rolling-back blocks as module-name prefixes: the stem, then each dense block with its transition
+        (the last with ``norm5``): ``[["features.conv0"], ["features.denseblock1", "features.transition1"], ...]``.
+        """
+        return [[f"features.{name}" for name in names] for names in self._stage_names]
 
     def forward(self, x):
         x = self.relu(self.features(x))

@@ -111,6 +111,7 @@ class MGN(nn.Module):
     """
 
     side_channels = 0
+    head_name = "head"  # the 8 classifiers
 
     def __init__(self, num_classes, pretrained=None, feature_dim=FEATURES_PER_PIECE):
         super().__init__()
@@ -131,6 +132,14 @@ class MGN(nn.Module):
         self.reductions = nn.ModuleList(_reduction(piece_ch, feature_dim) for _ in range(self.num_pieces))
         self.head = nn.ModuleList(_classifier(feature_dim, num_classes) for _ in range(self.num_pieces))
         self.num_classes, self.feature_dim = num_classes, feature_dim * self.num_pieces
+
+    def rollback_blocks(self):
+        """No default blocks: the stages end at ``layer3[0]``, so the branches would never roll back.
+
+        Raises ``TypeError`` asking for an explicit block list.
+        """
+        raise TypeError(f"rolling back: no default blocks for {type(self).__name__} (its three branches copy "
+                        "layer3[1:] and layer4); pass blocks=[[prefix, ...], ...]")
 
     def branch_maps(self, x):
         """The three branch maps ``[B, 2048, h, w]`` (plus side-stream maps in subclasses) for images ``x``."""

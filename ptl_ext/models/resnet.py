@@ -65,6 +65,8 @@ class ResNet(nn.Module):
     :meth:`stages` gives the stem (conv1, bn1, relu, maxpool) and layer1..layer4 for PTL.
     """
 
+    head_name = "fc"  # the classifier, never rolled back
+
     def __init__(self, block, layers, num_classes=1000, last_stride=2):
         super().__init__()
         if last_stride not in (1, 2):
@@ -102,6 +104,11 @@ class ResNet(nn.Module):
         """The backbone as ``[stem, layer1, layer2, layer3, layer4]`` (shared modules, no pooling or fc)."""
         stem = nn.Sequential(OrderedDict(conv1=self.conv1, bn1=self.bn1, relu=self.relu, maxpool=self.maxpool))
         return [stem, self.layer1, self.layer2, self.layer3, self.layer4]
+
+    def rollback_blocks(self):
+        """Rolling-back blocks ``B1..B5`` as module-name prefixes: ``[["conv1", "bn1"], ["layer1"], ..., ["layer4"]]``.
+        """
+        return [["conv1", "bn1"]] + [[f"layer{i}"] for i in range(1, 5)]
 
     def forward(self, x):
         for stage in self.stages():

@@ -58,10 +58,21 @@ class HeadedNet(nn.Module):
 
     ``forward(x)`` returns the head's logits ``[B, num_classes]`` in training mode and the feature vector
     in eval mode; ``forward(x, return_features=True)`` returns ``(logits, features)`` in either mode.
+    Subclasses keep their backbone as an ``nn.ModuleList`` ``self.stages``.
     """
+
+    head_name = "head"  # never rolled back
 
     def forward_features(self, x):
         raise NotImplementedError
+
+    def rollback_blocks(self):
+        """Rolling-back blocks as module-name prefixes: one per stage, ``[["stages.0"], ["stages.1"], ...]``."""
+        stages = getattr(self, "stages", None)
+        if not isinstance(stages, nn.ModuleList):
+            raise TypeError(f"rolling back: no default blocks for {type(self).__name__} (no stages ModuleList); "
+                            "pass blocks=[[prefix, ...], ...]")
+        return [[f"stages.{i}"] for i in range(len(stages))]
 
     def forward(self, x, return_features=False):
         features = self.forward_features(x)

@@ -1,6 +1,7 @@
 """Training: the ``Trainer`` engine, losses, optimiser set-up, evaluators, checkpoints and DDP helpers.
 
-Uses ``ptl_ext.data``, ``ptl_ext.models``, ``ptl_ext.nn`` and ``ptl_ext.reid``; never imported by them.
+Uses ``ptl_ext.models``, ``ptl_ext.nn`` and ``ptl_ext.reid`` (the evaluators, on first use); never imported by
+them. It does not import ``ptl_ext.data``: the loaders come from the caller (the ``ptl`` command line).
 """
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint

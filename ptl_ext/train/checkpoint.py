@@ -122,17 +122,62 @@ def restore_rng_state(state):
     random.setstate((version, tuple(internal), gauss))
 
 
-def load_weights_except_head(model, path, option="--init-from"):
-    """Load the weights of checkpoint ``path`` into ``model`` except its head (a new task's classifier).
+def model_from_checkpoint(state, source="checkpoint"):
+    """The network a ``ptl train`` checkpoint describes in its ``meta``, with the checkpoint's weights loaded.
 
-    Chained fine-tuning starts each step so. ``option`` names the source in errors; a checkpoint of
-    another network is refused listing the keys that do not fit.
+    ``state``: the dict of :func:`load_checkpoint`; ``source`` names it in errors (``"--teacher run/last.pt"``).
+    The ``meta`` keys ``arch``, ``num_classes``, ``height``, ``width`` and ``head`` are required; ``v2``
+    (old checkpoints: ``ptl_NAME`` with ``v2`` is ``ptl_v2_NAME``), ``last_stride`` and ``dropout`` default
+    to ``False``, 1 and ``None``. Raises ``ValueError`` naming ``source`` when the description is missing
+    or does not fit the weights.
     """
-    weights = {k: v for k, v in load_checkpoint(path)["model"].items() if not k.startswith("head.")}
-    own = model.state_dict()
-    foreign = [k for k in own if k not in weights and not k.startswith("head.")]
-    foreign += [k for k, v in weights.items() if k not in own or own[k].shape != v.shape]
-    if foreign:
-        raise ValueError(f"{option} {path}: the checkpoint's network differs from --arch: "
-                         f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}")
+    from ..models import create_model
+
+    meta = state.get("meta") or {}
+    missing = [key for key in ("arch", "num_classes", "height", "width", "head") if key not in meta]
+    if missing:
+        raise ValueError(f"{source}: no complete model description (meta lacks {', '.join(missing)}); "
+                         "was it written by ptl train?")
+    if not isinstance(state.get("model"), dict):
+        raise ValueError(f"{source}: no model weights (state['model'])")
+    try:
+        model = create_model(meta["arch"], meta["num_classes"], (meta["height"], meta["width"]), head=meta["head"],
+                             last_stride=meta.get("last_stride", 1), v2=meta.get("v2", False),
+                             dropout=meta.get("dropout"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: cannot rebuild its network: {exc}") from exc
+    _check_weights_fit(model, state["model"], source, "its meta's network")
+    model.load_state_dict(state["model"])
+    return model
+
+
+def _check_weights_fit(model, weights, source, what, skip=None):
+    """``ValueError`` naming ``source`` when ``weights`` miss keys of ``model``, hold foreign keys or differ in
+    shape (keys under the prefix ``skip`` are left out on both sides)."""
+    def kept(key):
+        return skip is None or not (key == skip or key.startswith(skip + "."))
+
+    own = {k: v for k, v in model.state_dict().items() if kept(k)}
+    weights = {k: v for k, v in weights.items() if kept(k)}
+    problems = [k for k in own if k not in weights] + [k for k in weights if k not in own]
+    problems += [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                 if k in weights and weights[k].shape != v.shape]
+    if problems:
+        raise ValueError(f"{source}: the checkpoint's network differs from {what}: "
+                         f"{', '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}")
+    return weights
+
+
+def load_weights_except_head(model, path, option="--init-from"):
+    """Load the weights of the ``ptl train`` checkpoint at ``path`` into ``model``, all but the head's.
+
+    Chained fine-tuning: the backbone (and PTL cells) carry over, the head stays freshly initialised for the
+    new classes. The head is ``model.head_name`` (``"head"`` for ptl_ext networks). Raises
+    :class:`CheckpointError` for a bad file and ``ValueError`` naming ``option`` and ``path`` when the
+    networks differ outside the head. Returns ``model``.
+    """
+    head = getattr(model, "head_name", "head")
+    source = f"{option} {os.fspath(path)}"
+    weights = _check_weights_fit(model, load_checkpoint(path)["model"], source, "this run's network", skip=head)
     model.load_state_dict(weights, strict=False)
+    return model

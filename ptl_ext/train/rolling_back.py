@@ -1,8 +1,9 @@
 """Rolling-back refine-tuning ("Backbone Can Not be Trained at Once", Hu et al.).
 
-The backbone is split into blocks ``B1..BN`` (ResNet: ``B1 = conv1 + bn1``, ``B2..B5 = layer1..layer4``;
-DenseNet: the stem, then each dense block with its transition; any :class:`~ptl_ext.models.PTLNet`
-or :class:`~ptl_ext.models.BackboneNet`: its ``stages``). Training runs in periods:
+The backbone is split into blocks ``B1..BN``, which each network names with its ``rollback_blocks()``
+method (ResNet: ``B1 = conv1 + bn1``, ``B2..B5 = layer1..layer4``; DenseNet: the stem, then each dense
+block with its transition; :class:`~ptl_ext.models.PTLNet` and :class:`~ptl_ext.models.BackboneNet`: their
+``stages``). Training runs in periods:
 
 - period 1 fine-tunes everything (backbone ``lr``, head ``first_head_lr``);
 - period ``p >= 2`` keeps ``B1..B(p-1)`` and the head, rolls ``B(p)..BN`` back to the pre-trained
@@ -27,7 +28,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..models import MGN, DenseNet, ResNet
 from .trainer import Hook
 
 __all__ = ["RollbackSchedule", "RollbackHook", "default_blocks", "head_prefix", "check_blocks", "rollback",
@@ -35,27 +35,26 @@ __all__ = ["RollbackSchedule", "RollbackHook", "default_blocks", "head_prefix", 
 
 
 def default_blocks(model):
-    """The blocks ``B1..BN`` of ``model`` as lists of module-name prefixes.
+    """The blocks ``B1..BN`` of ``model`` as lists of module-name prefixes, as the network describes them
+    (its ``rollback_blocks()`` method).
 
     ResNet: ``[["conv1", "bn1"], ["layer1"], ..., ["layer4"]]``; DenseNet: the stem and each dense block
-    with its transition (the last with ``norm5``) under ``features.``; a network with a ``stages``
-    ``ModuleList`` (``PTLNet``, ``BackboneNet``): ``[["stages.0"], ["stages.1"], ...]``.
+    with its transition (the last with ``norm5``) under ``features.``; ``PTLNet`` and ``BackboneNet``:
+    ``[["stages.0"], ["stages.1"], ...]``. Raises ``TypeError`` for a network without default blocks
+    (MGN, foreign modules): pass ``blocks=`` then.
     """
-    if isinstance(model, ResNet):
-        return [["conv1", "bn1"]] + [[f"layer{i}"] for i in range(1, 5)]
-    if isinstance(model, DenseNet):
-        return [[f"features.{n}" for n in names] for names in model._stage_names]
-    if isinstance(model, MGN):  # its stages end at layer3[0]: the branches would never roll back
-        raise TypeError("rolling back: no default blocks for MGN (its three branches copy layer3[1:] and layer4); "
-                        "pass blocks=[[prefix, ...], ...]")
-    if isinstance(getattr(model, "stages", None), torch.nn.ModuleList):
-        return [[f"stages.{i}"] for i in range(len(model.stages))]
-    raise TypeError(f"rolling back: no default blocks for {type(model).__name__}; pass blocks=[[prefix, ...], ...]")
+    describe = getattr(model, "rollback_blocks", None)
+    if not callable(describe):
+        raise TypeError(f"rolling back: no default blocks for {type(model).__name__}; pass blocks=[[prefix, ...], ...]")
+    return describe()
 
 
 def head_prefix(model):
-    """Module name of ``model``'s classifier: ``head`` (ptl_ext networks), ``fc`` (ResNet) or ``classifier``
-    (DenseNet)."""
+    """Module name of ``model``'s classifier: the network's ``head_name`` (``head`` for ptl_ext networks,
+    ``fc`` for ResNet, ``classifier`` for DenseNet), else the first of ``head``, ``fc``, ``classifier`` it has."""
+    name = getattr(model, "head_name", None)
+    if isinstance(name, str):
+        return name
     for name in ("head", "fc", "classifier"):
         if isinstance(getattr(model, name, None), torch.nn.Module):
             return name

@@ -181,3 +181,21 @@ def test_trainer_misuse_is_reported(tmp_path):
                       device="cpu")
     with pytest.raises(ValueError, match="optimizer_factory=hook.optimizer_factory"):
         trainer.fit()
+
+
+def test_default_blocks_come_from_the_network():
+    class Described(torch.nn.Module):
+        head_name = "out"
+
+        def __init__(self):
+            super().__init__()
+            self.body, self.out = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+
+        def rollback_blocks(self):
+            return [["body"]]
+
+    model = Described()
+    assert default_blocks(model) == [["body"]] and head_prefix(model) == "out"
+    ptl = models.PTLNet(tiny_stages(), 4, input_size=SIZE)
+    assert default_blocks(ptl) == ptl.rollback_blocks() == [[f"stages.{i}"] for i in range(4)]
+    assert head_prefix(ptl) == ptl.head_name == "head"

@@ -1,0 +1,45 @@
+"""Building networks of the zoo by name."""
+
+from .. import _checks
+from ._registry import model_info
+from .heads import HEADS
+from .staged import _check_input_size
+
+__all__ = ["create_model", "count_parameters"]
+
+
+def create_model(
+    name, num_classes, input_size=None, *, head="reid", pretrained=None, last_stride=1, dropout=None, v2=False
+):
+    """The network called ``name`` (see :func:`~ptl_ext.models.list_models`), freshly initialised.
+
+    Args:
+        name: a registered name (``resnet50``, ``ptl_resnet50``, ``ptl_v2_resnet50``, ``ptl_mgn`` ...) or an
+            old alias (``mgn_ptl``).
+        num_classes: head outputs (identities or classes), a positive int.
+        input_size: ``(H, W)`` of the training images, which sets the PTL cells' strides (default: the
+            network's own, 384×128 for MGN and 256×128 otherwise; MGN accepts any size).
+        head: ``"reid"`` (three FC layers) or ``"cifar"`` (two linear layers); MGN has ReID heads only.
+        pretrained: a local torchvision checkpoint of the backbone.
+        last_stride: ResNet layer4's stride, 1 (ReID) or 2 (the ResNet families only).
+        dropout: the head's dropout (``None``: the head's default, 0.5 for ReID); MGN has none.
+        v2: the old spelling of PTL-v2: ``ptl_NAME`` with ``v2=True`` builds ``ptl_v2_NAME``.
+
+    Returns an ``nn.Module``: :class:`~ptl_ext.models.BackboneNet`, :class:`~ptl_ext.models.PTLNet`,
+    :class:`~ptl_ext.models.MGN` or :class:`~ptl_ext.models.MGNPTL`. Bad arguments raise ``ValueError``
+    or ``TypeError`` naming them.
+    """
+    info = model_info(name, v2)
+    num_classes = _checks.positive_int(num_classes, "num_classes")
+    input_size = info.input_size if input_size is None else _check_input_size(input_size)
+    _checks.choice(head, "head", tuple(HEADS))
+    _checks.choice(last_stride, "last_stride", (1, 2))
+    dropout = _checks.real(dropout, "dropout", 0.0, allow_none=True)
+    return info.build(
+        num_classes, input_size, head=head, pretrained=pretrained, last_stride=last_stride, dropout=dropout
+    )
+
+
+def count_parameters(model):
+    """Number of trainable parameters of ``model`` (``int``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
