@@ -55,7 +55,7 @@ def plot_curves(path, history, metric="mAP", title=""):
     evaluated = [row for row in history if row.get(metric) is not None]
     eval_epochs = [row["epoch"] for row in evaluated]
     metric_ax.plot(eval_epochs, [100.0 * row[metric] for row in evaluated], marker="o", label=metric)
-    if metric == "mAP":
+    if metric == "mAP" and all(row.get("rank1") is not None for row in evaluated):
         metric_ax.plot(eval_epochs, [100.0 * row["rank1"] for row in evaluated], marker="s", label="rank-1")
     metric_ax.set(xlabel="epoch", ylabel="%", title="evaluation")
     for row in history:  # rolling back: a dashed line before the first epoch of each new period
