@@ -35,7 +35,8 @@ def read_state_dict(path):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # garbage gives UnpicklingError, KeyError, RuntimeError, EOFError, ...
         raise WeightsFileError(f"pretrained file {name!r} is not a state dict: torch.load cannot read it "
-                               f"({type(exc).__name__}); give a torchvision-format checkpoint of the backbone") from None
+                               f"({type(exc).__name__}); give a torchvision-format checkpoint of the "
+                               "backbone") from None
     if isinstance(state, dict) and state.get("format") == "ptl_ext.checkpoint":
         raise WeightsFileError(f"pretrained file {name!r} is a ptl_ext training checkpoint, not a backbone state dict: "
                                "start from its weights with --init-from (or resume it)")

@@ -81,7 +81,8 @@ def load_checkpoint(path, map_location="cpu"):
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for damaged archives
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupted?): {load_failure(exc)}") from exc
+        reason = load_failure(exc)
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupted?): {reason}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "state" not in payload:
         raise CheckpointError(f"checkpoint {path} is not a ptl_ext checkpoint (no '{FORMAT}' header)")
     if payload.get("version") != VERSION:

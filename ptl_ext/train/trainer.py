@@ -25,11 +25,11 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .. import _checks
-from ..errors import CheckpointError, DivergenceError
+from ..errors import CheckpointError, DivergenceError, RunFolderError
 from ..nn import reset_states
 from . import metrics as metrics_files
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from .distributed import DistInfo, all_gather_objects, all_reduce_mean, broadcast_buffers
+from .distributed import DistInfo, all_gather_objects, all_reduce_mean, broadcast_buffers, broadcast_object
 from .evaluation import autocast
 from .losses import ClassificationLoss
 from .method import as_method
@@ -192,16 +192,25 @@ class Trainer:
         return os.path.join(self.config.out_dir, name)
 
     def _open_folder(self, resume, hold=True):
-        """Check and lock the run folder (rank 0); ``hold=False`` only checks it (lock taken and released)."""
-        if not self.info.is_main:
-            return
+        """Check and lock the run folder (rank 0; its refusal is raised on every rank); ``hold=False`` only
+        checks it (the lock is taken and released)."""
         resume = resume or self._claimed
-        if self.run_folder is None:
-            self.run_folder = RunFolder(self.config.out_dir, resume=resume,
-                                        overwrite=self.config.overwrite and not resume)
-        elif resume and not (self.run_folder.resume or self._claimed):
-            raise ValueError(f"run folder {self.run_folder.path} was opened for a new run, not for a resume")
-        self.run_folder.acquire()
+        error = None
+        if self.info.is_main:
+            try:
+                if self.run_folder is None:
+                    self.run_folder = RunFolder(self.config.out_dir, resume=resume,
+                                                overwrite=self.config.overwrite and not resume)
+                elif resume and not (self.run_folder.resume or self._claimed):
+                    raise ValueError(f"run folder {self.run_folder.path} was opened for a new run, not for a resume")
+                self.run_folder.acquire()
+            except Exception as exc:  # re-raised below, once the other ranks know
+                error = exc
+        refused = broadcast_object(None if error is None else str(error), self.info)  # collective under DDP
+        if error is not None:
+            raise error
+        if refused is not None:
+            raise RunFolderError(f"rank 0 refused the run folder: {refused}")
         self._claimed = True
         if not hold:
             self._close_folder()

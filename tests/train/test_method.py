@@ -65,7 +65,8 @@ def test_methods_combine_and_their_settings_are_checked_on_resume(tmp_path):
     trainer.run_epoch(0)
     model = net()
     other = [STD(teacher, lam=0.8), RollbackHook(model, RollbackSchedule(periods=2, epochs_per_period=1))]
-    with pytest.raises(ResumeMismatchError, match="std\\+rolling_back.std: saved \\{'lam': 0.5\\}, given \\{'lam': 0.8\\}"):
+    expected = "std\\+rolling_back.std: saved \\{'lam': 0.5\\}, given \\{'lam': 0.8\\}"
+    with pytest.raises(ResumeMismatchError, match=expected):
         Trainer(model, loader(), TrainConfig(out_dir=str(tmp_path), progress=False), method=other,
                 device="cpu").resume(tmp_path / "last.pt")
     with pytest.raises(ValueError, match="both set the optimizer factory"):
