@@ -112,8 +112,7 @@ class STD(TrainingMethod):
     def __init__(self, teacher, lam=0.8):
         if teacher is None or not callable(teacher):
             raise TypeError(f"STD: teacher must be callable (images -> features), got {type(teacher).__name__}")
-        self.loss = STDLoss(lam, teacher)  # validates lam
-        self.teacher, self.lam = teacher, self.loss.lam
+        self.teacher, self.lam = teacher, STDLoss(lam, teacher).lam  # STDLoss checks lam
 
     def wrap_loss(self, loss_fn):
         """:class:`STDLoss` around the run's supervised ``loss_fn``."""

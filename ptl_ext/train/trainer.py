@@ -47,7 +47,7 @@ class TrainConfig:
     only after the last); ``save_every`` writes ``last.pt`` likewise (and before every evaluation).
     ``amp`` autocasts to bfloat16 on CPU, float16 with loss scaling on CUDA. ``overwrite`` lets a new
     run replace the run already in ``out_dir`` (whose files are removed first); without it such a folder
-    is refused unless the trainer resumes. Every value is checked here (finite rates, momentum in [0, 1)).
+    is refused unless the trainer resumes (a resume ignores ``overwrite``: it continues the run). Every value is checked here (finite rates, momentum in [0, 1)).
     """
 
     epochs: int = 50

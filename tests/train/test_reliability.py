@@ -3,6 +3,9 @@ resume refusals that change nothing, disk-full saves, config checks and the dive
 
 import errno
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -72,6 +75,21 @@ def test_a_new_run_into_a_used_folder_is_refused_and_overwrite_replaces_it(tmp_p
     make(tmp_path, epochs=1, lr=0.001, overwrite=True).fit()  # no evaluator: the old best.pt must not survive
     assert sorted(os.listdir(tmp_path)) == ["curves.png", "last.pt", "metrics.csv"]
     assert load_checkpoint(tmp_path / "last.pt")["config"]["lr"] == 0.001
+
+
+def test_a_trainer_is_refused_while_another_process_holds_its_folder(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom ptl_ext.train import RunFolder\n"
+                               "folder = RunFolder(sys.argv[1]).acquire()\nprint('held', flush=True)\ntime.sleep(120)",
+                               str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        expected = f"run folder {tmp_path} is in use by another run \\(pid {holder.pid}\\)"
+        with pytest.raises(RunFolderError, match=expected):
+            make(tmp_path, epochs=1).fit()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert len(make(tmp_path, epochs=1).fit()) == 1  # the killed holder left no lock behind
 
 
 # ---------------------------------------------------------------- 15.6: save first, then evaluate
