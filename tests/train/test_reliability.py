@@ -14,7 +14,7 @@ from torch import nn
 from ptl_ext.data import build_dataloader
 from ptl_ext.errors import (CheckpointError, DivergenceError, MethodMismatchError, ResumeMismatchError, RunFolderError,
                             UserError)
-from ptl_ext.train import Hook, TrainConfig, Trainer, load_checkpoint, save_checkpoint
+from ptl_ext.train import Hook, RunFolder, TrainConfig, Trainer, load_checkpoint, save_checkpoint
 from ptl_ext.train import checkpoint as checkpoint_module
 from ptl_ext.train import trainer as trainer_module
 from ptl_ext.train.metrics import read_csv
@@ -90,6 +90,25 @@ def test_a_trainer_is_refused_while_another_process_holds_its_folder(tmp_path):
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     assert len(make(tmp_path, epochs=1).fit()) == 1  # the killed holder left no lock behind
+
+
+def test_a_folder_opened_by_the_caller_is_used_and_kept(tmp_path):
+    def trainer(folder, epochs):
+        torch.manual_seed(0)
+        made = make(tmp_path, epochs=epochs)
+        return Trainer(made.module, made.train_loader, made.config, run_folder=folder, device="cpu")
+
+    with RunFolder(tmp_path) as folder:  # what a command line opens first, before reading any data
+        trainer(folder, 1).fit()
+        assert folder.held  # the caller releases it
+    with RunFolder(tmp_path, resume=True) as folder:
+        with pytest.raises(ValueError, match="opened for a resume: call Trainer.resume before fit"):
+            trainer(folder, 2).fit()
+        resumed = trainer(folder, 2)
+        resumed.resume(tmp_path / "last.pt")
+        assert len(resumed.fit()) == 2
+    with pytest.raises(ValueError, match="is not TrainConfig.out_dir"):
+        trainer(RunFolder(tmp_path / "elsewhere"), 1)
 
 
 # ---------------------------------------------------------------- 15.6: save first, then evaluate
