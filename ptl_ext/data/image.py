@@ -1,8 +1,10 @@
-"""Image decoding with Pillow into torch tensors."""
+"""Image decoding with Pillow into torch tensors, and a start-up check that a split's images can be read."""
 
 import numpy as np
 import torch
 from PIL import Image
+
+from ..errors import ImageDecodeError, ImageNotFoundError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -10,18 +12,56 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 def read_image(path):
     """Decode an image file to an RGB ``uint8`` tensor ``[3, H, W]``.
 
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        RuntimeError: Pillow cannot decode the file (the message names it).
+    Raises (one-line messages naming the file, also from DataLoader worker processes):
+        ImageNotFoundError: ``path`` does not exist (a ``FileNotFoundError``).
+        ImageDecodeError: Pillow cannot decode the file (a ``RuntimeError``).
     """
     try:
         with Image.open(path) as img:
             array = np.asarray(img.convert("RGB"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"read_image: image file not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise RuntimeError(f"read_image: cannot decode image {path}: {exc}") from exc
+        raise ImageNotFoundError(f"read_image: image file not found: {path}") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageDecodeError(f"read_image: cannot decode image {path}: {_one_line(exc)}") from exc
     return torch.from_numpy(np.array(array.transpose(2, 0, 1), order="C"))  # one copy, writable
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _probe(path, decode):
+    """Read ``path``'s header (or decode it all with ``decode``), raising :func:`read_image`'s errors."""
+    if decode:
+        read_image(path)
+        return
+    try:
+        with Image.open(path):
+            pass
+    except FileNotFoundError:
+        raise ImageNotFoundError(f"read_image: image file not found: {path}") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageDecodeError(f"read_image: cannot decode image {path}: {_one_line(exc)}") from exc
+
+
+def check_images(paths, what="images", decode=False):
+    """Check that every file of ``paths`` exists and is an image Pillow can read, before any training.
+
+    Without ``decode`` only each file's header is read (fast: it finds missing, empty and foreign
+    files); with ``decode`` every image is fully decoded (finds truncated files too, at decoding cost).
+
+    Raises:
+        ImageNotFoundError / ImageDecodeError: naming ``what``, how many files fail and the first one.
+    """
+    bad, first = 0, None
+    for path in paths:
+        try:
+            _probe(path, decode)
+        except (ImageNotFoundError, ImageDecodeError) as exc:
+            bad += 1
+            first = first or exc
+    if first is not None:
+        raise type(first)(f"{what}: {bad} file(s) cannot be read; the first: {first}")
 
 
 def write_image(path, image, quality=95):

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import DataError
 from .image import read_image
 from .samplers import PKBatchSampler, ShardSampler
 from .transforms import build_reid_transforms
@@ -112,7 +113,15 @@ def build_reid_eval_loaders(data, height, width, eval_batch_size=128, num_worker
 def build_reid_train_loader(data, height, width, p=16, k=4, num_workers=0, seed=0, rank=0, world_size=1,
                             erasing_p=0.5, padding=10):
     """The augmented training loader of a ``ReIDData`` with P×K batches (a :class:`PKBatchSampler`,
-    split over ranks, whose epoch the trainer sets)."""
+    split over ranks, whose epoch the trainer sets).
+
+    Raises :class:`~ptl_ext.errors.DataError` when the training split has fewer than 2 identities
+    (nothing to tell apart: the classification loss is 0 from the first step and a triplet has no negative).
+    """
+    identities = len({pid for _, pid, _ in data.train})
+    if identities < 2:
+        raise DataError(f"{data.name}: the training split has {identities} identity (at least 2 are needed: with one "
+                        f"there is nothing to tell apart); check the dataset folder {data.root or ''}".rstrip())
     train_set = ImageDataset(data.train, build_reid_transforms(height, width, True, padding=padding,
                                                                erasing_p=erasing_p))
     sampler = PKBatchSampler(train_set.pids, p, k, seed=seed, rank=rank, world_size=world_size)

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from .. import _checks
 from .image import write_image
 from .reid_datasets import MARKET_SPLITS
 
@@ -210,12 +211,12 @@ def make_synthetic_market(out, num_train_ids=32, num_test_ids=32, num_cams=4, im
     Returns:
         dict of image counts per split and the ids used.
     """
-    if not 2 <= num_cams <= 6:
-        raise ValueError(f"make_synthetic_market: num_cams must be in 2..6 (Market has 6 cameras), got {num_cams}")
-    for name, value, low in (("num_train_ids", num_train_ids, 1), ("num_test_ids", num_test_ids, 1),
-                             ("images_per_cam", images_per_cam, 2), ("height", height, 16), ("width", width, 8)):
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"make_synthetic_market: {name} must be an int >= {low}, got {value!r}")
+    name = "make_synthetic_market: {}".format
+    _checks.integer(num_cams, name("num_cams (Market has 6 cameras)"), 2, 6)
+    for arg, value, low in (("num_train_ids", num_train_ids, 1), ("num_test_ids", num_test_ids, 1),
+                            ("images_per_cam", images_per_cam, 2), ("num_distractors", num_distractors, 0),
+                            ("num_junk", num_junk, 0), ("height", height, 16), ("width", width, 8), ("seed", seed, 0)):
+        _checks.integer(value, name(arg), minimum=low)
     if num_train_ids + num_test_ids > 9999:
         raise ValueError("make_synthetic_market: at most 9999 identities fit the 4-digit Market names")
     out = os.fspath(out)

@@ -2,8 +2,11 @@
 
 import os
 import re
+import warnings
 
 import torch
+
+from ..errors import WeightsFileError
 
 __all__ = ["load_pretrained", "read_state_dict", "densenet_legacy_keys"]
 
@@ -16,18 +19,36 @@ def read_state_dict(path):
 
     Accepts a plain state dict or one wrapped under ``"state_dict"`` / ``"model"``; a DDP
     ``"module."`` prefix is stripped. Returns ``{name: tensor}`` on the CPU.
+
+    Raises :class:`~ptl_ext.errors.WeightsFileError` (a ``ValueError``) naming the file when it cannot be
+    read as a state dict (garbage, another kind of file, a ptl_ext training checkpoint) or when a
+    floating-point tensor holds NaN or infinite values (naming the tensor).
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"pretrained must be a path to a local checkpoint (str or PathLike), got {type(path).__name__}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"pretrained checkpoint not found: {os.fspath(path)!r}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    name = os.fspath(path)
+    try:
+        with warnings.catch_warnings():  # torch's pickle-protocol notes on a garbage file only add noise
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # garbage gives UnpicklingError, KeyError, RuntimeError, EOFError, ...
+        raise WeightsFileError(f"pretrained file {name!r} is not a state dict: torch.load cannot read it "
+                               f"({type(exc).__name__}); give a torchvision-format checkpoint of the "
+                               "backbone") from None
+    if isinstance(state, dict) and state.get("format") == "ptl_ext.checkpoint":
+        raise WeightsFileError(f"pretrained file {name!r} is a ptl_ext training checkpoint, not a backbone state dict: "
+                               "start from its weights with --init-from (or resume it)")
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"pretrained checkpoint {os.fspath(path)!r} does not hold a state dict of tensors")
-    if state and all(k.startswith("module.") for k in state):
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsFileError(f"pretrained file {name!r} is not a state dict: it does not hold a dict of tensors")
+    for key, value in state.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise WeightsFileError(f"pretrained file {name!r}: tensor {key} holds NaN or infinite values")
+    if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 

@@ -67,6 +67,17 @@ class LatentStateCell(nn.Module):
         self._states = None
         self._input_hw = None
 
+    def _check_input(self, x, in_ch):
+        """Refuse an input other than a floating-point ``[B, in_ch, H, W]`` tensor, naming what was expected."""
+        name = type(self).__name__
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: input x must be a tensor [B, {in_ch}, H, W], got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != in_ch:
+            hint = " (an unbatched image? add a batch dimension: x.unsqueeze(0))" if x.dim() == 3 else ""
+            raise ValueError(f"{name}: input x must have shape [B, {in_ch}, H, W], got {list(x.shape)}{hint}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name}: input x must be a floating-point tensor (e.g. float32), got {x.dtype}")
+
     def _load_states(self, x):
         """Stored states fitted to ``x``'s batch and device, or ``None`` (zeros; always in eval).
 
@@ -97,7 +108,7 @@ class LatentStateCell(nn.Module):
 class BConvCell(LatentStateCell):
     """BConv-Cell: ``gates = Conv2d(in_ch → 4·out_ch)(x)``, then the fused update with the carried state.
 
-    Input ``[B, in_ch, H, W]`` (any float dtype the op supports); output
+    Input ``[B, in_ch, H, W]`` (any float dtype the op supports; anything else is refused); output
     ``[B, out_ch, ceil(H/stride), ceil(W/stride)]`` for odd ``kernel_size``. The gates see only the current
     input (no hidden-state input, unlike a ConvLSTM).
     """
@@ -112,6 +123,7 @@ class BConvCell(LatentStateCell):
         self.conv = nn.Conv2d(in_ch, 4 * out_ch, kernel_size, stride, padding=kernel_size // 2, bias=False)
 
     def forward(self, x):
+        self._check_input(x, self.in_ch)
         prev = self._load_states(x)
         gates = self.conv(x)
         c_prev = None if prev is None else prev[0].to(gates.dtype)
@@ -149,6 +161,7 @@ class BConvCellV2(LatentStateCell):
         return tuple((n + 2 * pad - self.kernel_size) // self.stride + 1 for n in hw)
 
     def forward(self, x):
+        self._check_input(x, self.in_ch)
         prev = self._load_states(x)
         c_prev, hs_prev = (None, None) if prev is None else prev
         if hs_prev is None and not self.training:

@@ -5,13 +5,15 @@ them. It does not import ``ptl_ext.data``: the loaders come from the caller (the
 """
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .distill import FrozenTeacher, STDLoss
+from .distill import STD, FrozenTeacher, STDLoss
 from .distributed import DistInfo, gather_interleaved, init_distributed
 from .evaluation import ClassificationEvaluator, ReIDEvaluator, extract_features
 from .losses import ClassificationLoss, ReIDLoss, batch_hard_triplet_loss
+from .method import CombinedMethod, TrainingMethod
 from .mgn_loss import MGNLoss
 from .optim import param_groups, sgd_step_optimizer
 from .rolling_back import RollbackHook, RollbackSchedule, rollback
+from .run_folder import RunFolder
 from .trainer import Hook, TrainConfig, Trainer
 
 __all__ = [
@@ -21,6 +23,6 @@ __all__ = [
     "ClassificationLoss", "ReIDLoss", "batch_hard_triplet_loss",
     "MGNLoss",
     "param_groups", "sgd_step_optimizer",
-    "Hook", "TrainConfig", "Trainer",
-    "FrozenTeacher", "STDLoss", "RollbackHook", "RollbackSchedule", "rollback",
+    "Hook", "TrainConfig", "Trainer", "RunFolder", "TrainingMethod", "CombinedMethod",
+    "FrozenTeacher", "STDLoss", "STD", "RollbackHook", "RollbackSchedule", "rollback",
 ]

@@ -1,4 +1,4 @@
-"""Checkpoints: atomic writes (temp file + rename), an integrity digest, and RNG state capture.
+"""Checkpoints: atomic writes (:func:`ptl_ext._io.atomic_write`), an integrity digest, and RNG state capture.
 
 A checkpoint is a ``torch.save`` dict loadable with ``weights_only=True``. It carries a SHA-256
 digest of its own content (tensors and plain values), so a file that was truncated or had
@@ -9,17 +9,15 @@ import hashlib
 import os
 import random
 import shutil
-import tempfile
 
 import numpy as np
 import torch
 
+from .._io import atomic_write
+from ..errors import CheckpointError
+
 FORMAT = "ptl_ext.checkpoint"
 VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, unreadable, corrupted or not a ptl_ext checkpoint."""
 
 
 def _update_digest(h, obj):
@@ -47,36 +45,29 @@ def content_digest(obj):
     return h.hexdigest()
 
 
-def _write_atomically(path, write):
-    """Call ``write(file)`` on a temp file in ``path``'s folder, fsync it, then rename it to ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_checkpoint(path, state, *copies):
     """Write ``state`` (a dict) to ``path`` atomically: a temp file in the same folder, fsync, rename.
 
-    A crash mid-write leaves any previous file at ``path`` intact. Each path in ``copies`` gets the
-    same file, copied just as atomically (the state is digested and serialised once).
+    A crash or a full disk mid-write leaves any previous file at ``path`` intact (a full disk raises
+    ``OSError`` "no space left on device while writing PATH"). Each path in ``copies`` gets the same
+    file, copied just as atomically after ``path`` is complete (the state is digested and serialised once).
     """
     if not isinstance(state, dict):
         raise TypeError(f"save_checkpoint: state must be a dict, got {type(state).__name__}")
     payload = {"format": FORMAT, "version": VERSION, "state": state, "digest": content_digest(state)}
-    _write_atomically(path, lambda fh: torch.save(payload, fh))
+    atomic_write(path, lambda fh: torch.save(payload, fh))
     for copy in copies:
         with open(path, "rb") as src:
-            _write_atomically(copy, lambda fh: shutil.copyfileobj(src, fh))
+            atomic_write(copy, lambda fh: shutil.copyfileobj(src, fh))
+
+
+def load_failure(exc):
+    """A one-line reason for a failed ``torch.load``: the error's type and first line, without torch's advice
+    to retry with ``weights_only=False`` (unsafe on files of unknown origin: never follow it)."""
+    first = str(exc).strip().split("\n", 1)[0]
+    if not first or "weights_only" in first or "Weights only" in first:
+        return f"{type(exc).__name__} while unpickling"
+    return f"{type(exc).__name__}: {first}"
 
 
 def load_checkpoint(path, map_location="cpu"):
@@ -90,7 +81,8 @@ def load_checkpoint(path, map_location="cpu"):
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for damaged archives
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupted?): {exc}") from exc
+        reason = load_failure(exc)
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupted?): {reason}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "state" not in payload:
         raise CheckpointError(f"checkpoint {path} is not a ptl_ext checkpoint (no '{FORMAT}' header)")
     if payload.get("version") != VERSION:

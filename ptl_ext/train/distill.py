@@ -10,10 +10,11 @@ import torch.nn.functional as F
 
 from .evaluation import autocast
 from .losses import ClassificationLoss
+from .method import TrainingMethod
 
 DEFAULT_STD_LAMBDA = 0.8  # the paper's λ
 
-__all__ = ["FrozenTeacher", "STDLoss", "check_feature_sizes"]
+__all__ = ["FrozenTeacher", "STDLoss", "STD", "check_feature_sizes"]
 
 
 def _feature_dim(model):
@@ -97,3 +98,28 @@ class STDLoss:
         l1 = F.l1_loss(features, teacher_features.detach().float())
         parts["l1"] = l1.detach()
         return (1.0 - self.lam) * base + self.lam * l1, parts
+
+
+class STD(TrainingMethod):
+    """The STD training method: ``Trainer(..., loss_fn=base, method=STD(teacher, lam))`` trains with
+    ``STDLoss(lam, teacher, base=base)``.
+
+    Args:
+        teacher: a :class:`FrozenTeacher` (or any callable ``images -> [B, D]`` features).
+        lam: λ in [0, 1] (paper: 0.8); saved in checkpoints, a resume with another λ is refused.
+    """
+
+    name = "std"
+
+    def __init__(self, teacher, lam=DEFAULT_STD_LAMBDA):
+        if teacher is None or not callable(teacher):
+            raise TypeError(f"STD: teacher must be callable (images -> features), got {type(teacher).__name__}")
+        self.teacher, self.lam = teacher, STDLoss(lam, teacher).lam  # STDLoss checks lam
+
+    def wrap_loss(self, loss_fn):
+        """:class:`STDLoss` around the run's supervised ``loss_fn``."""
+        return STDLoss(self.lam, self.teacher, base=loss_fn)
+
+    def settings(self):
+        """``{"lam": λ}``."""
+        return {"lam": self.lam}

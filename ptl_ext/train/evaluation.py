@@ -10,6 +10,7 @@ import contextlib
 import torch
 
 from .. import _checks
+from ..errors import DataError
 from .distributed import DistInfo, all_reduce_mean, broadcast_object, gather_interleaved
 
 
@@ -89,6 +90,39 @@ class ReIDEvaluator:
         self.flip, self.normalize = _checks.boolean(flip, "flip"), _checks.boolean(normalize, "normalize")
         self.protocol = _checks.choice(protocol, "protocol", reid.PROTOCOLS)
 
+    def check(self, decode=False):
+        """Start-up check of what can fail before any network exists; returns the number of valid queries.
+
+        Both splits must be non-empty and every image file readable (its header; fully decoded with
+        ``decode``), and at least one query must have a valid match: a gallery image of its identity seen
+        by another camera. Splits given as loaders over datasets with ``items`` ``(path, pid, camid)``
+        (:class:`ptl_ext.data.ImageDataset`) are checked in full; other datasets only for being non-empty.
+
+        Raises:
+            ptl_ext.errors.DataError: an empty split, unreadable images (``ImageDecodeError``,
+                ``ImageNotFoundError``) or no valid query.
+        """
+        from ..data.image import check_images
+
+        items = {}
+        for split, loader in (("query", self.query_loader), ("gallery", self.gallery_loader)):
+            dataset = getattr(loader, "dataset", None)
+            if hasattr(dataset, "__len__") and len(dataset) == 0:
+                raise DataError(f"ReIDEvaluator: the {split} split is empty")
+            if isinstance(getattr(dataset, "items", None), list):
+                check_images([path for path, _, _ in dataset.items], f"the {split} split", decode)
+                items[split] = dataset.items
+        if len(items) < 2:
+            return None
+        cameras = {}
+        for _, pid, cam in items["gallery"]:
+            cameras.setdefault(pid, set()).add(cam)
+        valid = sum(1 for _, pid, cam in items["query"] if cameras.get(pid, set()) - {cam})
+        if valid == 0:
+            raise DataError(f"ReIDEvaluator: no query has a valid match (none of the {len(items['query'])} query "
+                            "identities is in the gallery under another camera): check the query and gallery folders")
+        return valid
+
     def __call__(self, model, device="cpu", amp=False, info=DistInfo()):
         from .. import reid
 
@@ -114,6 +148,12 @@ class ClassificationEvaluator:
 
     def __init__(self, loader):
         self.loader = loader
+
+    def check(self):
+        """Start-up check: the test set is not empty (raises :class:`ptl_ext.errors.DataError`)."""
+        dataset = getattr(self.loader, "dataset", None)
+        if hasattr(dataset, "__len__") and len(dataset) == 0:
+            raise DataError("ClassificationEvaluator: the test set is empty")
 
     @torch.no_grad()
     def __call__(self, model, device="cpu", amp=False, info=DistInfo()):

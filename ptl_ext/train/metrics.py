@@ -1,7 +1,8 @@
 """Per-run metrics files: a CSV with one row per epoch and a PNG of the loss and evaluation curves."""
 
 import csv
-import os
+
+from .._io import atomic_write
 
 PREFERRED_COLUMNS = ("epoch", "lr", "loss", "ce", "triplet", "train_acc", "states_reset", "time_s",
                      "mAP", "rank1", "rank5", "rank10", "mINP", "top1_error")
@@ -14,23 +15,16 @@ def _columns(history):
     return [c for c in PREFERRED_COLUMNS if c in seen] + [c for c in seen if c not in PREFERRED_COLUMNS]
 
 
-def _replace_atomically(path, write):
-    tmp = f"{path}.tmp"
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def write_csv(path, history):
-    """Write ``history`` (a list of dicts, one per epoch) to ``path``; missing values stay empty."""
+    """Write ``history`` (a list of dicts, one per epoch) to ``path`` atomically; missing values stay empty."""
     columns = _columns(history)
 
-    def write(tmp):
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns, restval="")
-            writer.writeheader()
-            writer.writerows(history)
+    def write(fh):
+        writer = csv.DictWriter(fh, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(history)
 
-    _replace_atomically(path, write)
+    atomic_write(path, write, binary=False)
 
 
 def read_csv(path):
@@ -43,7 +37,7 @@ def plot_curves(path, history, metric="mAP", title=""):
     """PNG with the training loss per epoch (left) and ``metric`` (a fraction, drawn in %) at the
     evaluated epochs (right), with rank-1 beside mAP; rows with a ``rollback`` value get a vertical line.
 
-    Uses matplotlib's Agg canvas directly (no pyplot state, no display needed).
+    Uses matplotlib's Agg canvas directly (no pyplot state, no display needed); written atomically.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -61,7 +55,7 @@ def plot_curves(path, history, metric="mAP", title=""):
     evaluated = [row for row in history if row.get(metric) is not None]
     eval_epochs = [row["epoch"] for row in evaluated]
     metric_ax.plot(eval_epochs, [100.0 * row[metric] for row in evaluated], marker="o", label=metric)
-    if metric == "mAP":
+    if metric == "mAP" and all(row.get("rank1") is not None for row in evaluated):
         metric_ax.plot(eval_epochs, [100.0 * row["rank1"] for row in evaluated], marker="s", label="rank-1")
     metric_ax.set(xlabel="epoch", ylabel="%", title="evaluation")
     for row in history:  # rolling back: a dashed line before the first epoch of each new period
@@ -72,4 +66,4 @@ def plot_curves(path, history, metric="mAP", title=""):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    _replace_atomically(path, lambda tmp: figure.savefig(tmp, format="png"))
+    atomic_write(path, lambda fh: figure.savefig(fh, format="png"))

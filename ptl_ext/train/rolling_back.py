@@ -14,11 +14,11 @@ block with its transition; :class:`~ptl_ext.models.PTLNet` and :class:`~ptl_ext.
 The head and the PTL side stream (cells and fuse blocks: parameters in no block and not in the head)
 are never rolled back; our reading trains the side stream at ``lr`` in every period.
 
-Use :class:`RollbackHook` with a :class:`~ptl_ext.train.Trainer`::
+Hand a :class:`RollbackHook` to a :class:`~ptl_ext.train.Trainer` as its training method (it brings the
+hook, the optimizer factory and the number of epochs)::
 
-    hook = RollbackHook(model, RollbackSchedule(periods=4, epochs_per_period=40))
-    Trainer(model, loader, TrainConfig(epochs=hook.schedule.total_epochs, ...),
-            optimizer_factory=hook.optimizer_factory, hooks=[hook])
+    method = RollbackHook(model, RollbackSchedule(periods=4, epochs_per_period=40))
+    Trainer(model, loader, TrainConfig(...), method=method)
 
 Every optimizer has the same parameter groups (``B1..BN``, ``side`` when present, ``head``), so a
 checkpoint of any period resumes exactly; the hook's checkpointed state holds the pre-trained weights.
@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .method import TrainingMethod
 from .trainer import Hook
 
 __all__ = ["RollbackSchedule", "RollbackHook", "default_blocks", "head_prefix", "check_blocks", "rollback",
@@ -220,13 +221,13 @@ def rollback_optimizer(model, blocks, schedule, period, config):
     return optimizer, scheduler
 
 
-class RollbackHook(Hook):
-    """Trainer hook running a :class:`RollbackSchedule` on ``model``.
+class RollbackHook(Hook, TrainingMethod):
+    """The rolling-back training method: a trainer hook running a :class:`RollbackSchedule` on ``model``.
 
     Snapshots the blocks' current weights and BN buffers as the pre-trained state (build the hook
-    before training). Pass :meth:`optimizer_factory` to the trainer and ``epochs =
-    schedule.total_epochs``. At the first epoch of each period ``p >= 2`` it rolls ``B(p)..BN`` back
-    and installs a fresh optimizer. Every metrics row gets ``period``; the first row of a period
+    before training). Pass it as ``Trainer(..., method=hook)``: the trainer then uses its hook, its
+    :meth:`optimizer_factory` and ``schedule.total_epochs`` epochs. At the first epoch of each period
+    ``p >= 2`` it rolls ``B(p)..BN`` back and installs a fresh optimizer. Every metrics row gets ``period``; the first row of a period
     ``p >= 2`` also gets ``rollback = p`` (the first rolled-back block), which ``curves.png`` marks.
 
     Args:
@@ -243,19 +244,35 @@ class RollbackHook(Hook):
         self.blocks = check_blocks(model, default_blocks(model) if blocks is None else blocks, self.schedule.periods)
         self.pretrained = pretrained_snapshot(model, self.blocks)
 
+    name = "rolling_back"
+
     def optimizer_factory(self, model, config):
         """The trainer's ``optimizer_factory``: period 1's optimizer and schedule."""
         return rollback_optimizer(model, self.blocks, self.schedule, 1, config)
 
+    def hooks(self):
+        """The method's hooks: this hook."""
+        return [self]
+
+    def epochs(self):
+        """``schedule.total_epochs``: the trainer runs every period."""
+        return self.schedule.total_epochs
+
+    def settings(self):
+        """The schedule and the block list (a resume with others is refused)."""
+        return {**asdict(self.schedule), "blocks": self.blocks}
+
     def on_fit_start(self, trainer):
         if trainer.config.epochs != self.schedule.total_epochs:
             raise ValueError(f"rolling back: TrainConfig.epochs must be periods x epochs_per_period = "
-                             f"{self.schedule.total_epochs}, got {trainer.config.epochs}")
+                             f"{self.schedule.total_epochs}, got {trainer.config.epochs} (pass the hook as "
+                             "Trainer(..., method=hook) to have it set)")
         if trainer.module is not self.model:
             raise ValueError("rolling back: the hook was built for another model than the trainer's")
         groups = [group.get("name") for group in trainer.optimizer.param_groups]
         if not groups or groups[0] != "B1":
-            raise ValueError("rolling back: build the Trainer with optimizer_factory=hook.optimizer_factory")
+            raise ValueError("rolling back: build the Trainer with method=hook (or with "
+                             "optimizer_factory=hook.optimizer_factory)")
 
     def on_epoch_start(self, trainer, epoch):
         period = self.schedule.rollback_at(epoch)

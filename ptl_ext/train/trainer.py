@@ -6,25 +6,36 @@ Extension points for later methods (STD, rolling back, MGN):
 - ``optimizer_factory(model, config) -> (optimizer, scheduler)`` and :meth:`Trainer.set_optimizer`
   to swap them mid-run (see :mod:`ptl_ext.train.optim`);
 - :class:`Hook` objects called at fit/epoch start and end, whose ``state_dict`` goes into checkpoints;
-- ``evaluator(model, device, amp, info) -> dict`` (see :mod:`ptl_ext.train.evaluation`).
+- ``evaluator(model, device, amp, info) -> dict`` (see :mod:`ptl_ext.train.evaluation`);
+- a :class:`~ptl_ext.train.method.TrainingMethod` (``method=``) bringing all of the above at once.
+
+Reliability: the run folder is checked and locked before the first epoch (:mod:`ptl_ext.train.run_folder`);
+a trained epoch is saved before it is evaluated; ``best.pt`` is written before ``last.pt`` records a new
+best; a resume is refused, before anything changes, when the checkpoint's settings differ
+(:mod:`ptl_ext.train.resume`).
 """
 
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from .. import _checks
+from ..errors import CheckpointError, DivergenceError, RunFolderError
 from ..nn import reset_states
 from . import metrics as metrics_files
-from .checkpoint import CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from .distributed import DistInfo, all_gather_objects, all_reduce_mean, broadcast_buffers
+from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .distributed import DistInfo, all_gather_objects, all_reduce_mean, broadcast_buffers, broadcast_object
 from .evaluation import autocast
 from .losses import ClassificationLoss
+from .method import as_method
 from .optim import sgd_step_optimizer
+from .resume import check_resume
+from .run_folder import RunFolder
 
 
 @dataclass
@@ -33,8 +44,10 @@ class TrainConfig:
 
     ``head_lr=None`` trains the head at ``lr``. The learning rate is multiplied by ``gamma`` every
     ``step_size`` epochs. ``eval_every`` evaluates every N epochs and always after the last (0 =
-    only after the last); ``save_every`` writes ``last.pt`` likewise. ``amp`` autocasts to bfloat16
-    on CPU, float16 with loss scaling on CUDA.
+    only after the last); ``save_every`` writes ``last.pt`` likewise (and before every evaluation).
+    ``amp`` autocasts to bfloat16 on CPU, float16 with loss scaling on CUDA. ``overwrite`` lets a new
+    run replace the run already in ``out_dir`` (whose files are removed first); without it such a folder
+    is refused unless the trainer resumes (a resume ignores ``overwrite``: it continues the run). Every value is checked here (finite rates, momentum in [0, 1)).
     """
 
     epochs: int = 50
@@ -51,19 +64,28 @@ class TrainConfig:
     out_dir: str = "runs/ptl"
     progress: bool = True
     title: str = ""
+    overwrite: bool = False
 
     def __post_init__(self):
-        for name in ("epochs", "step_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive int, got {getattr(self, name)!r}")
-        for name in ("eval_every", "save_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {getattr(self, name)!r}")
-        for name in ("lr", "weight_decay", "momentum", "gamma"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.head_lr is not None and self.head_lr < 0:
-            raise ValueError(f"TrainConfig.head_lr must be >= 0 or None, got {self.head_lr!r}")
+        name = "TrainConfig.{}".format
+        self.epochs = _checks.positive_int(self.epochs, name("epochs"))
+        self.step_size = _checks.positive_int(self.step_size, name("step_size"))
+        self.eval_every = _checks.integer(self.eval_every, name("eval_every"), minimum=0)
+        self.save_every = _checks.integer(self.save_every, name("save_every"), minimum=0)
+        self.lr = _checks.real(self.lr, name("lr"), 0.0)
+        self.head_lr = _checks.real(self.head_lr, name("head_lr"), 0.0, allow_none=True)
+        self.weight_decay = _checks.real(self.weight_decay, name("weight_decay"), 0.0)
+        self.gamma = _checks.real(self.gamma, name("gamma"), 0.0)
+        self.momentum = _checks.real(self.momentum, name("momentum"), 0.0)
+        if self.momentum >= 1.0:
+            raise ValueError(f"TrainConfig.momentum must be in [0, 1), got {self.momentum!r}")
+        for flag in ("nesterov", "amp", "progress", "overwrite"):
+            _checks.boolean(getattr(self, flag), name(flag))
+        if not isinstance(self.out_dir, (str, os.PathLike)) or not os.fspath(self.out_dir):
+            raise TypeError(f"TrainConfig.out_dir must be a non-empty path, got {self.out_dir!r}")
+        self.out_dir = os.fspath(self.out_dir)
+        if not isinstance(self.title, str):
+            raise TypeError(f"TrainConfig.title must be a string, got {self.title!r}")
         if self.nesterov and self.momentum == 0:
             raise ValueError("TrainConfig.nesterov needs momentum > 0")
 
@@ -78,7 +100,9 @@ class Hook:
         """After the latent states were reset, before the first batch of ``epoch`` (0-based)."""
 
     def on_epoch_end(self, trainer, epoch, row):
-        """After training and evaluation of ``epoch``, before the metrics files and checkpoint are written."""
+        """After training and evaluation of ``epoch``, before the metrics files and checkpoint are written.
+
+        (``last.pt`` may already hold the epoch, saved before its evaluation; it is written again after.)"""
 
     def on_fit_end(self, trainer):
         """After the last epoch."""
@@ -99,24 +123,45 @@ class Trainer:
         train_loader: its batch sampler or sampler gets ``set_epoch(epoch)`` when it has one; its
             ``generator`` (see :func:`ptl_ext.data.build_dataloader`) is checkpointed.
         config: :class:`TrainConfig`.
-        evaluator: e.g. :class:`~ptl_ext.train.evaluation.ReIDEvaluator`, or ``None``.
+        evaluator: e.g. :class:`~ptl_ext.train.evaluation.ReIDEvaluator`, or ``None``; its ``check()``, when
+            it has one, runs before the first epoch.
         loss_fn: default :class:`~ptl_ext.train.losses.ClassificationLoss`.
-        optimizer_factory: default :func:`~ptl_ext.train.optim.sgd_step_optimizer`.
-        hooks: :class:`Hook` objects, called in order.
+        method: a :class:`~ptl_ext.train.method.TrainingMethod` (e.g. a
+            :class:`~ptl_ext.train.RollbackHook` or an :class:`~ptl_ext.train.STD`) or a list of them: its hooks
+            run first, its optimizer factory, number of epochs (replacing ``config.epochs``) and loss wrapper
+            are used.
+        optimizer_factory: default :func:`~ptl_ext.train.optim.sgd_step_optimizer` (not with a method that
+            brings its own).
+        hooks: more :class:`Hook` objects, called in order after the method's.
         device: default CUDA when available, else CPU.
         info: :class:`~ptl_ext.train.distributed.DistInfo`; with ``world_size > 1`` the model is
             wrapped in ``DistributedDataParallel`` (the process group must exist).
-        meta: plain values stored in checkpoints (e.g. how to rebuild the model).
+        meta: plain values stored in checkpoints (e.g. how to rebuild the model); compared on a resume
+            (see :mod:`ptl_ext.train.resume`).
+        run_folder: a :class:`~ptl_ext.train.run_folder.RunFolder` for ``config.out_dir`` that the caller
+            opened (and releases); by default the trainer opens one when :meth:`fit` or :meth:`resume` starts
+            (``overwrite`` from the config) and releases it when :meth:`fit` ends.
 
     Files in ``config.out_dir`` (rank 0): ``metrics.csv`` and ``curves.png`` (every epoch),
-    ``last.pt`` (every ``save_every`` epochs and after the last) and ``best.pt`` (best evaluation so far).
+    ``last.pt`` (every ``save_every`` epochs, before and after every evaluation, and after the last) and
+    ``best.pt`` (best evaluation so far, written before ``last.pt`` records it).
     """
 
-    def __init__(self, model, train_loader, config=None, *, evaluator=None, loss_fn=None,
-                 optimizer_factory=sgd_step_optimizer, hooks=(), device=None, info=None, meta=None):
-        self.config = TrainConfig() if config is None else config
-        if not isinstance(self.config, TrainConfig):
-            raise TypeError(f"config must be a TrainConfig, got {type(self.config).__name__}")
+    def __init__(self, model, train_loader, config=None, *, evaluator=None, loss_fn=None, method=None,
+                 optimizer_factory=None, hooks=(), device=None, info=None, meta=None, run_folder=None):
+        config = TrainConfig() if config is None else config
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        self.method = as_method(method)
+        if self.method.optimizer_factory is not None and optimizer_factory is not None:
+            raise ValueError(f"the training method {self.method.name} brings its optimizer factory: do not pass "
+                             "optimizer_factory as well")
+        epochs = self.method.epochs()
+        self.config = config if epochs is None or epochs == config.epochs else replace(config, epochs=epochs)
+        if run_folder is not None and not isinstance(run_folder, RunFolder):
+            raise TypeError(f"run_folder must be a RunFolder, got {type(run_folder).__name__}")
+        if run_folder is not None and os.path.abspath(run_folder.path) != os.path.abspath(self.config.out_dir):
+            raise ValueError(f"run_folder {run_folder.path} is not TrainConfig.out_dir {self.config.out_dir}")
         self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         self.info = DistInfo() if info is None else info
         self.module = model.to(self.device)
@@ -126,21 +171,54 @@ class Trainer:
         else:
             self.model = self.module
         self.train_loader, self.evaluator = train_loader, evaluator
-        self.loss_fn = ClassificationLoss() if loss_fn is None else loss_fn
-        self.optimizer_factory = optimizer_factory
-        self.hooks = list(hooks)
+        self.loss_fn = self.method.wrap_loss(ClassificationLoss() if loss_fn is None else loss_fn)
+        self.optimizer_factory = self.method.optimizer_factory or optimizer_factory or sgd_step_optimizer
+        self.hooks = [*self.method.hooks(), *hooks]
         self.meta = dict(meta or {})
-        self.set_optimizer(*optimizer_factory(self.module, self.config))
+        self.set_optimizer(*self.optimizer_factory(self.module, self.config))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.config.amp and self.device.type == "cuda")
         self.epoch = 0
         self.history = []
         self.best = None
         self.states_reset = 0
+        self.run_folder, self._owns_folder = run_folder, run_folder is None
+        self._claimed = False  # this trainer has taken the folder: later opens continue its own run
+        self._pending_eval = False  # the last epoch is saved but not evaluated yet
+        self._evaluator_checked = False
 
     # ------------------------------------------------------------------ files
     def path(self, name):
         """Path of a run file (``metrics.csv``, ``curves.png``, ``last.pt``, ``best.pt``)."""
         return os.path.join(self.config.out_dir, name)
+
+    def _open_folder(self, resume, hold=True):
+        """Check and lock the run folder (rank 0; its refusal is raised on every rank); ``hold=False`` only
+        checks it (the lock is taken and released)."""
+        resume = resume or self._claimed
+        error = None
+        if self.info.is_main:
+            try:
+                if self.run_folder is None:
+                    self.run_folder = RunFolder(self.config.out_dir, resume=resume,
+                                                overwrite=self.config.overwrite and not resume)
+                elif resume and not (self.run_folder.resume or self._claimed):
+                    raise ValueError(f"run folder {self.run_folder.path} was opened for a new run, not for a resume")
+                self.run_folder.acquire()
+            except Exception as exc:  # re-raised below, once the other ranks know
+                error = exc
+        refused = broadcast_object(None if error is None else str(error), self.info)  # collective under DDP
+        if error is not None:
+            raise error
+        if refused is not None:
+            raise RunFolderError(f"rank 0 refused the run folder: {refused}")
+        self._claimed = True
+        if not hold:
+            self._close_folder()
+
+    def _close_folder(self):
+        if self._owns_folder and self.run_folder is not None:
+            self.run_folder.release()
+            self.run_folder = None
 
     # ------------------------------------------------------------------ set-up
     def set_optimizer(self, optimizer, scheduler):
@@ -149,19 +227,47 @@ class Trainer:
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         self.optimizer, self.scheduler = optimizer, scheduler
 
+    def check_evaluator(self):
+        """Run the evaluator's start-up ``check()`` (when it has one) once, so that problems it can see
+        without a trained network (an unreadable split, no valid query) come before the first epoch."""
+        if not self._evaluator_checked and callable(getattr(self.evaluator, "check", None)):
+            self.evaluator.check()
+        self._evaluator_checked = True
+
     # ------------------------------------------------------------------ training
     def fit(self):
-        """Train from ``self.epoch`` to ``config.epochs``; returns the history (one dict per epoch)."""
-        for hook in self.hooks:
-            hook.on_fit_start(self)
-        while self.epoch < self.config.epochs:
-            self.run_epoch(self.epoch)
-        for hook in self.hooks:
-            hook.on_fit_end(self)
+        """Train from ``self.epoch`` to ``config.epochs``; returns the history (one dict per epoch).
+
+        First the run folder is checked and locked (a folder holding another run is refused unless this
+        trainer resumed or ``config.overwrite``) and the evaluator checked; an epoch whose evaluation was
+        interrupted (see :meth:`resume`) is evaluated before training goes on. The folder is released at the end.
+        """
+        folder = self.run_folder
+        if folder is not None and folder.resume and not self._claimed and folder.run_files():
+            raise ValueError(f"run folder {folder.path} was opened for a resume: call Trainer.resume before fit")
+        self._open_folder(resume=False)
+        try:
+            self.check_evaluator()
+            for hook in self.hooks:
+                hook.on_fit_start(self)
+            self._finish_pending()
+            while self.epoch < self.config.epochs:
+                self.run_epoch(self.epoch)
+            for hook in self.hooks:
+                hook.on_fit_end(self)
+        finally:
+            self._close_folder()
         return self.history
 
     def run_epoch(self, epoch):
-        """One epoch: reset states, hooks, train, step the schedule, evaluate, log, checkpoint."""
+        """One epoch: reset states, hooks, train, step the schedule, save, evaluate, log, checkpoint.
+
+        When an evaluation is due, ``last.pt`` is written first (marked as not evaluated), so a failing or
+        killed evaluation loses no training: :meth:`resume` evaluates that epoch again.
+        """
+        if not self._claimed:  # called outside fit(): check the folder once, without holding it
+            self._open_folder(resume=False, hold=False)
+        self._finish_pending()
         started = time.perf_counter()
         self.states_reset = reset_states(self.module)
         for hook in self.hooks:
@@ -172,15 +278,33 @@ class Trainer:
         row = {"epoch": epoch + 1, **self._learning_rates(), **self.train_epoch(epoch)}
         self.scheduler.step()
         row["states_reset"] = self.states_reset
-        if self.evaluator is not None and self._due(epoch, self.config.eval_every):
-            row.update(self.evaluate())
         row["time_s"] = time.perf_counter() - started
         self.epoch = epoch + 1
         self.history.append(row)
+        evaluating = self.evaluator is not None and self._due(epoch, self.config.eval_every)
+        if evaluating:
+            self._pending_eval = True
+            state = self.state_dict()  # a collective call: every rank takes part
+            if self.info.is_main:
+                os.makedirs(self.config.out_dir, exist_ok=True)
+                save_checkpoint(self.path("last.pt"), state)
+        return self._finish_epoch(epoch, row, evaluating)
+
+    def _finish_pending(self):
+        if self._pending_eval:
+            self._finish_epoch(self.epoch - 1, self.history[-1], True)
+
+    def _finish_epoch(self, epoch, row, evaluating):
+        """Evaluate (when due), pick the best, call the hooks' epoch end and write the outputs."""
+        if evaluating:
+            started = time.perf_counter()
+            row.update(self.evaluate())
+            row["time_s"] = row.get("time_s", 0.0) + time.perf_counter() - started
+        self._pending_eval = False
         improved = self._update_best(row)
         for hook in self.hooks:
             hook.on_epoch_end(self, epoch, row)
-        self._write_outputs(improved)
+        self._write_outputs(improved, rewrite_last=evaluating)
         return row
 
     def _learning_rates(self):
@@ -203,7 +327,7 @@ class Trainer:
                 output = self.model(images, return_features=True)
             loss, parts = self.loss_fn(output, targets, images)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {epoch + 1}, step {step}")
+                raise self._divergence(loss.item(), epoch, step)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -222,6 +346,13 @@ class Trainer:
         stats = {key: float(value) / seen for key, value in totals.items()}
         stats["train_acc"] = float(correct) / seen
         return all_reduce_mean(stats, self.info)
+
+    def _divergence(self, value, epoch, step):
+        advice = "lower the learning rate" + (" or turn off mixed precision (amp)" if self.config.amp else "")
+        last = " (last.pt holds the last saved epoch)" if os.path.exists(self.path("last.pt")) else ""
+        return DivergenceError(f"training diverged: the loss is {value} at epoch {epoch + 1}, step {step} "
+                               f"(lr {self._learning_rates()['lr']:g}): {advice}, check the training images, "
+                               f"and start a new run{last}")
 
     def _due(self, epoch, every):
         """True after every ``every``-th epoch and after the last (only the last when ``every`` is 0)."""
@@ -257,46 +388,68 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "history": self.history,
             "best": self.best,
+            "pending_eval": self._pending_eval,
+            "method": {"name": self.method.name, "settings": self.method.settings()},
             "hooks": [hook.state_dict() for hook in self.hooks],
+            "hook_types": [type(hook).__name__ for hook in self.hooks],
             "rng": all_gather_objects(rng, self.info),
             "config": asdict(self.config),
             "meta": self.meta,
         }
 
-    def _write_outputs(self, improved):
-        due = self._due(self.epoch - 1, self.config.save_every)
+    def _write_outputs(self, improved, rewrite_last=False):
+        due = rewrite_last or self._due(self.epoch - 1, self.config.save_every)
         state = self.state_dict() if improved or due else None  # a collective call: every rank takes part
         if not self.info.is_main:
             return
         os.makedirs(self.config.out_dir, exist_ok=True)
+        if improved:  # best.pt first: a crash before last.pt records the new best leaves an older last.pt,
+            # whose resume evaluates (or trains) this epoch again and rewrites best.pt
+            save_checkpoint(self.path("best.pt"), state, *([self.path("last.pt")] if due else []))
+        elif due:
+            save_checkpoint(self.path("last.pt"), state)
         metrics_files.write_csv(self.path("metrics.csv"), self.history)
         primary = self.evaluator.primary if self.evaluator is not None else "mAP"
         metrics_files.plot_curves(self.path("curves.png"), self.history, primary, self.config.title)
-        if due:  # best.pt, when this epoch is also the best, is a copy of the same file
-            save_checkpoint(self.path("last.pt"), state, *([self.path("best.pt")] if improved else []))
-        elif improved:
-            save_checkpoint(self.path("best.pt"), state)
 
     def resume(self, path):
         """Continue from a checkpoint of this run (model, optimizer, scheduler, history, RNG, hooks).
 
-        Raises :class:`~ptl_ext.train.checkpoint.CheckpointError` before touching anything when the
-        file is corrupted or does not fit the model.
+        Takes the run folder first (a resume may continue a used folder). Nothing changes, and the folder
+        is released again, when the checkpoint is refused:
+
+        Raises:
+            CheckpointError: the file is corrupted or does not fit the model, the hooks or the optimizer
+                (:class:`~ptl_ext.errors.MethodMismatchError` when it was trained with another method).
+            ResumeMismatchError: its settings (config, meta, method settings) differ from this run's.
         """
-        state = load_checkpoint(path)
+        self._open_folder(resume=True)
         try:
-            self.module.load_state_dict(state["model"])
-        except (KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"checkpoint {path} does not fit this model: {exc}") from exc
+            return self._load(path)
+        except BaseException:
+            self._close_folder()
+            raise
+
+    def _load(self, path):
+        state = load_checkpoint(path)
+        check_resume(path, state, self.config, self.meta, self.method)
         if len(state["hooks"]) != len(self.hooks):
-            raise CheckpointError(f"checkpoint {path} has {len(state['hooks'])} hook states, the trainer has "
-                                  f"{len(self.hooks)} hooks")
+            saved = ", ".join(state.get("hook_types", [])) or "unnamed"
+            raise CheckpointError(f"checkpoint {path} has {len(state['hooks'])} hook states ({saved}), the trainer "
+                                  f"has {len(self.hooks)} hooks ({', '.join(type(h).__name__ for h in self.hooks)}): "
+                                  "resume with the same training method and hooks")
+        self._check_model(path, state["model"])
         for hook, hook_state in zip(self.hooks, state["hooks"]):  # first: a hook may swap the optimizer
             hook.load_state_dict(hook_state)
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {path} does not fit this run's optimizer: {exc}") from exc
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        self.module.load_state_dict(state["model"])  # last: checked above, so it cannot fail half-way
         self.epoch, self.history, self.best = state["epoch"], list(state["history"]), state["best"]
+        self._pending_eval = bool(state.get("pending_eval", False))
         if len(state["rng"]) == self.info.world_size:
             rng = state["rng"][self.info.rank]
             restore_rng_state(rng["global"])
@@ -306,5 +459,16 @@ class Trainer:
         else:
             warnings.warn(f"checkpoint {path} was written by {len(state['rng'])} processes, this run has "
                           f"{self.info.world_size}: random states are not restored, so the resume is not exact",
-                          RuntimeWarning, stacklevel=2)
+                          RuntimeWarning, stacklevel=3)
         return state
+
+    def _check_model(self, path, weights):
+        """Refuse ``weights`` unless they have exactly this model's names and shapes (nothing is loaded)."""
+        own = self.module.state_dict()
+        listed = {"missing": [k for k in own if k not in weights], "unexpected": [k for k in weights if k not in own],
+                  "other shapes": [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                                   if k in weights and tuple(weights[k].shape) != tuple(v.shape)]}
+        problems = [f"{title} {', '.join(keys[:5])}{f' (+{len(keys) - 5} more)' if len(keys) > 5 else ''}"
+                    for title, keys in listed.items() if keys]
+        if problems:
+            raise CheckpointError(f"checkpoint {path} does not fit this model: {'; '.join(problems)}")

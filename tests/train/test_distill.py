@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from ptl_ext import models
 from ptl_ext.nn import BConvCell
-from ptl_ext.train import FrozenTeacher, ReIDLoss, STDLoss, TrainConfig, Trainer
+from ptl_ext.train import STD, FrozenTeacher, ReIDLoss, STDLoss, TrainConfig, Trainer
 from ptl_ext.train.distill import check_feature_sizes
 
 SIZE = (32, 16)
@@ -85,7 +85,7 @@ def test_teacher_is_frozen_in_eval_mode_through_an_epoch(tmp_path):
     images, labels = torch.randn(24, 3, *SIZE), torch.arange(24) % 4
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=8)
     trainer = Trainer(student, loader, TrainConfig(epochs=1, out_dir=str(tmp_path), progress=False, save_every=0),
-                      loss_fn=STDLoss(0.8, teacher), device="cpu")
+                      method=STD(teacher, 0.8), device="cpu")
     history = trainer.fit()
     assert len(modes) == 3 and not any(any(flags) for flags in modes)  # eval everywhere, no autograd
     assert all(p.grad is None and not p.requires_grad for p in teacher_net.parameters())

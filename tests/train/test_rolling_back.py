@@ -111,8 +111,7 @@ def test_period_switches_on_a_ptl_network(tmp_path):
     schedule = RollbackSchedule(periods=3, epochs_per_period=2, lr=0.01, first_head_lr=0.1, kept_lr=0.001)
     hook, probe = RollbackHook(model, schedule), SwitchProbe()
     config = TrainConfig(epochs=schedule.total_epochs, out_dir=str(tmp_path), progress=False, save_every=0)
-    trainer = Trainer(model, loader(), config, optimizer_factory=hook.optimizer_factory, hooks=[hook, probe],
-                      device="cpu")
+    trainer = Trainer(model, loader(), config, method=hook, hooks=[probe], device="cpu")
     trainer.fit()
     blocks = [f"stages.{i}." for i in range(4)]
     for epoch, period in ((2, 2), (4, 3)):
