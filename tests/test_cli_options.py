@@ -55,12 +55,14 @@ def test_debug_shows_the_traceback_of_a_user_error():
 
 def test_train_options_take_the_library_defaults():
     from ptl_ext.data.config import DataConfig
+    from ptl_ext.models import model_info
     from ptl_ext.train import TrainConfig
 
     args = train_options(root="/data", epochs=3)
     assert args.epochs == 3 and args.lr == default_of(TrainConfig, "lr")
-    assert (args.height, args.width, args.p, args.k) == (DataConfig.height, DataConfig.width, DataConfig.p,
-                                                         DataConfig.k)
+    assert (args.height, args.width) == model_info(args.arch).input_size
+    assert (args.p, args.k) == (DataConfig.p, DataConfig.k)
+    assert train_options(arch="mgn").height == model_info("mgn").input_size[0] == 384
     with pytest.raises(OptionError, match="option momentum"):
         train_options(momentum=1.5)
     with pytest.raises(OptionError, match="unknown options moment"):

@@ -3,28 +3,24 @@
 import copy
 import os
 
-from .options import CIFAR_DATASETS, OptionError
+from .options import OptionError
 from .report import format_table
-
-CHAIN_ALIASES = {"duke": "dukemtmc_reid", "market": "market1501"}
-
 
 def parse_chain(spec, root):
     """The steps ``[(dataset, folder), ...]`` of a ``--chain`` value ``NAME[=FOLDER],NAME[=FOLDER],...``.
 
-    ``duke`` and ``market`` stand for ``dukemtmc_reid`` and ``market1501``; a step without a folder
-    reads ``root`` (the parent folder of the datasets).
+    ``NAME`` is a dataset name or alias (``duke``, ``market`` ...); a step without a folder reads ``root``
+    (the parent folder of the datasets).
     """
-    from ..data import REID_DATASETS
+    from ..data import get_dataset
 
-    known = sorted(REID_DATASETS) + sorted(CIFAR_DATASETS)
     steps = []
     for item in spec.split(","):
         name, has_folder, folder = item.strip().partition("=")
-        name = CHAIN_ALIASES.get(name, name)
-        if name not in known:
-            raise OptionError(f"--chain: unknown dataset {name!r}; expected NAME[=FOLDER] with NAME one of "
-                              f"{', '.join(known + sorted(CHAIN_ALIASES))}")
+        try:
+            name = get_dataset(name).name
+        except ValueError as exc:
+            raise OptionError(f"--chain: unknown dataset {name!r}: {exc}") from None
         folder = folder if has_folder else root
         if not folder:
             raise OptionError(f"--chain: step {name} has no folder: give --root or {name}=FOLDER")

@@ -19,11 +19,11 @@ def add_options(parser):
     """The options of ``ptl demo``."""
     import argparse
 
-    from ..train.builders import BACKBONES
+    from ..models import list_models
     from .option_types import count, rate
 
     parser.add_argument("--out", default=None, help="demo folder (default: a new folder in the temp directory)")
-    parser.add_argument("--arch", default=DEMO_ARCH, choices=sorted(BACKBONES),
+    parser.add_argument("--arch", default=DEMO_ARCH, choices=list_models(exclude=("ptl_*", "*mgn*")),
                         help="plain backbone to compare with ptl_ARCH (default: %(default)s)")
     parser.add_argument("--epochs", type=count(), default=10, help="training epochs per network (default: %(default)s)")
     parser.add_argument("--rollback-periods", type=count(), default=3,
@@ -90,7 +90,7 @@ def run_demo(args):
         print(f"\n== {name}: " + ", ".join(f"{k}={v}" for k, v in options.items() if k not in ("root", "out")),
               flush=True)
         started = time.perf_counter()
-        trainer = run_train(train_options(**options))
+        trainer = run_train(train_options(**options, overwrite=True))  # the demo's own folders
         print(f"   {name}: {time.perf_counter() - started:.0f} s", flush=True)
         rows.append((name, trainer.meta["parameters"], trainer.history[-1]))
         plots.append(trainer.path("curves.png"))

@@ -12,7 +12,6 @@ import os
 from .option_types import check_value
 from .parser import build_parser
 
-CIFAR_DATASETS = {"cifar10": 10, "cifar100": 100}
 METHOD_OPTIONS = {"std_lambda": "teacher", "kept_lr": "rollback_periods", "period_decay_epoch": "rollback_periods"}
 
 
@@ -102,43 +101,52 @@ def train_options(**values):
     return args
 
 
-def dataset_task(dataset):
-    """``"classification"`` for the CIFAR datasets, else ``"reid"``."""
-    return "classification" if dataset in CIFAR_DATASETS else "reid"
-
-
 def resolve_train_options(args):
-    """Check ``ptl train`` options against each other and fill the defaults that depend on them."""
+    """Check ``ptl train`` options against each other and fill the defaults that depend on them.
+
+    Names become canonical (dataset and network aliases resolved, ``--v2`` folded into ``ptl_v2_*``).
+    """
+    from ..data import get_dataset, list_datasets
     from ..data.config import DataConfig
+    from ..models import model_info
     from ..train import ReIDLoss
-    from ..train.builders import MGN_ARCHS
     from ..train.distill import DEFAULT_STD_LAMBDA
     from ..train.mgn_loss import MGN_RECIPE
     from .option_types import default_of
 
-    task = dataset_task(args.dataset)
-    if args.task is not None and args.task != task:
-        raise OptionError(f"--task {args.task} does not fit --dataset {args.dataset} (a {task} "
-                          f"dataset); classification needs --dataset {' or '.join(CIFAR_DATASETS)}")
-    args.task = task
-    if args.v2 and args.arch.startswith("ptl_") and not args.arch.startswith("ptl_v2_"):
-        args.arch, args.v2 = "ptl_v2_" + args.arch[len("ptl_"):], False  # the old spelling of ptl_v2_*
-    mgn = args.arch in MGN_ARCHS
+    dataset = get_dataset(args.dataset)
+    args.dataset = dataset.name
+    if args.task is not None and args.task != dataset.task:
+        raise OptionError(f"--task {args.task} does not fit --dataset {args.dataset} (a {dataset.task} dataset); "
+                          f"classification needs --dataset {' or '.join(list_datasets('classification'))}")
+    args.task = dataset.task
+    try:
+        network = model_info(args.arch, args.v2)
+    except ValueError as exc:
+        raise OptionError(f"--arch {args.arch}{' --v2' if args.v2 else ''}: {exc}") from None
+    args.arch, args.v2 = network.name, False
+    mgn = network.family == "mgn"
     if args.loss == "auto":
         args.loss = "mgn" if mgn else "ce"
     if (args.loss == "mgn") != mgn:
         raise OptionError(f"--loss {args.loss} does not fit --arch {args.arch}: --loss mgn goes with (and only "
-                          f"with) {' or '.join(MGN_ARCHS)}")
+                          f"with) the MGN networks")
     for name, needs in METHOD_OPTIONS.items():
         if getattr(args, name) is not None and not getattr(args, needs):
             raise OptionError(f"--{name.replace('_', '-')} applies only with --{needs.replace('_', '-')}")
     if args.pretrained and args.init_from:
         raise OptionError("--pretrained and --init-from both set the starting weights: give one of them")
-    defaults = {"height": default_of(DataConfig, "height"), "width": default_of(DataConfig, "width"),
-                "p": default_of(DataConfig, "p"), "triplet_weight": default_of(ReIDLoss, "triplet_weight"),
+    if args.resume and args.overwrite:
+        raise OptionError("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    height, width = dataset.image_size or network.input_size
+    defaults = {"height": height, "width": width, "p": default_of(DataConfig, "p"),
+                "triplet_weight": default_of(ReIDLoss, "triplet_weight"),
                 "triplet_margin": default_of(ReIDLoss, "triplet_margin"), "std_lambda": DEFAULT_STD_LAMBDA}
     if mgn:
         defaults.update(MGN_RECIPE)
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if dataset.image_size and (args.height, args.width) != tuple(dataset.image_size):
+        raise OptionError(f"--height/--width: {args.dataset} images are {height}x{width}, got {args.height}x"
+                          f"{args.width}")

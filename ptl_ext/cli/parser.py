@@ -47,21 +47,20 @@ def add_eval_options(parser):
 
 def add_data_options(parser):
     """``ptl train``: dataset, input size and sampling."""
-    from ..data import REID_DATASETS
+    from ..data import list_datasets
     from ..data.config import DataConfig
-    from .options import CIFAR_DATASETS
 
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=sorted(REID_DATASETS) + sorted(CIFAR_DATASETS), default="market1501",
-                      help="dataset reader; a `ptl synth` folder is read as market1501 (default: %(default)s)")
+    data.add_argument("--dataset", choices=list_datasets(aliases=True), default="market1501", metavar="DATASET",
+                      help=f"dataset reader, one of {', '.join(list_datasets(aliases=True))}; a `ptl synth` folder "
+                           f"is read as market1501 (default: %(default)s)")
     data.add_argument("--root", default=None,
                       help="dataset folder (or its parent; market_duke: the parent of both datasets)")
     data.add_argument("--task", choices=("reid", "classification"), default=None,
                       help="reid or classification (default: the dataset's; CIFAR datasets are classification)")
     data.add_argument("--height", type=count(), default=None,
-                      help=f"input height (default {default_of(DataConfig, 'height')}, 384 for MGN, 32 for CIFAR)")
-    data.add_argument("--width", type=count(), default=None,
-                      help=f"input width (default {default_of(DataConfig, 'width')}, 32 for CIFAR)")
+                      help="input height (default: the network's, 256, or 384 for MGN; CIFAR: 32)")
+    data.add_argument("--width", type=count(), default=None, help="input width (default: the network's, 128; CIFAR: 32)")
     data.add_argument("--p", type=count(), default=None,
                       help=f"identities per ReID batch, P of P×K (default {default_of(DataConfig, 'p')}, 4 for MGN)")
     data.add_argument("--k", type=count(), default=default_of(DataConfig, "k"),
@@ -77,12 +76,13 @@ def add_data_options(parser):
 
 def add_model_options(parser):
     """``ptl train``: the network."""
-    from ..train.builders import ARCHS
+    from ..models import list_models
 
+    names = list_models(aliases=True)
     model = parser.add_argument_group("model")
-    model.add_argument("--arch", choices=ARCHS, default="ptl_resnet50", metavar="ARCH",
-                       help=f"network: a backbone, its PTL version (ptl_*) or PTL-v2 version (ptl_v2_*), mgn or "
-                            f"mgn_ptl (default: %(default)s); one of {', '.join(ARCHS)}")
+    model.add_argument("--arch", choices=names, default="ptl_resnet50", metavar="ARCH",
+                       help=f"network: a backbone NAME, its PTL version ptl_NAME or PTL-v2 version ptl_v2_NAME "
+                            f"(default: %(default)s); one of {', '.join(names)}")
     flag(model, "v2", False, "PTL-v2 cells for a ptl_* network (the same as naming ptl_v2_*)")
     model.add_argument("--pretrained", default=None, help="local torchvision checkpoint of the backbone")
     model.add_argument("--last-stride", type=int, choices=(1, 2), default=1, help="ResNet layer4 stride (default 1)")
@@ -138,7 +138,10 @@ def add_run_options(parser):
     run.add_argument("--out", default=default_of(TrainConfig, "out_dir"),
                      help="run folder: metrics.csv, curves.png, last.pt, best.pt (default: %(default)s)")
     run.add_argument("--resume", nargs="?", const="auto", default=None,
-                     help="resume from a checkpoint (no value: OUT/last.pt)")
+                     help="continue the run in --out from a checkpoint (no value: OUT/last.pt); the options that "
+                          "change training must match the checkpoint's (--epochs may grow)")
+    flag(run, "overwrite", default_of(TrainConfig, "overwrite"),
+         "replace the run already in --out (its checkpoints, metrics.csv and curves.png are deleted first)")
     run.add_argument("--seed", type=count(0), default=0, help="random seed (default: %(default)s)")
     flag(run, "progress", default_of(TrainConfig, "progress"), "progress bar")
 

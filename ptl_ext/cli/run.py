@@ -6,7 +6,7 @@ piece; :func:`run_train` puts them together, trains, and prints the summary tabl
 
 import os
 
-from .options import CIFAR_DATASETS, OptionError
+from .options import OptionError
 from .report import format_table
 
 
@@ -32,12 +32,11 @@ def build_data(args, info, height, width, train=True):
     """
     from .. import data as D
     from ..train import ReIDEvaluator
-    from .options import dataset_task
 
     if args.root is None:
         raise OptionError("--root is required: the dataset folder")
-    if dataset_task(args.dataset) == "reid":
-        dataset = D.load_reid_dataset(args.dataset, args.root)
+    if D.get_dataset(args.dataset).task == "reid":
+        dataset = D.load_dataset(args.dataset, args.root)
         query, gallery = D.build_reid_eval_loaders(dataset, height, width, args.eval_batch_size, args.workers,
                                                    info.rank, info.world_size)
         evaluator = ReIDEvaluator(query, gallery, metric=args.metric, rerank=args.rerank, flip=args.flip,
@@ -58,14 +57,14 @@ def _cifar_data(args, info, train):
     from .. import data as D
     from ..train import ClassificationEvaluator
 
-    classes = CIFAR_DATASETS[args.dataset]
-    test_images, test_labels = D.load_cifar(args.root, classes, train=False)
+    classes = D.get_dataset(args.dataset).num_classes
+    test_images, test_labels = D.load_dataset(args.dataset, args.root, train=False)
     test_set = D.TensorImageDataset(test_images, test_labels, D.build_cifar_transforms(False))
     test_loader = D.build_dataloader(test_set, batch_size=args.eval_batch_size, num_workers=args.workers,
                                      sampler=D.ShardSampler(len(test_set), info.rank, info.world_size))
     train_loader = None
     if train:
-        images, labels = D.load_cifar(args.root, classes, train=True)
+        images, labels = D.load_dataset(args.dataset, args.root, train=True)
         train_set = D.TensorImageDataset(images, labels, D.build_cifar_transforms(True, args.augment))
         sampler = None
         if info.distributed:
@@ -89,17 +88,18 @@ def build_loss(args):
     return ClassificationLoss(args.label_smoothing)
 
 
-def std_loss(args, model, loss_fn, evaluator, size, device, info):
-    """STD (``--teacher``): ``(STDLoss around loss_fn, teacher table rows)``; the teacher is evaluated once.
+def std_method(args, model, evaluator, size, device, info):
+    """STD (``--teacher``): ``(STD training method, teacher table rows)``; the teacher is evaluated once.
 
-    Without ``--teacher`` returns ``(loss_fn, [])``.
+    Without ``--teacher`` returns ``(None, [])``.
     """
-    from ..train import FrozenTeacher, STDLoss, load_checkpoint
-    from ..train.builders import count_parameters, model_from_checkpoint
+    from ..models import count_parameters
+    from ..train import STD, FrozenTeacher, load_checkpoint
+    from ..train.checkpoint import model_from_checkpoint
     from ..train.distill import check_feature_sizes
 
     if not args.teacher:
-        return loss_fn, []
+        return None, []
     state = load_checkpoint(args.teacher)
     teacher_net = model_from_checkpoint(state, f"--teacher {args.teacher}")
     if (state["meta"]["height"], state["meta"]["width"]) != tuple(size):
@@ -112,7 +112,7 @@ def std_loss(args, model, loss_fn, evaluator, size, device, info):
     rows = [(f"teacher {state['meta']['arch']}", parameters, metrics)]
     if info.is_main:
         print(f"STD teacher {args.teacher}:\n{format_table(rows)}", flush=True)
-    return STDLoss(args.std_lambda, teacher, base=loss_fn), rows
+    return STD(teacher, args.std_lambda), rows
 
 
 def rollback_hook(args, model):
@@ -130,32 +130,91 @@ def rollback_hook(args, model):
 
 
 def input_size(args):
-    """``(H, W)`` of the run's images (32×32 for CIFAR)."""
-    from ..data.config import CIFAR_INPUT_SIZE
-
-    return CIFAR_INPUT_SIZE if args.task == "classification" else (args.height, args.width)
+    """``(H, W)`` of the run's images (resolved by :func:`~ptl_ext.cli.options.resolve_train_options`)."""
+    return args.height, args.width
 
 
 def build_model(args, num_classes, size):
-    """The network of ``--arch`` with its starting weights (``--pretrained`` or ``--init-from``)."""
+    """The network of ``--arch`` with its starting weights (``--pretrained`` or ``--init-from``).
+
+    A dry forward at ``size`` checks that the images are large enough for the network.
+    """
     import torch
 
-    from ..train.builders import build_model as create
+    from ..models import create_model
     from ..train.checkpoint import load_weights_except_head
 
     torch.manual_seed(args.seed)
     head = "cifar" if args.task == "classification" else "reid"
-    model = create(args.arch, num_classes, size, head=head, pretrained=args.pretrained,
-                   last_stride=args.last_stride, v2=args.v2, dropout=args.dropout)
+    try:
+        model = create_model(args.arch, num_classes, size, head=head, pretrained=args.pretrained,
+                             last_stride=args.last_stride, dropout=args.dropout)
+        _dry_run(model, size)
+    except RuntimeError as exc:
+        if "size" not in str(exc):
+            raise
+        raise OptionError(f"--height/--width {size[0]}x{size[1]}: the images are too small for --arch {args.arch} "
+                          f"({str(exc).splitlines()[0]})") from None
     if args.init_from and not args.resume:  # a resume restores the weights (and the rollback snapshot) anyway
         load_weights_except_head(model, args.init_from, "--init-from")
     return model
 
 
+def _dry_run(model, size):
+    """One eval-mode forward of a zero image of ``size`` (cells start from zeros and keep no state)."""
+    import torch
+
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, *size))
+    finally:
+        model.train()
+
+
+def run_meta(args, num_classes, protocol, parameters):
+    """The checkpoint ``meta`` of a run: what rebuilds the network and the settings a resume must keep."""
+    meta = {"arch": args.arch, "num_classes": num_classes, "height": args.height, "width": args.width,
+            "v2": False, "last_stride": args.last_stride, "head": "cifar" if args.task == "classification" else "reid",
+            "dropout": args.dropout, "dataset": args.dataset, "root": os.path.abspath(args.root),
+            "protocol": protocol, "parameters": parameters}
+    meta.update({name: getattr(args, name) for name in RESUME_KEPT})
+    return meta
+
+
+# Options recorded in the checkpoint's meta that a resume must give unchanged (besides TrainConfig's).
+RESUME_KEPT = ("seed", "p", "k", "loss", "triplet_weight", "triplet_margin", "label_smoothing", "erasing", "pad",
+               "batch_size", "augment", "pretrained", "init_from")
+METHOD_OPTIONS = {"rolling_back": "--rollback-periods", "std": "--teacher"}
+SETTING_OPTIONS = {"rolling_back.periods": "--rollback-periods", "rolling_back.epochs_per_period": "--period-epochs",
+                   "rolling_back.decay_epoch": "--period-decay-epoch", "rolling_back.kept_lr": "--kept-lr",
+                   "rolling_back.first_head_lr": "--head-lr", "std.lam": "--std-lambda", "height": "--height",
+                   "width": "--width", "arch": "--arch", "dataset": "--dataset"}
+
+
+def resume_error(exc, path):
+    """A one-line :class:`OptionError` naming the options of a refused resume (``exc`` from the Trainer)."""
+    from ..errors import MethodMismatchError
+
+    if isinstance(exc, MethodMismatchError):
+        saved = [METHOD_OPTIONS.get(name, name) for name in (exc.saved or "").split("+") if name in METHOD_OPTIONS]
+        given = [METHOD_OPTIONS.get(name, name) for name in (exc.given or "").split("+") if name in METHOD_OPTIONS]
+        missing = [option for option in saved if option not in given]
+        extra = [option for option in given if option not in saved]
+        hint = "; ".join([*(f"give {o} as when it was trained" for o in missing),
+                          *(f"{o} was not used when it was trained" for o in extra)])
+        return OptionError(f"--resume {path}: {exc}" + (f" ({hint})" if hint else ""))
+    listed = "; ".join(f"{SETTING_OPTIONS.get(name, '--' + name.split('.')[-1].replace('_', '-'))}: saved {saved!r}, "
+                       f"given {given!r}" for name, saved, given in exc.differences)
+    return OptionError(f"--resume {path}: the checkpoint was trained with other options ({listed}); resume with the "
+                       f"saved options (--epochs may grow), or start a new run with --overwrite or another --out")
+
+
 def run_train(args):
     """Train as ``args`` says (see ``ptl train --help``); returns the trainer (rank 0 prints a summary).
 
-    With ``--chain`` runs :func:`ptl_ext.cli.chain.run_chain` and returns its last trainer.
+    With ``--chain`` runs :func:`ptl_ext.cli.chain.run_chain` and returns its last trainer. The run
+    folder is checked and locked before any data is read.
     """
     if args.chain:
         from .chain import run_chain
@@ -163,35 +222,48 @@ def run_train(args):
         return run_chain(args)[-1]
     import torch
 
-    from ..train import TrainConfig, Trainer, init_distributed
-    from ..train.builders import count_parameters
+    from ..train import RunFolder, init_distributed
 
     device = select_device(args.device)
     info = init_distributed(device.type)
     if device.type == "cuda" and info.distributed:
         device = torch.device("cuda", info.local_rank)
+    if info.distributed:  # every rank opens the folder through the Trainer, which agrees on the outcome
+        return _train(args, device, info, None)
+    with RunFolder(args.out, resume=bool(args.resume), overwrite=args.overwrite) as folder:
+        return _train(args, device, info, folder)
+
+
+def _train(args, device, info, folder):
+    """:func:`run_train` once the device and the run folder are settled."""
+    import torch
+
+    from ..errors import MethodMismatchError, ResumeMismatchError
+    from ..models import count_parameters
+    from ..train import TrainConfig, Trainer
+
     size = input_size(args)
     train_loader, evaluator, num_classes, protocol = build_data(args, info, *size)
     model = build_model(args, num_classes, size)
     torch.manual_seed(args.seed + 1000 * info.rank)  # ranks augment differently
-    loss_fn, teacher_rows = std_loss(args, model, build_loss(args), evaluator, size, device, info)
-    rollback = rollback_hook(args, model)
-    config = TrainConfig(epochs=rollback.schedule.total_epochs if rollback else args.epochs, lr=args.lr,
-                         head_lr=args.head_lr, momentum=args.momentum, nesterov=args.nesterov,
-                         weight_decay=args.weight_decay, step_size=args.step_size, gamma=args.gamma, amp=args.amp,
-                         eval_every=args.eval_every, save_every=args.save_every, out_dir=args.out,
-                         progress=args.progress, title=f"{args.arch} on {args.dataset}")
-    meta = {"arch": args.arch, "num_classes": num_classes, "height": size[0], "width": size[1], "v2": args.v2,
-            "last_stride": args.last_stride, "head": "cifar" if args.task == "classification" else "reid",
-            "dropout": args.dropout, "dataset": args.dataset, "root": os.path.abspath(args.root),
-            "protocol": protocol, "parameters": count_parameters(model)}
+    std, teacher_rows = std_method(args, model, evaluator, size, device, info)
+    methods = [method for method in (std, rollback_hook(args, model)) if method is not None]
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, momentum=args.momentum,
+                         nesterov=args.nesterov, weight_decay=args.weight_decay, step_size=args.step_size,
+                         gamma=args.gamma, amp=args.amp, eval_every=args.eval_every, save_every=args.save_every,
+                         out_dir=args.out, progress=args.progress, title=f"{args.arch} on {args.dataset}",
+                         overwrite=args.overwrite)
+    meta = run_meta(args, num_classes, protocol, count_parameters(model))
     if teacher_rows:
         meta["teacher"] = {"checkpoint": os.path.abspath(args.teacher), "metrics": teacher_rows[0][2]}
-    methods = {"hooks": [rollback], "optimizer_factory": rollback.optimizer_factory} if rollback else {}
-    trainer = Trainer(model, train_loader, config, evaluator=evaluator, loss_fn=loss_fn, device=device,
-                      info=info, meta=meta, **methods)
+    trainer = Trainer(model, train_loader, config, evaluator=evaluator, loss_fn=build_loss(args), method=methods,
+                      device=device, info=info, meta=meta, run_folder=folder)
     if args.resume:
-        trainer.resume(os.path.join(args.out, "last.pt") if args.resume == "auto" else args.resume)
+        path = os.path.join(args.out, "last.pt") if args.resume == "auto" else args.resume
+        try:
+            trainer.resume(path)
+        except (MethodMismatchError, ResumeMismatchError) as exc:
+            raise resume_error(exc, path) from exc
     if info.is_main:
         print(f"{args.arch}: {meta['parameters'] / 1e6:.2f} M parameters, {num_classes} classes, "
               f"{info.world_size} process(es) on {device}; run folder {args.out}", flush=True)

@@ -1,14 +1,11 @@
 """``ptl synth``: write a synthetic Market-format or CIFAR-format dataset."""
 
-from .options import CIFAR_DATASETS
-
-
 def run_synth(args):
     """Write a synthetic dataset (see ``ptl synth --help``); returns the generator's summary."""
-    from ..data import make_synthetic_cifar, make_synthetic_market
+    from ..data import get_dataset, make_synthetic_cifar, make_synthetic_market
 
     if args.format != "market":
-        info = make_synthetic_cifar(args.out, CIFAR_DATASETS[args.format], args.train_per_class,
+        info = make_synthetic_cifar(args.out, get_dataset(args.format).num_classes, args.train_per_class,
                                     args.test_per_class, seed=args.seed)
         print(f"wrote {info['train']} training and {info['test']} test images to {info['folder']}")
         return info

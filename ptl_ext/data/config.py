@@ -1,8 +1,9 @@
 """The data settings of a training run and their defaults (the one home of these numbers).
 
-``DataConfig`` holds what the loaders need: input size, P×K sampling, augmentation, evaluation
-batch size and worker count. Networks with their own recipe (MGN: 384×128, P×K 4×4) override
-some fields where the run is built.
+``DataConfig`` holds what the loaders need besides the input size (a property of the network, see
+:func:`ptl_ext.models.model_info`, or of the dataset, see :func:`ptl_ext.data.get_dataset`): P×K
+sampling, augmentation, evaluation batch size and worker count. MGN's recipe (P×K 4×4) overrides P
+where the run is built.
 """
 
 from dataclasses import dataclass
@@ -12,16 +13,14 @@ from .. import _checks
 
 @dataclass
 class DataConfig:
-    """Input and loader settings (ReID defaults; CIFAR runs use 32×32 and ``batch_size``).
+    """Loader settings (ReID defaults; CIFAR runs use ``batch_size``).
 
-    ``height``/``width``: input size; ``p``/``k``: identities per batch and images per identity;
+    ``p``/``k``: identities per batch and images per identity;
     ``batch_size``: classification batch; ``erasing``: random-erasing probability; ``pad``: zero padding
     before the random crop (ReID); ``augment``: CIFAR pad-4 crop + flip; ``eval_batch_size``: images per
     evaluation batch; ``workers``: DataLoader worker processes (0 = the main process).
     """
 
-    height: int = 256
-    width: int = 128
     p: int = 16
     k: int = 4
     batch_size: int = 64
@@ -32,7 +31,7 @@ class DataConfig:
     workers: int = 2
 
     def __post_init__(self):
-        for name in ("height", "width", "p", "k", "batch_size", "eval_batch_size"):
+        for name in ("p", "k", "batch_size", "eval_batch_size"):
             setattr(self, name, _checks.positive_int(getattr(self, name), f"DataConfig.{name}"))
         self.pad = _checks.integer(self.pad, "DataConfig.pad", minimum=0)
         self.workers = _checks.integer(self.workers, "DataConfig.workers", minimum=0)

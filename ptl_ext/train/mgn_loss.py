@@ -5,8 +5,9 @@ import torch.nn.functional as F
 from ..models.mgn import MGNOutput
 from .losses import batch_hard_triplet_loss
 
-# The released MGN+PTL training set-up: 384×128 inputs, P×K = 4×4, triplet weight 1 with margin 1.2.
-MGN_RECIPE = {"height": 384, "width": 128, "p": 4, "triplet_weight": 1.0, "triplet_margin": 1.2}
+# The released MGN+PTL training set-up beside its 384×128 input (the model zoo's input size for MGN):
+# P×K = 4×4, triplet weight 1 with margin 1.2.
+MGN_RECIPE = {"p": 4, "triplet_weight": 1.0, "triplet_margin": 1.2}
 
 
 class MGNLoss:
