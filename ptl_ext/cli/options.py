@@ -3,8 +3,9 @@
 Config-file values (TOML, or YAML with PyYAML) and the option dicts the demo builds go through the
 same checks as the command line (types, choices, ranges); an unknown key is an error naming it.
 A config file may also hold a ``[paper]`` table, the numbers a paper reports for the row: it is
-checked on its own and kept aside as ``args.paper``, never an option. All of this happens before any data is read. Options whose default depends on the network or on
-the method are filled in by :func:`resolve_train_options`.
+checked on its own and kept aside as ``args.paper``, never an option. All of this happens before
+any data is read. Options whose default depends on the network or on the method are filled in by
+:func:`resolve_train_options`.
 """
 
 import argparse

@@ -36,14 +36,22 @@ def _toml_value(value):
 def format_settings(args):
     """The resolved settings of a ``ptl train`` namespace as TOML text (a valid config file).
 
-    Every option after defaults are filled in, in the parser's order; an unset option is a comment.
+    Every option after defaults are filled in, in the parser's order; an unset option, or a method's option
+    without its method (``std_lambda`` without ``teacher``), is a comment.
     A config file's paper numbers (``args.paper``) follow as a ``[paper]`` table.
     """
+    from .options import METHOD_OPTIONS
+
     lines = []
     for key, value in vars(args).items():
         if key in NOT_SETTINGS:
             continue
-        lines.append(f"# {key}: not set" if value is None else f"{key} = {_toml_value(value)}")
+        if value is None:
+            lines.append(f"# {key}: not set")
+        elif key in METHOD_OPTIONS and not getattr(args, METHOD_OPTIONS[key]):
+            lines.append(f"# {key} = {_toml_value(value)} applies only with {METHOD_OPTIONS[key]}")
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
     if args.rollback_periods:
         lines.append(f"# rolling back trains {args.rollback_periods} x {args.period_epochs} = "
                      f"{args.rollback_periods * args.period_epochs} epochs (epochs is not used)")
