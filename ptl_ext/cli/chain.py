@@ -47,6 +47,7 @@ def run_chain(args):
         out = os.path.join(args.out, f"{i}_{name}")
         step = copy.copy(args)
         step.chain, step.dataset, step.root, step.out, step.init_from = None, name, root, out, init_from
+        step.paper = None  # the paper's numbers are for the whole chain: compared once, after the last step
         step.resume = "auto" if args.resume and os.path.isfile(os.path.join(out, "last.pt")) else None
         print(f"\n== chain step {i}/{len(steps)}: {name} ({root})", flush=True)
         trainer = run_train(step)

@@ -2,14 +2,16 @@
 
 Config-file values (TOML, or YAML with PyYAML) and the option dicts the demo builds go through the
 same checks as the command line (types, choices, ranges); an unknown key is an error naming it.
-All of this happens before any data is read. Options whose default depends on the network or on
-the method are filled in by :func:`resolve_train_options`.
+A config file may also hold a ``[paper]`` table, the numbers a paper reports for the row: it is
+checked on its own and kept aside as ``args.paper``, never an option. All of this happens before
+any data is read. Options whose default depends on the network or on the method are filled in by
+:func:`resolve_train_options`.
 """
 
 import argparse
 import os
 
-from .option_types import check_value
+from .option_types import Number, check_value
 from .parser import build_parser
 
 METHOD_OPTIONS = {"std_lambda": "teacher", "kept_lr": "rollback_periods", "period_decay_epoch": "rollback_periods"}
@@ -19,8 +21,17 @@ class OptionError(ValueError):
     """An option value (from the command line, a config file or the demo) that cannot be used."""
 
 
-def load_config_file(path):
-    """Option values from a TOML (or, with PyYAML installed, YAML) file as a flat dict with ``_`` keys."""
+PAPER_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP", "top1_error")
+PAPER_TEXT = ("source", "pretrained", "note")
+
+
+def read_config(path):
+    """``(options, paper)`` of a TOML (or, with PyYAML installed, YAML) config file.
+
+    ``options``: the flat ``option = value`` pairs with ``_`` keys (checked later against the parser);
+    ``paper``: the optional ``[paper]`` table (the row's reported numbers, see :func:`checked_paper`),
+    kept aside and never an option; ``None`` when the file has none.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--config: file {path} does not exist")
     if path.endswith((".yaml", ".yml")):
@@ -42,9 +53,48 @@ def load_config_file(path):
                 values = tomllib.load(fh)
             except tomllib.TOMLDecodeError as exc:
                 raise OptionError(f"--config {path}: invalid TOML: {exc}") from exc
-    if not isinstance(values, dict) or any(isinstance(v, dict) for v in values.values()):
+    if not isinstance(values, dict):
         raise OptionError(f"--config {path}: expected flat `option = value` pairs")
-    return {key.replace("-", "_"): value for key, value in values.items()}
+    values = dict(values)
+    paper = values.pop("paper", None)
+    if any(isinstance(v, dict) for v in values.values()):
+        raise OptionError(f"--config {path}: expected flat `option = value` pairs (and at most a [paper] table)")
+    options = {key.replace("-", "_"): value for key, value in values.items()}
+    return options, None if paper is None else checked_paper(paper, f"--config {path}")
+
+
+def load_config_file(path):
+    """Option values from a TOML (or YAML) file as a flat dict with ``_`` keys (its ``[paper]`` table left out)."""
+    return read_config(path)[0]
+
+
+def checked_paper(paper, source):
+    """A config file's ``[paper]`` table checked: the numbers a paper reports for the row.
+
+    Keys: ``mAP``, ``rank1``, ``rank5``, ``rank10``, ``mINP``, ``top1_error`` (percent, as papers print
+    them, in [0, 100]), ``parameters`` (a count, > 0), ``source``, ``pretrained`` (the torchvision
+    checkpoint the row starts from) and ``note`` (strings). Raises :class:`OptionError` naming a wrong key.
+    """
+    if not isinstance(paper, dict):
+        raise OptionError(f"{source}: [paper] must be a table, got {paper!r}")
+    unknown = sorted(set(paper) - set(PAPER_METRICS) - set(PAPER_TEXT) - {"parameters"})
+    if unknown:
+        raise OptionError(f"{source}: [paper]: unknown keys {', '.join(unknown)}; expected some of "
+                          f"{', '.join((*PAPER_METRICS, 'parameters', *PAPER_TEXT))}")
+    checks = {**dict.fromkeys(PAPER_METRICS, Number(float, 0.0, 100.0)), "parameters": Number(int, 1)}
+    checked = {}
+    for key, value in paper.items():
+        if key in PAPER_TEXT:
+            if not isinstance(value, str):
+                raise OptionError(f"{source}: [paper] {key}: expected a string, got {value!r}")
+            checked[key] = value
+            continue
+        try:
+            checked[key] = checks[key].check(value)
+        except argparse.ArgumentTypeError as exc:
+            unit = " (percent)" if key in PAPER_METRICS else ""
+            raise OptionError(f"{source}: [paper] {key}{unit}: {exc}") from None
+    return checked
 
 
 def checked_values(subparser, values, source):
@@ -74,13 +124,19 @@ def checked_values(subparser, values, source):
 
 
 def parse_args(argv=None):
-    """Parse ``argv``, filling defaults from ``--config`` when given; returns the checked namespace."""
+    """Parse ``argv``, filling defaults from ``--config`` when given; returns the checked namespace.
+
+    ``args.paper`` holds the config file's ``[paper]`` table (``None`` without one).
+    """
     parser, commands = build_parser()
     args = parser.parse_args(argv)
+    paper = None
     if getattr(args, "config", None):
         sub = commands[args.command]
-        sub.set_defaults(**checked_values(sub, load_config_file(args.config), f"--config {args.config}"))
+        options, paper = read_config(args.config)
+        sub.set_defaults(**checked_values(sub, options, f"--config {args.config}"))
         args = parser.parse_args(argv)
+    args.paper = paper
     if args.command == "train":
         resolve_train_options(args)
     return args
@@ -94,7 +150,7 @@ def train_options(**values):
     _, commands = build_parser()
     sub = commands["train"]
     args = sub.parse_args([])
-    args.command, args.debug = "train", False
+    args.command, args.debug, args.paper = "train", False, None
     for key, value in checked_values(sub, values, "ptl train").items():
         setattr(args, key, value)
     resolve_train_options(args)

@@ -143,6 +143,9 @@ def add_run_options(parser):
     flag(run, "overwrite", default_of(TrainConfig, "overwrite"),
          "replace the run already in --out (its checkpoints, metrics.csv and curves.png are deleted first)")
     run.add_argument("--seed", type=count(0), default=0, help="random seed (default: %(default)s)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check every option, print the resolved settings (and a config file's paper numbers) "
+                          "and stop: no data is read, no network built")
     flag(run, "progress", default_of(TrainConfig, "progress"), "progress bar")
 
 

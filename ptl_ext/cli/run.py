@@ -7,7 +7,7 @@ piece; :func:`run_train` puts them together, trains, and prints the summary tabl
 import os
 
 from .options import OptionError
-from .report import format_table
+from .report import format_settings, format_table, paper_comparison, pretrained_note, write_paper_csv
 
 
 def select_device(name):
@@ -213,13 +213,22 @@ def resume_error(exc, path):
 def run_train(args):
     """Train as ``args`` says (see ``ptl train --help``); returns the trainer (rank 0 prints a summary).
 
-    With ``--chain`` runs :func:`ptl_ext.cli.chain.run_chain` and returns its last trainer. The run
-    folder is checked and locked before any data is read.
+    With ``--chain`` runs :func:`ptl_ext.cli.chain.run_chain` and returns its last trainer. ``--dry-run``
+    only prints the resolved settings (:func:`dry_run`) and returns ``None``. The run folder is checked
+    and locked before any data is read. A config file's paper numbers are printed beside the final ones
+    and written to ``OUT/paper.csv``.
     """
+    if args.dry_run:
+        return dry_run(args)
+    note = pretrained_note(args)
+    if note and int(os.environ.get("RANK", "0")) == 0:
+        print(note, flush=True)
     if args.chain:
         from .chain import run_chain
 
-        return run_chain(args)[-1]
+        trainer = run_chain(args)[-1]
+        report_paper(args, trainer, f"{args.arch} chain {args.chain}")
+        return trainer
     import torch
 
     from ..train import RunFolder, init_distributed
@@ -270,4 +279,29 @@ def _train(args, device, info, folder):
     trainer.fit()
     if info.is_main:
         print(format_table([*teacher_rows, (args.arch, meta["parameters"], trainer.history[-1])]))
+    report_paper(args, trainer, args.arch)
     return trainer
+
+
+def dry_run(args):
+    """``--dry-run``: check what can be checked without data (device, ``--chain``), print the resolved
+    settings as TOML (with the paper's numbers) and return ``None``; reads no data, builds no network."""
+    from .chain import parse_chain
+
+    if args.device is not None:
+        select_device(args.device)
+    if args.chain:
+        parse_chain(args.chain, args.root or "--root")
+    print(format_settings(args))
+    note = pretrained_note(args)
+    if note:
+        print(note)
+
+
+def report_paper(args, trainer, name):
+    """Rank 0: the run's final metrics beside ``args.paper`` (console table and ``OUT/paper.csv``)."""
+    if not getattr(args, "paper", None) or not trainer.info.is_main:
+        return
+    table, rows = paper_comparison(name, trainer.meta["parameters"], trainer.history[-1], args.paper)
+    print(f"\nours beside the paper:\n{table}", flush=True)
+    write_paper_csv(os.path.join(args.out, "paper.csv"), rows)
