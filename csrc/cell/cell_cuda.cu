@@ -1,13 +1,18 @@
 // CUDA kernels of the BConv-Cell update: cell_math.h mapped over tensors, one thread per pack of
 // 16 bytes (16-bit and float types) when every pointer and the row length allow it, else one element
-// per thread, with
-// 32-bit indexing whenever the largest tensor fits.
+// per thread, with 32-bit indexing whenever the largest tensor fits.
+//
+// Activations, per type (the build uses no --use_fast_math): float and double use the accurate
+// tanhf/expf (within a few ulp, as the CPU kernels); the 16-bit types, computed in float, use the
+// hardware approximations (tanh.approx.f32, __expf), whose error (< 2^-10 relative) lies below their
+// rounding step and which keep the wide 16-bit backward kernels within their registers.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "cell/cell_cuda.h"
 #include "cell/cell_math.h"
@@ -39,6 +44,24 @@ struct Acc<__nv_bfloat16> {
   static __device__ __forceinline__ __nv_bfloat16 store(float x) { return __float2bfloat16_rn(x); }
 };
 
+// sigmoid and tanh of float from the hardware approximations, for the 16-bit types only.
+struct FastFloatAct {
+  static __device__ __forceinline__ float sigmoid(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
+  static __device__ __forceinline__ float tanh(float x) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
+    float y;
+    asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#else
+    return ::tanhf(x);
+#endif
+  }
+};
+
+// The activation policy of each storage type: accurate where the type carries the precision.
+template <typename T>
+using ActFor = std::conditional_t<std::is_same_v<typename Acc<T>::type, T>, ScalarAct, FastFloatAct>;
+
 template <typename T, int V>
 struct alignas(sizeof(T) * V) Pack {
   T v[V];
@@ -65,7 +88,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int k = 0; k < V; ++k) {
       F yk, ck;
-      forward<ScalarAct>(A::load(ai.v[k]), A::load(af.v[k]), A::load(ao.v[k]), A::load(ag.v[k]),
+      forward<ActFor<T>>(A::load(ai.v[k]), A::load(af.v[k]), A::load(ao.v[k]), A::load(ag.v[k]),
                          c_prev != nullptr ? A::load(cp.v[k]) : F(0), yk, ck);
       yo.v[k] = A::store(yk);
       co.v[k] = A::store(ck);
@@ -98,7 +121,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int k = 0; k < V; ++k) {
       F ri, rf, ro, rg, rcp;
-      backward<ScalarAct>(A::load(ai.v[k]), A::load(af.v[k]), A::load(ao.v[k]), A::load(ag.v[k]),
+      backward<ActFor<T>>(A::load(ai.v[k]), A::load(af.v[k]), A::load(ao.v[k]), A::load(ag.v[k]),
                           c_prev != nullptr ? A::load(cp.v[k]) : F(0), A::load(cv.v[k]),
                           dy != nullptr ? A::load(dyv.v[k]) : F(0), dc != nullptr ? A::load(dcv.v[k]) : F(0), ri, rf,
                           ro, rg, rcp);
