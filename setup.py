@@ -14,6 +14,7 @@ for the newest.
 import glob
 import importlib.util
 import os
+import shutil
 import sys
 
 from setuptools import setup
@@ -44,7 +45,9 @@ build_config = _load_build_config()
 
 
 def _nvcc():
-    return None if CUDA_HOME is None else os.path.join(CUDA_HOME, "bin", "nvcc")
+    """nvcc of the toolkit torch would use (torch leaves CUDA_HOME unset in a CPU build: then CUDA_HOME or PATH)."""
+    home = CUDA_HOME or os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    return os.path.join(home, "bin", "nvcc") if home else shutil.which("nvcc")
 
 
 def _want_cuda():
