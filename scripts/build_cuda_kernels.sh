@@ -14,7 +14,7 @@ cmake -S . -B cmake-build -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER="$NVC
 cmake --build cmake-build -j "${MAX_JOBS:-2}"
 ctest --test-dir cmake-build --output-on-failure
 # float and double keep accurate activations: no tanh.approx.f32 in their kernels' PTX (fast math, or
-# an approximation policy leaking into them, would put it there); the 16-bit kernels use it on purpose.
+# the 16-bit types' fast policy leaking into them, would put it there).
 PTX=$(mktemp)
 trap 'rm -f "$PTX"' EXIT
 "$NVCC" -std=c++17 -O3 -I csrc -arch=compute_90 --ptx csrc/cell/cell_cuda.cu -o "$PTX"
@@ -22,10 +22,6 @@ approx=$(awk '/^\.entry/ {name = $2} /tanh\.approx\.f32/ && name ~ /kernelI[fd]L
 if [ -n "$approx" ]; then
     echo "build_cuda_kernels: approximate tanh in float/double kernels:" >&2
     echo "$approx" >&2
-    exit 1
-fi
-if ! grep -q "tanh\.approx\.f32" "$PTX"; then
-    echo "build_cuda_kernels: the 16-bit kernels lost their fast activation policy (no tanh.approx.f32)" >&2
     exit 1
 fi
 echo "build_cuda_kernels: float/double cell kernels use accurate activations"
