@@ -1,14 +1,20 @@
-"""Build of ``ptl_ext._C``: the CPU kernels always, the CUDA kernels when torch and nvcc allow.
+"""Build of ``ptl_ext._C``: the CPU kernels always, the CUDA kernels whenever torch is a CUDA build and
+nvcc is found (a GPU need not be visible at build time).
 
-Environment switches:
-    PTL_EXT_FORCE_CUDA=1   build the CUDA kernels even when no GPU is visible (needs nvcc and a CUDA torch)
+Environment switches (decided in ptl_ext/_build_config.py):
     PTL_EXT_SKIP_CUDA=1    never build the CUDA kernels
+    PTL_EXT_FORCE_CUDA=1   fail instead of building CPU-only when CUDA cannot be built
+    TORCH_CUDA_ARCH_LIST   GPU architectures in torch's syntax, e.g. "7.5;8.6;9.0+PTX" (used as given)
+    PTL_EXT_CUDA_ARCH      architectures added to the default list, e.g. "8.6" or "sm_120"
     MAX_JOBS=N             parallel compile jobs (read by torch's ninja build)
-    PTL_EXT_CUDA_ARCH      extra ``-gencode`` targets, e.g. "100" (sm_80 and sm_90 are always built)
+Default architectures: those the installed torch ships kernels for that nvcc can compile, with PTX
+for the newest.
 """
 
 import glob
+import importlib.util
 import os
+import shutil
 import sys
 
 from setuptools import setup
@@ -27,23 +33,39 @@ except ImportError:
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
-def _flag(name):
-    return os.environ.get(name, "0").lower() in ("1", "true", "yes", "on")
+def _load_build_config():
+    path = os.path.join(ROOT, "ptl_ext", "_build_config.py")
+    spec = importlib.util.spec_from_file_location("_ptl_build_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_config = _load_build_config()
+
+
+def _nvcc():
+    """nvcc of the toolkit torch would use (torch leaves CUDA_HOME unset in a CPU build: then CUDA_HOME or PATH)."""
+    home = CUDA_HOME or os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    return os.path.join(home, "bin", "nvcc") if home else shutil.which("nvcc")
 
 
 def _want_cuda():
-    if _flag("PTL_EXT_SKIP_CUDA"):
-        return False
-    has_cuda_torch = torch.version.cuda is not None
-    has_nvcc = CUDA_HOME is not None and os.path.exists(os.path.join(CUDA_HOME, "bin", "nvcc"))
-    if _flag("PTL_EXT_FORCE_CUDA"):
-        if not (has_cuda_torch and has_nvcc):
-            sys.exit(
-                "PTL_EXT_FORCE_CUDA=1 needs a CUDA build of torch and nvcc "
-                f"(torch.version.cuda={torch.version.cuda}, CUDA_HOME={CUDA_HOME})."
-            )
-        return True
-    return has_cuda_torch and has_nvcc and torch.cuda.is_available()
+    nvcc = _nvcc()
+    has_nvcc = nvcc is not None and os.path.exists(nvcc)
+    try:
+        with_cuda, reason = build_config.want_cuda(os.environ, torch.version.cuda, has_nvcc)
+    except RuntimeError as exc:
+        sys.exit(str(exc))
+    print(f"ptl-ext: {'building' if with_cuda else 'not building'} the CUDA kernels ({reason})", file=sys.stderr)
+    return with_cuda
+
+
+def _torch_arch_list():
+    """The architectures the installed CUDA torch was built for (known without a visible GPU)."""
+    if hasattr(torch._C, "_cuda_getArchFlags"):
+        return build_config.torch_archs(torch._C._cuda_getArchFlags() or "")
+    return build_config.torch_archs(torch.cuda.get_arch_list())
 
 
 def _sources(pattern):
@@ -51,11 +73,14 @@ def _sources(pattern):
 
 
 def _gencode_flags():
-    archs = ["80", "90"] + [a for a in os.environ.get("PTL_EXT_CUDA_ARCH", "").replace(",", " ").split() if a]
-    flags = []
-    for arch in dict.fromkeys(archs):
-        flags += ["-gencode", f"arch=compute_{arch},code=sm_{arch}"]
-    return flags + ["-gencode", f"arch=compute_{archs[-1]},code=compute_{archs[-1]}"]
+    nvcc_list = build_config.nvcc_archs(build_config.run_nvcc_list(_nvcc()))
+    try:
+        flags = build_config.arch_flags(os.environ, _torch_arch_list(), nvcc_list)
+    except ValueError as exc:
+        sys.exit(f"ptl-ext: {exc}")
+    shown = os.environ.get("TORCH_CUDA_ARCH_LIST") or " ".join(f for f in flags if f != "-gencode")
+    print(f"ptl-ext: CUDA architectures: {shown}", file=sys.stderr)
+    return flags
 
 
 def _extension():
@@ -70,7 +95,8 @@ def _extension():
     if not with_cuda:
         return CppExtension(sources=cpp, extra_compile_args={"cxx": cxx_flags}, extra_link_args=["-fopenmp"], **common)
     sources = cpp + _sources("*_cuda_glue.cpp") + _sources("*.cu")
-    nvcc_flags = ["-O3", "--use_fast_math", "-lineinfo"] + _gencode_flags()
+    # No --use_fast_math: it would make float32 tanh/exp approximate (see csrc/cell/cell_cuda.cu).
+    nvcc_flags = ["-O3", "-lineinfo"] + _gencode_flags()
     return CUDAExtension(
         sources=sources,
         extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},

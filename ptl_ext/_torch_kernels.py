@@ -6,6 +6,7 @@ statistics on CUDA, float64 distances) and :mod:`ptl_ext.reid.knn` orders faiss 
 The constants equal those of ``csrc/rerank/rerank_math.h`` (a test compares them).
 """
 
+import contextlib
 from typing import NamedTuple
 
 import torch
@@ -34,13 +35,38 @@ def snap_zero(d, total):
     return d.masked_fill_(d <= ZERO_TOL * total, 0.0)
 
 
+@contextlib.contextmanager
+def ieee_float32_matmul(device):
+    """Within the block, float32 matmuls on a CUDA ``device`` run in IEEE float32, not TF32, whatever
+    the caller's TF32 setting (restored on exit). Nothing changes for other devices."""
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):  # the setting cuBLAS reads (torch >= 2.9)
+        saved, matmul.fp32_precision = matmul.fp32_precision, "ieee"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision = saved
+    else:
+        saved, matmul.allow_tf32 = matmul.allow_tf32, False
+        try:
+            yield
+        finally:
+            matmul.allow_tf32 = saved
+
+
 def squared_euclidean(a, b, norm_a, norm_b):
     """Squared euclidean distances ``[A, B]`` between the rows of ``a [A, D]`` and ``b [B, D]``.
 
     ``norm_a [A]`` and ``norm_b [B]`` are the squared row norms; float32 or float64. Values within
-    rounding of zero are exactly 0 (see :func:`snap_zero`).
+    rounding of zero are exactly 0 (see :func:`snap_zero`). On CUDA the GEMM runs in IEEE float32
+    even where TF32 is enabled (its 10-bit mantissa would reorder neighbours and shift row maxima).
     """
-    d = torch.addmm(norm_b[None, :], a, b.T, alpha=-2.0).add_(norm_a[:, None])
+    with ieee_float32_matmul(a.device):
+        d = torch.addmm(norm_b[None, :], a, b.T, alpha=-2.0)
+    d.add_(norm_a[:, None])
     return snap_zero(d, norm_a[:, None] + norm_b[None, :])
 
 

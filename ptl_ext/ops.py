@@ -37,6 +37,23 @@ def _warn_fallback():
         _warned = True
 
 
+# Whether this build of _C has CUDA kernels for the cell (a build on a CPU-only torch or with
+# PTL_EXT_SKIP_CUDA=1 has none). Read once: a constant for torch.compile to trace through.
+CELL_HAS_CUDA = HAS_C and torch._C._dispatch_has_kernel_for_dispatch_key("ptl_ext::bconv_cell_update", "CUDA")
+
+
+def _check_cell_cuda_built(gates, c_prev, has_cuda_kernel):
+    """Raise ``RuntimeError`` saying how to rebuild when a CUDA input meets a ``_C`` without CUDA kernels."""
+    on_cuda = gates.device.type == "cuda" or (c_prev is not None and c_prev.device.type == "cuda")
+    if on_cuda and not has_cuda_kernel:
+        raise RuntimeError(
+            "bconv_cell_update: got a CUDA tensor, but ptl_ext._C was built without CUDA kernels (a CPU-only "
+            "torch or no nvcc at build time, or PTL_EXT_SKIP_CUDA=1). With a CUDA build of torch and nvcc "
+            "installed, rebuild with `PTL_EXT_FORCE_CUDA=1 pip install --no-build-isolation --no-deps .` "
+            "(or `python setup.py build_ext --inplace` in a checkout); no GPU is needed to build."
+        )
+
+
 def bconv_cell_update(gates, c_prev=None):
     """Fused BConv-Cell update: ``(y, c)`` from gate pre-activations and the previous state.
 
@@ -47,10 +64,15 @@ def bconv_cell_update(gates, c_prev=None):
 
     Returns:
         ``(y, c)``, contiguous ``[B, K, H, W]`` tensors; differentiable in ``gates`` and ``c_prev``.
+
+    Raises:
+        RuntimeError: a CUDA input when this build of ``ptl_ext._C`` has no CUDA kernels (the message
+            says how to rebuild; the slow reference is not substituted silently).
     """
     if not HAS_C:
         _warn_fallback()
         return reference.bconv_cell_update(gates, c_prev)
+    _check_cell_cuda_built(gates, c_prev, CELL_HAS_CUDA)
     return torch.ops.ptl_ext.bconv_cell_update.default(gates, c_prev)
 
 

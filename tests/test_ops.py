@@ -9,7 +9,7 @@ import torch
 
 from ptl_ext import ops, reference
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 SHAPES = [  # (B, K, H, W)
     (1, 1, 1, 1),
     (1, 3, 5, 7),
@@ -263,7 +263,7 @@ def test_bad_device_names_the_argument():
         torch.ops.ptl_ext.bconv_cell_update.default(torch.randn(1, 4, 2, 2), torch.empty(1, 1, 2, 2, device="meta"))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_device_mismatch_names_the_argument():
     with pytest.raises(ValueError, match=r"c_prev must be on the device of gates"):
         ops.bconv_cell_update(torch.randn(1, 4, 2, 2, device="cuda"), torch.randn(1, 1, 2, 2))
@@ -281,11 +281,12 @@ def test_empty_batch():
     assert y.shape == c.shape == (0, 2, 3, 3)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
-def test_cuda_outputs_every_element_written(dtype):
-    """Poison the caching allocator's blocks with NaN, free them, and check the op overwrote every element."""
-    shape = (3, 7, 9, 11)
+@pytest.mark.parametrize("shape", [(3, 7, 9, 11), (3, 8, 9, 11)], ids=["scalar-path", "vector-path"])
+def test_cuda_outputs_every_element_written(dtype, shape):
+    """Poison the caching allocator's blocks with NaN, free them, and check the op overwrote every element.
+    K·H·W = 693 (odd) takes the one-element path; 792 (a multiple of 8) the 16-byte-pack path."""
     gates, c_prev = _inputs(shape, dtype, "cuda", seed=10)
     dy = torch.randn(shape, device="cuda", dtype=dtype)
     for with_prev in (True, False):
@@ -300,7 +301,7 @@ def test_cuda_outputs_every_element_written(dtype):
         assert not torch.isnan(dg).any() and not torch.isnan(dcp).any()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_matches_cpu():
     gates, c_prev = _inputs((4, 33, 17, 9), torch.float64, "cpu", seed=11)
     y, c = ops.bconv_cell_update(gates, c_prev)
@@ -386,3 +387,148 @@ def test_activations_are_accurate_to_a_few_ulp(device):
     sig_gates = torch.stack([x, torch.zeros(n), torch.full((n,), inf), torch.full((n,), inf)])
     _, c = ops.bconv_cell_update(sig_gates.view(1, 4, n, 1).to(device), torch.zeros(1, 1, n, 1, device=device))
     assert _ulp_error(c.cpu().view(-1), torch.sigmoid(x.double())) <= 3
+
+
+def test_cuda_input_without_cuda_kernels_says_how_to_rebuild(monkeypatch):
+    """A build without CUDA kernels meets a CUDA tensor: a clear error naming the rebuild, not the
+    dispatcher's 'Could not run ... with arguments from the CUDA backend'. Fake CUDA tensors stand in
+    for real ones, so this runs without a GPU."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    monkeypatch.setattr(ops, "CELL_HAS_CUDA", False)
+    with FakeTensorMode():
+        gates = torch.empty(1, 4, 2, 2, device="cuda")
+        c_prev = torch.empty(1, 1, 2, 2, device="cuda")
+        for args in ((gates,), (gates, c_prev), (torch.empty(1, 4, 2, 2), c_prev)):
+            with pytest.raises(RuntimeError, match=r"built without CUDA kernels.*PTL_EXT_FORCE_CUDA=1"):
+                ops.bconv_cell_update(*args)
+    ops._check_cell_cuda_built(torch.empty(1, 4, 2, 2), None, False)  # CPU tensors never need CUDA kernels
+
+
+# ---------------------------------------------------------------- CUDA-only cases
+
+
+@pytest.mark.cuda
+def test_cuda_mixed_devices_name_the_argument_both_ways():
+    gates, c_prev = _inputs((2, 3, 4, 4), torch.float32, "cuda", seed=12)
+    _, c = ops.bconv_cell_update(gates, c_prev)
+    with pytest.raises(ValueError, match=r"c_prev must be on the device of gates \(cpu\), got cuda"):
+        ops.bconv_cell_update(gates.cpu(), c_prev)
+    with pytest.raises(ValueError, match=r"c_prev must be on the device of gates \(cuda:\d\), got cpu"):
+        ops.bconv_cell_update(gates, c_prev.cpu())
+    backward = torch.ops.ptl_ext.bconv_cell_update_backward
+    with pytest.raises(ValueError, match=r"grad_y must be on the device of gates \(cuda:\d\), got cpu"):
+        backward(gates, c_prev, c, torch.ones(c.shape), None, True)
+    with pytest.raises(ValueError, match=r"c must be on the device of gates \(cpu\), got cuda"):
+        backward(gates.cpu(), c_prev.cpu(), c, c.cpu(), None, True)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_cuda_misaligned_views_match_aligned(dtype):
+    """Contiguous views one element past a 16-byte boundary take the one-element path; it must give
+    exactly what the 16-byte-pack path gives on aligned copies (same per-element math)."""
+    shape = (2, 8, 4, 8)
+    gates, c_prev = _inputs(shape, dtype, "cuda", seed=13)
+    dy = torch.randn(shape, device="cuda", dtype=dtype)
+
+    def misaligned(t):
+        view = torch.empty(t.numel() + 1, device="cuda", dtype=dtype)[1:].view(t.shape)
+        assert view.is_contiguous() and view.data_ptr() % 16 != 0
+        return view.copy_(t)
+
+    want = ops.bconv_cell_update(gates, c_prev)
+    got = ops.bconv_cell_update(misaligned(gates), misaligned(c_prev))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=0)
+    backward = torch.ops.ptl_ext.bconv_cell_update_backward
+    want = backward(gates, c_prev, want[1], dy, None, True)
+    got = backward(misaligned(gates), misaligned(c_prev), misaligned(got[1]), misaligned(dy), None, True)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=0)
+
+
+@pytest.mark.cuda
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [(1 << 29) + 8, (1 << 29) + 7], ids=["vector-path", "scalar-path"])
+def test_cuda_64bit_index_path(k):
+    """gates with more than 2^31 elements (bfloat16, 4 GiB) take the 64-bit index kernels; the rows past
+    the 32-bit range are checked against the reference."""
+    if torch.cuda.get_device_properties(0).total_memory < 24 * 2**30:
+        pytest.skip("needs a GPU with 24 GiB")
+    gen = torch.Generator(device="cuda").manual_seed(14)
+    gates = torch.randn(1, 4 * k, 1, 1, device="cuda", dtype=torch.bfloat16, generator=gen)
+    c_prev = torch.randn(1, k, 1, 1, device="cuda", dtype=torch.bfloat16, generator=gen)
+    y, c = ops.bconv_cell_update(gates, c_prev)
+    tail = slice(k - 4096, k)
+    small_gates = gates.view(4, k)[:, tail].reshape(1, 4 * 4096, 1, 1)
+    small_prev = c_prev.view(k)[tail].view(1, 4096, 1, 1)
+    y_ref, c_ref = _expected(small_gates, small_prev)
+    _assert_close(y.view(k)[tail].view(1, 4096, 1, 1), y_ref)
+    _assert_close(c.view(k)[tail].view(1, 4096, 1, 1), c_ref)
+    dy = torch.ones_like(y)
+    del y
+    dgates, dc_prev = torch.ops.ptl_ext.bconv_cell_update_backward(gates, c_prev, c, dy, None, True)
+    small_dg, small_dcp = torch.ops.ptl_ext.bconv_cell_update_backward(
+        small_gates, small_prev, c.view(k)[tail].view(1, 4096, 1, 1), dy.view(k)[tail].view(1, 4096, 1, 1), None, True
+    )
+    torch.testing.assert_close(dgates.view(4, k)[:, tail].reshape(small_dg.shape), small_dg, rtol=0, atol=0)
+    torch.testing.assert_close(dc_prev.view(k)[tail].view(small_dcp.shape), small_dcp, rtol=0, atol=0)
+
+
+@pytest.mark.cuda
+def test_cuda_runs_on_the_current_stream():
+    """Inputs written on a side stream after a long spin: an op launched on any other stream would read
+    them before they exist."""
+    gates, c_prev = _inputs((4, 16, 16, 16), torch.float32, "cuda", seed=15)
+    want = ops.bconv_cell_update(gates, c_prev)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(200_000_000)
+        g, cp = torch.empty_like(gates).copy_(gates), torch.empty_like(c_prev).copy_(c_prev)
+        got = ops.bconv_cell_update(g, cp)
+        grads = torch.ops.ptl_ext.bconv_cell_update_backward(g, cp, got[1], torch.ones_like(cp), None, True)
+    side.synchronize()
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    want_grads = torch.ops.ptl_ext.bconv_cell_update_backward(gates, c_prev, want[1], torch.ones_like(c_prev), None,
+                                                              True)
+    for a, b in zip(grads, want_grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.cuda
+def test_cuda_empty_batch_and_extreme_values():
+    y, c = ops.bconv_cell_update(torch.randn(0, 8, 3, 3, device="cuda"))
+    assert y.shape == c.shape == (0, 2, 3, 3) and y.is_cuda
+    gates = torch.tensor([-1e4, -100.0, 0.0, 100.0, 1e4, float("inf"), -float("inf"), 30.0]).repeat(4).view(1, 32, 1, 1)
+    c_prev = torch.full((1, 8, 1, 1), 2.0)
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        g, cp = gates.to("cuda", dtype), c_prev.to("cuda", dtype)
+        y, c = ops.bconv_cell_update(g, cp)
+        y_ref, c_ref = _expected(g, cp)
+        _assert_close(y, y_ref)
+        _assert_close(c, c_ref)
+        assert torch.isfinite(y).all() and torch.isfinite(c).all()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_cuda_torch_compile(mode):
+    def step(gates, c_prev):
+        y, c = ops.bconv_cell_update(gates * 2.0, c_prev)
+        return (y * c).sum(), c
+
+    compiled = torch.compile(step, fullgraph=True, mode=mode)
+    for seed in range(3):  # reduce-overhead records, then replays
+        torch.compiler.cudagraph_mark_step_begin()
+        gates, c_prev = _inputs((2, 8, 6, 5), torch.float32, "cuda", seed=16 + seed)
+        g1, g2 = gates.clone().requires_grad_(True), gates.clone().requires_grad_(True)
+        loss_eager, c_eager = step(g1, c_prev)
+        loss_compiled, c_compiled = compiled(g2, c_prev)
+        torch.testing.assert_close(loss_compiled, loss_eager)
+        torch.testing.assert_close(c_compiled, c_eager)
+        loss_eager.backward()
+        loss_compiled.backward()
+        torch.testing.assert_close(g2.grad, g1.grad)

@@ -1,5 +1,7 @@
 // CUDA implementation of ptl_ext::bconv_cell_update(_backward): checks, then the launchers of
 // cell_cuda.cu on the current stream. Compiled only in a CUDA build (setup.py adds the *_cuda_glue.cpp files).
+// The checks (devices included) run before the device guard is taken: one CPU tensor among CUDA ones
+// dispatches here and must get a ValueError naming it, not the guard's error about a CPU device.
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -41,8 +43,8 @@ typename CudaType<T>::type* cuda_ptr(T* p) {
 
 std::tuple<at::Tensor, at::Tensor> bconv_cell_update_cuda(const at::Tensor& gates,
                                                           const c10::optional<at::Tensor>& c_prev) {
-  const c10::cuda::CUDAGuard guard(gates.device());
   auto t = prepare_forward(gates, c_prev);
+  const c10::cuda::CUDAGuard guard(gates.device());
   const auto stream = c10::cuda::getCurrentCUDAStream().stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, t.gates.scalar_type(), "bconv_cell_update_cuda", [&] {
     C10_CUDA_CHECK(cuda::launch_forward(cuda_ptr(t.gates.const_data_ptr<scalar_t>()),
@@ -56,8 +58,8 @@ std::tuple<at::Tensor, at::Tensor> bconv_cell_update_cuda(const at::Tensor& gate
 std::tuple<at::Tensor, at::Tensor> bconv_cell_update_backward_cuda(
     const at::Tensor& gates, const c10::optional<at::Tensor>& c_prev, const at::Tensor& c,
     const c10::optional<at::Tensor>& grad_y, const c10::optional<at::Tensor>& grad_c, bool need_grad_c_prev) {
-  const c10::cuda::CUDAGuard guard(gates.device());
   auto t = prepare_backward(gates, c_prev, c, grad_y, grad_c, need_grad_c_prev);
+  const c10::cuda::CUDAGuard guard(gates.device());
   const auto stream = c10::cuda::getCurrentCUDAStream().stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, t.gates.scalar_type(), "bconv_cell_update_backward_cuda", [&] {

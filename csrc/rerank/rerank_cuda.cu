@@ -92,27 +92,29 @@ __global__ void query_expansion_kernel(const int64_t* ptr, const int64_t* col, c
 }
 
 // One block per query row: warps take the row's V entries, lanes their postings, and add the minima into
-// out (zero on entry); then the block turns its row into final distances.
+// the row's double accumulators (zero on entry; double, as the CPU kernel, so the order in which the
+// atomics land changes the sum by ~1e-16 relative, not by float rounding); then the block writes the
+// row's final distances.
 __global__ void jaccard_kernel(const float* dist, const float* rowmax, const int64_t* ptr, const int64_t* col,
                                const float* val, int64_t row_start, const int64_t* inv_ptr, const int64_t* inv_row,
-                               const float* inv_val, int64_t gallery, float lambda_value, float* out) {
+                               const float* inv_val, int64_t gallery, float lambda_value, double* acc, float* out) {
   const int64_t q = blockIdx.x;
   const int64_t row = row_start + q;
   const int warp = threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
   const int warps = blockDim.x / kWarp;
-  float* m = out + q * gallery;
+  double* m = acc + q * gallery;
   for (int64_t t = ptr[row] + warp; t < ptr[row + 1]; t += warps) {
     const int64_t c = col[t];
     const float vq = val[t];
     for (int64_t s = inv_ptr[c] + lane; s < inv_ptr[c + 1]; s += kWarp) {
-      atomicAdd(m + inv_row[s], fminf(vq, inv_val[s]));
+      atomicAdd(m + inv_row[s], static_cast<double>(fminf(vq, inv_val[s])));
     }
   }
   __syncthreads();
   const float mx = rowmax[q];
   for (int64_t g = threadIdx.x; g < gallery; g += blockDim.x) {
-    m[g] = final_distance(dist[q * gallery + g], mx, m[g], lambda_value);
+    out[q * gallery + g] = final_distance(dist[q * gallery + g], mx, static_cast<float>(m[g]), lambda_value);
   }
 }
 
@@ -165,11 +167,11 @@ cudaError_t launch_query_expansion_fill(const int64_t* ptr, const int64_t* col, 
 
 cudaError_t launch_jaccard(const float* dist, const float* rowmax, const int64_t* ptr, const int64_t* col,
                            const float* val, int64_t row_start, const int64_t* inv_ptr, const int64_t* inv_row,
-                           const float* inv_val, int64_t rows, int64_t gallery, float lambda_value, float* out,
-                           cudaStream_t stream) {
+                           const float* inv_val, int64_t rows, int64_t gallery, float lambda_value, double* acc,
+                           float* out, cudaStream_t stream) {
   if (rows > 0 && gallery > 0) {
     jaccard_kernel<<<rows, kThreads, 0, stream>>>(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val,
-                                                  gallery, lambda_value, out);
+                                                  gallery, lambda_value, acc, out);
   }
   return cudaGetLastError();
 }

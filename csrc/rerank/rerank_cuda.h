@@ -40,11 +40,11 @@ cudaError_t launch_query_expansion_fill(const int64_t* ptr, const int64_t* col, 
 // Final distances of `rows` query rows (V rows row_start ..) to `gallery` items:
 // out [rows, gallery] = (1 - lambda)·(1 - m/(2 - m)) + lambda·dist/rowmax with m = sum min(V_q, V_g)
 // through the inverted index (inv_ptr over V's columns, inv_row gallery indices, inv_val values).
-// out must be zero on entry (it accumulates m first).
+// acc [rows, gallery] double must be zero on entry: m is summed there, in double as on the CPU.
 cudaError_t launch_jaccard(const float* dist, const float* rowmax, const int64_t* ptr, const int64_t* col,
                            const float* val, int64_t row_start, const int64_t* inv_ptr, const int64_t* inv_row,
-                           const float* inv_val, int64_t rows, int64_t gallery, float lambda_value, float* out,
-                           cudaStream_t stream);
+                           const float* inv_val, int64_t rows, int64_t gallery, float lambda_value, double* acc,
+                           float* out, cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace rerank

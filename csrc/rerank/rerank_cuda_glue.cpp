@@ -1,6 +1,9 @@
-// CUDA implementation of ptl_ext::rerank_sparse_v, rerank_query_expansion and rerank_jaccard: checks,
+// CUDA implementation of ptl_ext::rerank_sparse_v, rerank_query_expansion and rerank_jaccard (and its
+// unchecked variant for the later query blocks of one re-ranking): checks,
 // then the launchers of rerank_cuda.cu on the current stream. Compiled only in a CUDA build. (On CUDA
-// the neighbour search and the ranking statistics are torch ops; see ptl_ext/ops.py.)
+// the neighbour search and the ranking statistics are torch ops; see ptl_ext/ops.py.) The argument
+// checks, which also compare devices, run before the device guard: a CPU tensor among CUDA ones gets a
+// ValueError naming it, not the guard's complaint about a non-CUDA device.
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -21,8 +24,8 @@ constexpr int64_t kWorkspaceRows = 32768;  // rows of set-building scratch per l
 std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_sparse_v_cuda(const at::Tensor& feats, const at::Tensor& rowmax,
                                                                     const at::Tensor& nn_idx, int64_t k1,
                                                                     int64_t k_half) {
-  const c10::cuda::CUDAGuard guard(feats.device());
   const auto a = check_sparse_v(feats, rowmax, nn_idx, k1, k_half);
+  const c10::cuda::CUDAGuard guard(feats.device());
   const auto stream = at::cuda::getCurrentCUDAStream();
   const int64_t ws_rows = std::max<int64_t>(1, std::min(a.n, kWorkspaceRows));
   auto workspace = at::empty({ws_rows * (expanded_capacity(k1, k_half) + expanded_scratch(k1, k_half))},
@@ -46,8 +49,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_query_expansion_cuda(const
                                                                            const at::Tensor& col,
                                                                            const at::Tensor& val,
                                                                            const at::Tensor& nn_idx, int64_t k2) {
-  const c10::cuda::CUDAGuard guard(nn_idx.device());
   const auto a = check_query_expansion(ptr, col, val, nn_idx, k2);
+  const c10::cuda::CUDAGuard guard(nn_idx.device());
   const auto stream = at::cuda::getCurrentCUDAStream();
   const int64_t n = a.v.rows;
   auto cursors = at::empty({n * k2}, a.nn.options());
@@ -67,20 +70,35 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_query_expansion_cuda(const
   return {out_ptr, out_col, out_val};
 }
 
-at::Tensor rerank_jaccard_cuda(const at::Tensor& dist, const at::Tensor& rowmax, const at::Tensor& ptr,
-                               const at::Tensor& col, const at::Tensor& val, int64_t row_start,
-                               const at::Tensor& inv_ptr, const at::Tensor& inv_row, const at::Tensor& inv_val,
-                               double lambda_value) {
-  const c10::cuda::CUDAGuard guard(dist.device());
-  const auto a = check_jaccard(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value);
-  auto out = at::zeros({a.rows, a.gallery}, a.dist.options());
+at::Tensor jaccard_cuda(const JaccardArgs& a, int64_t row_start, double lambda_value) {
+  const c10::cuda::CUDAGuard guard(a.dist.device());
+  auto acc = at::zeros({a.rows, a.gallery}, a.dist.options().dtype(at::kDouble));
+  auto out = at::empty({a.rows, a.gallery}, a.dist.options());
   C10_CUDA_CHECK(cuda::launch_jaccard(
       a.dist.const_data_ptr<float>(), a.rowmax.const_data_ptr<float>(), a.v.ptr.const_data_ptr<int64_t>(),
       a.v.col.const_data_ptr<int64_t>(), a.v.val.const_data_ptr<float>(), row_start,
       a.inv.ptr.const_data_ptr<int64_t>(), a.inv.col.const_data_ptr<int64_t>(), a.inv.val.const_data_ptr<float>(),
-      a.rows, a.gallery, static_cast<float>(lambda_value), out.mutable_data_ptr<float>(),
-      at::cuda::getCurrentCUDAStream()));
+      a.rows, a.gallery, static_cast<float>(lambda_value), acc.mutable_data_ptr<double>(),
+      out.mutable_data_ptr<float>(), at::cuda::getCurrentCUDAStream()));
   return out;
+}
+
+at::Tensor rerank_jaccard_cuda(const at::Tensor& dist, const at::Tensor& rowmax, const at::Tensor& ptr,
+                               const at::Tensor& col, const at::Tensor& val, int64_t row_start,
+                               const at::Tensor& inv_ptr, const at::Tensor& inv_row, const at::Tensor& inv_val,
+                               double lambda_value) {
+  const auto a = check_jaccard(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value);
+  return jaccard_cuda(a, row_start, lambda_value);
+}
+
+// rerank_jaccard for CSR matrices checked by an earlier call: no O(nnz) checks, no host synchronisation.
+at::Tensor rerank_jaccard_unchecked_cuda(const at::Tensor& dist, const at::Tensor& rowmax, const at::Tensor& ptr,
+                                         const at::Tensor& col, const at::Tensor& val, int64_t row_start,
+                                         const at::Tensor& inv_ptr, const at::Tensor& inv_row,
+                                         const at::Tensor& inv_val, double lambda_value) {
+  const auto a = check_jaccard(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value,
+                               /*check_contents=*/false);
+  return jaccard_cuda(a, row_start, lambda_value);
 }
 
 }  // namespace
@@ -91,4 +109,5 @@ TORCH_LIBRARY_IMPL(ptl_ext, CUDA, m) {
   m.impl("rerank_sparse_v", &ptl_ext::rerank::rerank_sparse_v_cuda);
   m.impl("rerank_query_expansion", &ptl_ext::rerank::rerank_query_expansion_cuda);
   m.impl("rerank_jaccard", &ptl_ext::rerank::rerank_jaccard_cuda);
+  m.impl("rerank_jaccard_unchecked", &ptl_ext::rerank::rerank_jaccard_unchecked_cuda);
 }

@@ -11,6 +11,9 @@ State rules shared by both cells (SPEC section 2):
 - A smaller batch uses the first ``B`` rows of the state, a larger one pads it with zeros.
   A change of the input's spatial size without a reset is an error.
 - The state is moved and cast to the current input's device and dtype before use (AMP works).
+- Under ``torch.compile(mode="reduce-overhead")`` the stored state is an output of a CUDA graph, which
+  the next replay overwrites: call :func:`clone_states` after each compiled training forward (outside
+  the compiled region) so the next step reads the state it should.
 """
 
 import torch
@@ -19,7 +22,7 @@ from torch import nn
 
 from .. import ops
 
-__all__ = ["BConvCell", "BConvCellV2", "LatentStateCell", "reset_states"]
+__all__ = ["BConvCell", "BConvCellV2", "LatentStateCell", "clone_states", "reset_states"]
 
 
 def _check_int(name, value, minimum):
@@ -99,6 +102,11 @@ class LatentStateCell(nn.Module):
         if self.training:
             self._states = tuple(s.detach() for s in states)
             self._input_hw = tuple(x.shape[-2:])
+
+    def clone_state(self):
+        """Replace the stored state by copies in ordinary memory (see :func:`clone_states`)."""
+        if self._states is not None:
+            self._states = tuple(s.clone() for s in self._states)
 
     def extra_repr(self):
         name = getattr(self.update_fn, "__module__", "?") + "." + getattr(self.update_fn, "__name__", "?")
@@ -188,5 +196,22 @@ def reset_states(model):
     for module in model.modules():
         if isinstance(module, LatentStateCell):
             module.reset_state()
+            count += 1
+    return count
+
+
+def clone_states(model):
+    """Give every cell in ``model`` a private copy of its carried state; returns how many cells hold one.
+
+    Needed between training steps of a model compiled with ``torch.compile(mode="reduce-overhead")``:
+    there the state each cell stores is CUDA-graph memory that the next replay reuses. Call it outside
+    the compiled module, after the forward (copies ``[B, K, H', W']`` per cell; a no-op for reset cells).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    count = 0
+    for module in model.modules():
+        if isinstance(module, LatentStateCell) and module.states is not None:
+            module.clone_state()
             count += 1
     return count

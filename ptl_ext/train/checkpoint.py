@@ -9,6 +9,7 @@ import hashlib
 import os
 import random
 import shutil
+import warnings
 
 import numpy as np
 import torch
@@ -104,10 +105,20 @@ def capture_rng_state():
 
 
 def restore_rng_state(state):
-    """Restore what :func:`capture_rng_state` returned."""
+    """Restore what :func:`capture_rng_state` returned. CUDA states are restored for the devices visible
+    now: with fewer GPUs than at save time, the first ones (with a warning)."""
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        saved, visible = len(state["cuda"]), torch.cuda.device_count()
+        if saved > visible:
+            warnings.warn(
+                f"the checkpoint holds the RNG states of {saved} CUDA devices but {visible} are visible: "
+                f"restoring those of the first {visible}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        for index, rng in enumerate(state["cuda"][:visible]):
+            torch.cuda.set_rng_state(rng, index)
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
     version, internal, gauss = state["python"]

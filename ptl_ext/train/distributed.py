@@ -75,12 +75,20 @@ def broadcast_buffers(module, info):
             dist.broadcast(buffer, src=0)
 
 
+def reduction_device(backend):
+    """Device a collective of process-group ``backend`` (``dist.get_backend()``) takes its tensors on:
+    the current CUDA device for NCCL alone, the CPU otherwise (gloo, or a ``"cpu:gloo,cuda:nccl"`` group)."""
+    return torch.device("cuda") if str(backend).lower() == "nccl" else torch.device("cpu")
+
+
 def all_reduce_mean(values, info):
-    """Average a dict of floats over the ranks (identity when not distributed)."""
+    """Average a dict of floats over the ranks (identity when not distributed), reduced on the device
+    the group's backend works on (an NCCL group cannot reduce CPU tensors)."""
     if not info.distributed or not values:
         return values
     keys = sorted(values)
-    tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    device = reduction_device(dist.get_backend())
+    tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return {k: v / info.world_size for k, v in zip(keys, tensor.tolist())}
 

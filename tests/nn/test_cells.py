@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ptl_ext import reference
-from ptl_ext.nn import BConvCell, BConvCellV2, reset_states
+from ptl_ext.nn import BConvCell, BConvCellV2, clone_states, reset_states
 
 CELLS = [BConvCell, BConvCellV2]
 
@@ -261,9 +261,9 @@ def test_cell_in_other_dtypes(cls, dtype):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("cls", CELLS)
-def test_state_follows_the_input_device(cls):
+def test_state_follows_the_input_device(cls, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn.conv, "fp32_precision", "ieee")  # cuDNN's TF32 is ~1e-3 off the CPU
     cell = make(cls)
     with torch.no_grad():
         cell(inputs(2, 3, 6, 6))
@@ -327,3 +327,39 @@ def test_cell_under_torch_compile_matches_eager(cls):
     fn(xs[0]).sum().backward()
     eager(xs[0]).sum().backward()
     torch.testing.assert_close(compiled.conv.weight.grad, eager.conv.weight.grad)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_clone_states_gives_private_copies(cls):
+    model = nn.Sequential(make(cls), nn.ReLU(), make(cls, in_ch=4))
+    assert clone_states(model) == 0  # nothing stored yet
+    model(inputs(2, 3, 6, 6))
+    before = [[s.data_ptr() for s in m.states] for m in (model[0], model[2])]
+    values = [[s.clone() for s in m.states] for m in (model[0], model[2])]
+    assert clone_states(model) == 2
+    for m, ptrs, vals in zip((model[0], model[2]), before, values):
+        assert all(s.data_ptr() != p for s, p in zip(m.states, ptrs))
+        for s, v in zip(m.states, vals):
+            torch.testing.assert_close(s, v, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="model must be an nn.Module"):
+        clone_states([model])
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("cls", CELLS)
+def test_carried_state_under_reduce_overhead(cls, monkeypatch):
+    """CUDA graphs (torch.compile reduce-overhead): with clone_states after each step the carried state
+    follows the eager cell's step by step, forward and backward."""
+    monkeypatch.setattr(torch.backends.cudnn.conv, "fp32_precision", "ieee")
+    eager, compiled = make(cls).cuda(), make(cls).cuda()
+    fn = torch.compile(compiled, mode="reduce-overhead", fullgraph=True)
+    for seed in range(4):
+        x = inputs(2, 3, 6, 6, seed=seed).cuda()
+        y_c = fn(x)
+        y_c.sum().backward()
+        clone_states(compiled)
+        y_e = eager(x)
+        y_e.sum().backward()
+        torch.testing.assert_close(y_c, y_e, rtol=1e-5, atol=1e-6)
+        for a, b in zip(compiled.states, eager.states):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -56,7 +56,7 @@ def test_kernel_matches_twin():
     torch.testing.assert_close(ops.squared_euclidean(qf, gf, qn, gn), reference.squared_euclidean(qf, gf, qn, gn))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_matches_cpu():
     qf, gf = _features(5)
     for metric in ("euclidean", "cosine"):

@@ -51,7 +51,7 @@ def test_rerank_improves_clustered_problem(problem):
     assert reranked.mAP > plain.mAP
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_matches_cpu(problem):
     p = problem(10, 40, 120, 12, 4)
     for rerank in (False, True):

@@ -96,7 +96,7 @@ def test_kernel_errors():
         ops.rerank_knn(x, norms, 3, 0)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_matches_cpu():
     x, norms = _points(4, n=300, dim=32)
     cpu = knn.knn_graph(x, norms, 21, "torch")

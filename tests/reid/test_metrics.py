@@ -117,7 +117,7 @@ def test_cuhk03_equals_market_with_one_item_per_identity():
     np.testing.assert_allclose(evaluate_rank(**case, protocol="cuhk03").cmc, evaluate_rank(**case).cmc)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 @pytest.mark.parametrize("protocol", ["market", "cuhk03"])
 def test_cuda_matches_cpu(protocol):
     case = {k: torch.from_numpy(np.asarray(v)) for k, v in _random_case(2, ties=True).items()}

@@ -63,7 +63,7 @@ def test_defaults_and_identical_rows():
     assert torch.isfinite(re_ranking(same[:2], same[2:], k1=2, k2=2)).all()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 @pytest.mark.parametrize("seed", range(4))
 def test_cuda_matches_cpu(seed):
     qf, gf, k1, k2, lam = _case(seed)

@@ -89,3 +89,22 @@ def test_rng_state_roundtrip_through_a_checkpoint(tmp_path):
     restore_rng_state(load_checkpoint(tmp_path / "r.pt")["rng"])
     got = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
     assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1]) and got[2] == expected[2]
+
+
+def test_rng_restore_with_fewer_visible_gpus_than_saved(monkeypatch):
+    """A run saved on 3 GPUs resumed where 1 is visible: the first device's state is restored (with a
+    warning), not a failure in set_rng_state_all. CUDA is mocked, so this runs without a GPU."""
+    restored = []
+    state = capture_rng_state()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append((state, device)))
+    saved = [torch.full((8,), i, dtype=torch.uint8) for i in range(3)]
+    state["cuda"] = saved
+    with pytest.warns(RuntimeWarning, match="RNG states of 3 CUDA devices but 1 are visible"):
+        restore_rng_state(state)
+    assert len(restored) == 1 and restored[0][1] == 0 and torch.equal(restored[0][0], saved[0])
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)  # more visible than saved: those saved
+    restored.clear()
+    restore_rng_state(state)
+    assert [d for _, d in restored] == [0, 1, 2]
