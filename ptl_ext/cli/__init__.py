@@ -31,11 +31,10 @@ def _commands():
 
 
 def _user_errors():
-    """Exception types caused by what the user gave (options, files, data), printed as one line."""
-    from ..train.checkpoint import CheckpointError
+    """Exception types caused by what the user gave (options, files, data, folders), printed as one line."""
+    from ..errors import UserError
 
-    return (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
-            CheckpointError)
+    return (UserError, ValueError, OSError)
 
 
 def main(argv=None):
@@ -52,6 +51,6 @@ def main(argv=None):
     except _user_errors() as exc:
         if debug:
             raise
-        print(f"ptl: error: {exc}", file=sys.stderr)
+        print(f"ptl: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return 0

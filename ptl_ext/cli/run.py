@@ -231,6 +231,7 @@ def run_train(args):
         return trainer
     import torch
 
+    from ..errors import RunFolderError
     from ..train import RunFolder, init_distributed
 
     device = select_device(args.device)
@@ -239,7 +240,13 @@ def run_train(args):
         device = torch.device("cuda", info.local_rank)
     if info.distributed:  # every rank opens the folder through the Trainer, which agrees on the outcome
         return _train(args, device, info, None)
-    with RunFolder(args.out, resume=bool(args.resume), overwrite=args.overwrite) as folder:
+    folder = RunFolder(args.out, resume=bool(args.resume), overwrite=args.overwrite)
+    try:
+        folder.acquire()
+    except RunFolderError as exc:
+        held = os.path.isdir(args.out) and folder.run_files() and not (args.resume or args.overwrite)
+        raise RunFolderError(f"{exc}{' (--resume continues it, --overwrite replaces it)' if held else ''}") from None
+    with folder:
         return _train(args, device, info, folder)
 
 
