@@ -75,9 +75,9 @@ def test_dry_run_output_is_a_config_that_resolves_to_the_same_run(tmp_path, caps
 
 
 def test_mgn_rows_carry_the_released_numbers():
-    args = parse_args(["train", "--config", config("ptl/mgn/mgn_ptl_market1501.toml")])
+    args = parse_args(["train", "--config", config("ptl/mgn/ptl_mgn_market1501.toml")])
     assert (args.paper["mAP"], args.paper["rank1"]) == (87.34, 94.83)
-    assert args.arch == "mgn_ptl" and args.loss == "mgn" and (args.height, args.width) == (384, 128)
+    assert args.arch == "ptl_mgn" and args.loss == "mgn" and (args.height, args.width) == (384, 128)
 
 
 @pytest.mark.parametrize("table, expected", [
@@ -189,7 +189,7 @@ def test_resnet_row_runs_and_is_compared_with_the_paper(ptl_row):
 
 def test_mgn_row_against_the_released_numbers(data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _, out, rows = run_row("ptl/mgn/mgn_ptl_market1501.toml", data, "--height", "64", "--width", "32")
+    _, out, rows = run_row("ptl/mgn/ptl_mgn_market1501.toml", data, "--height", "64", "--width", "32")
     assert rows["mAP"]["paper"] == "87.34" and rows["rank1"]["paper"] == "94.83"
     assert float(rows["mAP"]["difference"]) == pytest.approx(float(rows["mAP"]["ours"]) - 87.34, abs=1e-3)
     assert "87.34%" in out
