@@ -5,5 +5,9 @@ nothing below imports it.
 """
 
 from .extractor import Extraction, FeatureExtractor, UnreadableImagesError, extract_to_npz, parse_market_name
+from .visualize import query_stats, write_ranked_results
 
-__all__ = ["Extraction", "FeatureExtractor", "UnreadableImagesError", "extract_to_npz", "parse_market_name"]
+__all__ = [
+    "Extraction", "FeatureExtractor", "UnreadableImagesError", "extract_to_npz", "parse_market_name",
+    "query_stats", "write_ranked_results",
+]
