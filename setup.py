@@ -10,6 +10,7 @@ Environment switches:
 import glob
 import os
 import sys
+import sysconfig
 
 from setuptools import setup
 
@@ -79,7 +80,16 @@ def _extension():
     )
 
 
+class PersistentBuildExtension(BuildExtension.with_options(use_ninja=True)):
+    """torch's ninja build, always in ``build/temp.<platform>-<python>``: ``pip install -e`` would otherwise
+    compile in a new temporary folder each time. Unchanged sources are then not recompiled."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.build_temp = os.path.join(ROOT, "build", f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}")
+
+
 setup(
     ext_modules=[_extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": PersistentBuildExtension},
 )
