@@ -23,9 +23,10 @@ from torch import nn
 from .. import _checks, reference
 from .._io import atomic_write
 from ..nn.cells import LatentStateCell
+from ._model import load_network, meta_input_size
 
-__all__ = ["FORMATS", "export_model", "pure_pytorch_cells", "check_exportable", "load_exported",
-           "run_exported"]
+__all__ = ["FORMATS", "export_model", "export_checkpoint", "pure_pytorch_cells", "check_exportable",
+           "load_exported", "run_exported"]
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 EXTENSIONS = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
@@ -122,7 +123,7 @@ def export_model(model, format, path, input_size, opset=None, check=True):
                 warnings.simplefilter("ignore", DeprecationWarning)
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(model, example, check_trace=False)
-            atomic_write(path, lambda fh: torch.jit.save(traced, fh))
+                atomic_write(path, lambda fh: torch.jit.save(traced, fh))
         else:
             batch = torch.export.Dim("batch", min=1)
             program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},), strict=False)
@@ -143,12 +144,25 @@ def export_model(model, format, path, input_size, opset=None, check=True):
     return report
 
 
+def export_checkpoint(checkpoint, format, path, input_size=None, opset=None, check=True):
+    """:func:`export_model` of the network a ``ptl train`` checkpoint (path or loaded state) describes, on the
+    CPU in eval mode, at the checkpoint's training size unless ``input_size`` is given. Returns the report."""
+    if isinstance(checkpoint, nn.Module):
+        raise TypeError("checkpoint must be a checkpoint path or a loaded checkpoint; "
+                        "export a module with export_model")
+    model, meta = load_network(checkpoint, "checkpoint")
+    size = input_size or meta_input_size(meta)
+    return export_model(model.cpu().eval(), format, path, size, opset=opset, check=check)
+
+
 def load_exported(path, format):
     """The runnable of an exported file: a TorchScript module, an ExportedProgram's module, or an
     onnxruntime ``InferenceSession`` (raises ``ImportError`` naming onnxruntime when it is missing)."""
     _checks.choice(format, "format", FORMATS)
     if format == "torchscript":
-        return torch.jit.load(path, map_location="cpu")
+        with warnings.catch_warnings():  # torch marks TorchScript deprecated; it still loads and runs
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(path, map_location="cpu")
     if format == "exported-program":
         return torch.export.load(path).module()
     try:

@@ -19,7 +19,7 @@ from .. import _checks, ops
 from .._io import atomic_write
 from ..reid import _validate
 
-__all__ = ["SELECTIONS", "COLOURS", "query_stats", "ranked_table", "write_ranked_results"]
+__all__ = ["SELECTIONS", "COLOURS", "query_stats", "ranked_table", "write_ranked_results", "write_ranked_items"]
 
 SELECTIONS = ("first", "random", "worst")
 COLOURS = {"query": (40, 90, 200), "match": (0, 170, 60), "wrong": (215, 30, 30), "ignored": (150, 150, 150)}
@@ -201,3 +201,15 @@ def write_ranked_results(distmat, q_paths, g_paths, q_pids, g_pids, q_camids, g_
     page = _html(entries, order.shape[1], select, q, int(valid_all.sum()), mean_ap)
     atomic_write(os.path.join(out_dir, "index.html"), lambda fh: fh.write(page), binary=False)
     return entries
+
+
+def write_ranked_items(distmat, query, gallery, out_dir, **options):
+    """:func:`write_ranked_results` for the ``(path, pid, camid)`` lists of a :class:`ptl_ext.data.ReIDData`
+    (``data.query``, ``data.gallery``) in the order of ``distmat``'s rows and columns; ``options`` are
+    ``topk``, ``num_queries``, ``select`` and ``seed``."""
+    for name, items in (("query", query), ("gallery", gallery)):
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, (list, tuple)) and len(i) == 3 for i in items):
+            raise ValueError(f"{name} must be a list of (path, pid, camid) items")
+    q_paths, q_pids, q_camids = (list(column) for column in zip(*query)) if query else ([], [], [])
+    g_paths, g_pids, g_camids = (list(column) for column in zip(*gallery)) if gallery else ([], [], [])
+    return write_ranked_results(distmat, q_paths, g_paths, q_pids, g_pids, q_camids, g_camids, out_dir, **options)

@@ -4,10 +4,12 @@ import pytest
 import torch
 
 from ptl_ext import models, ops
-from ptl_ext.deploy import export_model, load_exported, pure_pytorch_cells, run_exported
+from ptl_ext.deploy import export_checkpoint, export_model, load_exported, pure_pytorch_cells, run_exported
 from ptl_ext.deploy.export import EXTENSIONS
 from ptl_ext.nn import reset_states
 from ptl_ext.nn.cells import LatentStateCell
+from ptl_ext.train import save_checkpoint
+from ptl_ext.train.builders import build_model
 from ptl_ext.models import mgn
 from ptl_ext.models.resnet import BasicBlock, Bottleneck
 
@@ -120,3 +122,19 @@ def test_bad_arguments_are_named(networks, tmp_path):
         export_model("model", "torchscript", tmp_path / "a.pt", (64, 32))
     with pytest.raises(ValueError, match="format"):
         load_exported(str(tmp_path / "a.pt"), "keras")
+
+
+def test_a_checkpoint_is_exported_at_its_training_size(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("ptl_resnet34", 4, (32, 16))
+    meta = {"arch": "ptl_resnet34", "num_classes": 4, "height": 32, "width": 16, "v2": False, "last_stride": 1,
+            "head": "reid", "dropout": None}
+    save_checkpoint(str(tmp_path / "best.pt"), {"model": model.state_dict(), "meta": meta})
+    report = export_checkpoint(str(tmp_path / "best.pt"), "torchscript", tmp_path / "net.pt")
+    assert report["input_size"] == (32, 16) and report["max_abs_diff"] <= 1e-4 * report["max_abs_feature"]
+    images = torch.randn(2, 3, 32, 16)
+    with torch.no_grad():
+        expected = model.eval()(images)
+    assert within_tolerance(run_exported(str(tmp_path / "net.pt"), "torchscript", images), expected)
+    with pytest.raises(TypeError, match="export_model"):
+        export_checkpoint(model, "torchscript", tmp_path / "net.pt")

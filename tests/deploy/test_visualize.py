@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from ptl_ext import reid
-from ptl_ext.deploy import query_stats, write_ranked_results
+from ptl_ext.deploy import query_stats, write_ranked_items, write_ranked_results
 from ptl_ext.deploy.visualize import BORDER, COLOURS, GAP, HEADER_H, THUMB
 
 Q_PIDS, Q_CAMS = [1, 2], [0, 0]
@@ -106,3 +106,15 @@ def test_an_unreadable_gallery_image_is_drawn_as_a_placeholder(images, tmp_path)
     entries = write_ranked_results(DIST, q_paths, missing, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, tmp_path / "vis", topk=2,
                                    num_queries=1)
     assert os.path.isfile(tmp_path / "vis" / entries[0]["png"])
+
+
+def test_dataset_items_give_the_same_pictures(images, tmp_path):
+    q_paths, g_paths = images
+    query = list(zip(q_paths, Q_PIDS, Q_CAMS))
+    gallery = list(zip(g_paths, G_PIDS, G_CAMS))
+    entries = write_ranked_items(DIST, query, gallery, tmp_path / "vis", topk=5, num_queries=None)
+    direct = write_ranked_results(DIST, q_paths, g_paths, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, tmp_path / "direct", topk=5,
+                                  num_queries=None)
+    assert entries == direct
+    with pytest.raises(ValueError, match="gallery"):
+        write_ranked_items(DIST, query, g_paths, tmp_path / "vis")
