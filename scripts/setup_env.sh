@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets ptl-ext up in one Python environment (see scripts/python_env.sh for which one): torch when it is
-# missing (the CPU wheel 2.13.0; an existing torch is kept), the dependencies, then the compiled
-# extension as an editable install.
+# missing (the CPU wheel 2.13.0; an existing torch is kept), the dependencies and the optional ones
+# (faiss-cpu, onnx + onnxscript + onnxruntime, tensorboard: skipped when unavailable), then the
+# compiled extension as an editable install.
 #
 # Fast when nothing changed: build/setup-stamp records a hash of csrc/, setup.py, pyproject.toml and the
 # set-up scripts, the interpreter, and what it imports (torch version, compiled ops, this checkout). When all
@@ -39,6 +40,8 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
 fi
 "$PY" -m pip install -q numpy pillow tqdm matplotlib pytest pytest-benchmark ninja pybind11 setuptools wheel
 "$PY" -m pip install -q faiss-cpu || echo "faiss-cpu unavailable: the torch neighbour-search backend will be used"
+"$PY" -m pip install -q onnx onnxscript onnxruntime tensorboard \
+    || echo "onnx/onnxruntime/tensorboard unavailable: ONNX export and --tensorboard (and their tests) are off"
 "$PY" -m pip install -q --no-build-isolation --no-deps -e .
 mkdir -p build
 stamp > "$STAMP"
