@@ -8,6 +8,7 @@ Environment switches:
 """
 
 import glob
+import hashlib
 import os
 import sys
 import sysconfig
@@ -81,12 +82,15 @@ def _extension():
 
 
 class PersistentBuildExtension(BuildExtension.with_options(use_ninja=True)):
-    """torch's ninja build, always in ``build/temp.<platform>-<python>``: ``pip install -e`` would otherwise
-    compile in a new temporary folder each time. Unchanged sources are then not recompiled."""
+    """torch's ninja build, always in ``build/temp.<platform>-<python>-<environment>``: ``pip install -e``
+    would otherwise compile in a new temporary folder each time. Unchanged sources are then not recompiled;
+    each environment (whose include paths differ) keeps its own object files."""
 
     def finalize_options(self):
         super().finalize_options()
-        self.build_temp = os.path.join(ROOT, "build", f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}")
+        env = hashlib.sha256(sys.prefix.encode()).hexdigest()[:8]
+        tag = f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}-{env}"
+        self.build_temp = os.path.join(ROOT, "build", tag)
 
 
 setup(
