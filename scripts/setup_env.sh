@@ -4,14 +4,14 @@
 # (faiss-cpu, onnx + onnxscript + onnxruntime, tensorboard: skipped when unavailable), then the
 # compiled extension as an editable install.
 #
-# Fast when nothing changed: build/setup-stamp records a hash of csrc/, setup.py, pyproject.toml and the
+# Fast when nothing changed: build/setup-stamp.* (one per interpreter) records a hash of csrc/, setup.py, pyproject.toml and the
 # set-up scripts, the interpreter, and what it imports (torch version, compiled ops, this checkout). When all
-# still match, the run stops after that check (seconds). Otherwise the build reuses its object files
-# in build/temp.* (ninja), so a change to one C++ file recompiles that file and relinks.
+# still match, the run stops after that check (seconds). Otherwise the build reuses the environment's
+# object files in build/temp.* (ninja), so a change to one C++ file recompiles that file and relinks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/python_env.sh
-STAMP=build/setup-stamp
+STAMP=build/setup-stamp.$(printf '%s' "$PY" | cksum | cut -d' ' -f1)  # one per interpreter
 
 sources_hash() {
     local sum=sha256sum

@@ -83,7 +83,7 @@ def test_no_active_environment_creates_and_uses_a_local_venv(project):
     pip = installs(lines)
     assert any("torch==2.13.0" in line for line in pip)  # no torch yet: the CPU wheel is installed
     assert pip[-1].endswith("install -q --no-build-isolation --no-deps -e .")
-    assert (root / "build" / "setup-stamp").is_file()
+    assert len(list((root / "build").glob("setup-stamp.*"))) == 1
 
 
 def test_a_second_set_up_with_nothing_changed_installs_nothing(project):
@@ -99,7 +99,8 @@ def test_a_second_set_up_with_nothing_changed_installs_nothing(project):
         fh.write("\n// changed\n")
     out, _ = run(root, env)
     assert out.returncode == 0 and installs(calls(log))[-1].endswith("-e .")
-    (root / "build" / "setup-stamp").write_text("python /somewhere/else\n")  # another interpreter's stamp
+    stamp, = (root / "build").glob("setup-stamp.*")
+    stamp.write_text(stamp.read_text().replace("2.13.0", "2.14.0"))  # e.g. torch was upgraded since
     run(root, env)
     assert installs(calls(log))
 
