@@ -12,10 +12,12 @@ for the newest.
 """
 
 import glob
+import hashlib
 import importlib.util
 import os
 import shutil
 import sys
+import sysconfig
 
 from setuptools import setup
 
@@ -105,7 +107,19 @@ def _extension():
     )
 
 
+class PersistentBuildExtension(BuildExtension.with_options(use_ninja=True)):
+    """torch's ninja build, always in ``build/temp.<platform>-<python>-<environment>``: ``pip install -e``
+    would otherwise compile in a new temporary folder each time. Unchanged sources are then not recompiled;
+    each environment (whose include paths differ) keeps its own object files."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        env = hashlib.sha256(sys.prefix.encode()).hexdigest()[:8]
+        tag = f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}-{env}"
+        self.build_temp = os.path.join(ROOT, "build", tag)
+
+
 setup(
     ext_modules=[_extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": PersistentBuildExtension},
 )

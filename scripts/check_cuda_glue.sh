@@ -6,7 +6,7 @@
 # none of them), so every line of the glue itself is compiled. Needs torch and the CUDA headers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+source scripts/python_env.sh >/dev/null
 CUDA_INCLUDE=${CUDA_HOME:-/usr/local/cuda}/include
 if ! TORCH_INCLUDE=$("$PY" -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'include'))"); then
     echo "check_cuda_glue: torch is not importable (run scripts/setup_env.sh first)" >&2
