@@ -212,7 +212,8 @@ def test_cifar_row(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "cifar"
     assert main(["synth", str(root), "--format", "cifar10", "--train-per-class", "2", "--test-per-class", "1"]) == 0
-    _, _, rows = run_row("ptl/cifar/ptl_densenet_bc100_cifar10_plus.toml", root, "--batch-size", "8")
+    _, _, rows = run_row("ptl/cifar/ptl_densenet_bc100_cifar10_plus.toml", root, "--batch-size", "8", "--height", "32",
+                        "--width", "32")  # CIFAR images are 32x32
     assert 0 <= float(rows["top1_error"]["ours"]) <= 100 and rows["top1_error"]["paper"] == ""
 
 

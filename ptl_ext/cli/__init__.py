@@ -1,8 +1,9 @@
-"""The ``ptl`` command: ``ptl demo | train | eval | synth`` (also ``python -m ptl_ext``).
+"""The ``ptl`` command: ``ptl demo | train | eval | synth | extract | export | info`` (also ``python -m ptl_ext``).
 
 One job per module: ``parser`` (options and their checks), ``options`` (config files, the demo's
 option dicts, defaults that depend on other options), ``run`` (the wiring of a training run),
-``chain``, ``demo``, ``evaluate``, ``synth`` and ``report`` (tables). :func:`main` dispatches.
+``chain``, ``demo``, ``evaluate``, ``synth``, ``extract``, ``export``, ``info`` and ``report`` (tables).
+:func:`main` dispatches.
 
 Options can also come from a TOML file (``--config run.toml``; YAML too when PyYAML is
 installed) whose keys are the long option names (``step_size`` or ``step-size``); options given
@@ -25,16 +26,20 @@ __all__ = ["main", "build_parser", "parse_args", "load_config_file", "train_opti
 
 def _commands():
     from .demo import run_demo
+    from .export import run_export
+    from .extract import run_extract
+    from .info import run_info
     from .synth import run_synth
 
-    return {"demo": run_demo, "train": run_train, "eval": run_eval, "synth": run_synth}
+    return {"demo": run_demo, "train": run_train, "eval": run_eval, "synth": run_synth, "extract": run_extract,
+            "export": run_export, "info": run_info}
 
 
 def _user_errors():
     """Exception types caused by what the user gave (options, files, data, folders), printed as one line."""
     from ..errors import UserError
 
-    return (UserError, ValueError, OSError)
+    return (UserError, ValueError, OSError, ImportError)  # ImportError: an optional package, named with its pip
 
 
 def main(argv=None):

@@ -1,6 +1,23 @@
-"""``ptl eval``: evaluate a ``ptl train`` checkpoint on its dataset (or another)."""
+"""``ptl eval``: evaluate a ``ptl train`` checkpoint on its dataset (or another); optionally draw ranked results."""
+
+import os
 
 from .report import format_table
+
+
+def add_visualize_options(parser):
+    """``ptl eval --visualize K``: pictures of ranked results."""
+    from ..deploy.visualize import SELECTIONS
+    from .option_types import count
+
+    group = parser.add_argument_group("ranked-result pictures")
+    group.add_argument("--visualize", type=count(0), default=0, metavar="K",
+                       help="draw each chosen query with its top-K gallery images (0 = off)")
+    group.add_argument("--vis-out", default=None, help="folder of the PNGs and index.html (default: CKPT_DIR/ranked)")
+    group.add_argument("--vis-queries", type=count(), default=20, help="queries drawn (default: %(default)s)")
+    group.add_argument("--vis-select", choices=SELECTIONS, default="first",
+                       help="which queries: the first, a random sample or the worst by AP (default: %(default)s)")
+    group.add_argument("--vis-seed", type=count(0), default=0, help="seed of the random sample (default: 0)")
 
 
 def run_eval(args):
@@ -18,7 +35,27 @@ def run_eval(args):
     info = init_distributed(device.type)
     _, evaluator, _, _ = build_data(args, info, meta["height"], meta["width"], train=False)
     evaluator.check()
+    if args.visualize and not hasattr(evaluator, "distances"):
+        from .options import OptionError
+
+        raise OptionError(f"--visualize draws ranked ReID results; {args.dataset} is a classification dataset")
     metrics = evaluator(model.to(device), device, args.amp, info)
     if info.is_main:
         print(format_table([(meta["arch"], meta.get("parameters"), metrics)]))
+    if args.visualize:
+        _visualize(args, evaluator, model, device, info)
     return metrics
+
+
+def _visualize(args, evaluator, model, device, info):
+    """Write the ranked-result PNGs and index.html of ``--visualize`` (features from every rank, drawn by rank 0)."""
+    from ..deploy import write_ranked_items
+
+    qf, _, _, gf, _, _ = evaluator.features(model, device, args.amp, info)
+    if not info.is_main:
+        return
+    out = args.vis_out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "ranked")
+    drawn = write_ranked_items(evaluator.distances(qf, gf), evaluator.query_loader.dataset.items,
+                               evaluator.gallery_loader.dataset.items, out, topk=args.visualize,
+                               num_queries=args.vis_queries, select=args.vis_select, seed=args.vis_seed)
+    print(f"ranked results of {len(drawn)} queries: {os.path.join(out, 'index.html')}")

@@ -147,6 +147,7 @@ def add_run_options(parser):
                      help="check every option, print the resolved settings (and a config file's paper numbers) "
                           "and stop: no data is read, no network built")
     flag(run, "progress", default_of(TrainConfig, "progress"), "progress bar")
+    flag(run, "tensorboard", False, "also write the epoch scalars to OUT/tensorboard (needs the tensorboard package)")
 
 
 def add_method_options(parser):
@@ -216,14 +217,16 @@ def add_synth_options(parser):
 
 def build_parser():
     """``(parser, {command: subparser})`` of the ``ptl`` command line."""
-    from . import demo
+    from . import demo, export, extract
+    from . import evaluate as evaluate_command
 
     parser = Parser(
         prog="ptl", description="Progressive transfer learning for person re-identification.",
         epilog="Distributed: torchrun --nproc_per_node N -m ptl_ext train ...")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of every error, user errors included")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,eval,synth}")
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     metavar="{demo,train,eval,synth,extract,export,info}")
 
     demo.add_options(commands.add_parser(
         "demo", help="generate a synthetic set, compare baseline, PTL, PTL+STD and rolling back on it",
@@ -243,9 +246,18 @@ def build_parser():
     evaluate.add_argument("--dataset", default=None, help="dataset reader (default: the checkpoint's)")
     evaluate.add_argument("--root", default=None, help="dataset folder (default: the checkpoint's)")
     add_eval_options(evaluate)
+    evaluate_command.add_visualize_options(evaluate)
 
     add_synth_options(commands.add_parser(
         "synth", help="write a synthetic Market-format dataset",
         description="Write a synthetic ReID dataset in the Market-1501 layout: identities differ by clothing, "
                     "cameras by lighting, background, viewpoint and occlusion. Deterministic under --seed."))
+    extract.add_options(commands.add_parser("extract", help="features of your own images from a checkpoint",
+                                            description=extract.DESCRIPTION))
+    export.add_options(commands.add_parser("export", help="export a checkpoint's network (ONNX, TorchScript, "
+                                                          "ExportedProgram)", description=export.DESCRIPTION))
+    commands.add_parser("info", help="versions, build, GPUs and compiled ops, for bug reports",
+                        description="Print the versions (python, torch, CUDA, faiss ...), what was built (CPU kernel "
+                                    "family, CUDA architectures or CPU-only), the visible GPUs and whether the "
+                                    "compiled ops are loaded.")
     return parser, commands.choices

@@ -257,6 +257,7 @@ def _train(args, device, info, folder):
     from ..errors import MethodMismatchError, ResumeMismatchError
     from ..models import count_parameters
     from ..train import TrainConfig, Trainer
+    from ..train.tensorboard import TensorBoardHook
 
     size = input_size(args)
     train_loader, evaluator, num_classes, protocol = build_data(args, info, *size)
@@ -272,8 +273,9 @@ def _train(args, device, info, folder):
     meta = run_meta(args, num_classes, protocol, count_parameters(model))
     if teacher_rows:
         meta["teacher"] = {"checkpoint": os.path.abspath(args.teacher), "metrics": teacher_rows[0][2]}
+    hooks = [TensorBoardHook()] if args.tensorboard else []
     trainer = Trainer(model, train_loader, config, evaluator=evaluator, loss_fn=build_loss(args), method=methods,
-                      device=device, info=info, meta=meta, run_folder=folder)
+                      hooks=hooks, device=device, info=info, meta=meta, run_folder=folder)
     if args.resume:
         path = os.path.join(args.out, "last.pt") if args.resume == "auto" else args.resume
         try:

@@ -3,10 +3,10 @@
 
 from .config import AQEConfig, RerankConfig, rerank_config
 from .distance import METRICS, compute_distance
-from .evaluate import evaluate_features
+from .evaluate import evaluate_features, retrieval_distances
 from .metrics import PROTOCOLS, RankResult, evaluate_rank
 from .query_expansion import aqe
 from .rerank import re_ranking
 
-__all__ = ["compute_distance", "evaluate_rank", "re_ranking", "evaluate_features", "aqe", "RankResult",
+__all__ = ["compute_distance", "evaluate_rank", "re_ranking", "evaluate_features", "retrieval_distances", "aqe", "RankResult",
            "RerankConfig", "AQEConfig", "rerank_config", "METRICS", "PROTOCOLS"]

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from .. import _checks
 from . import _validate
 from .config import AQEConfig, rerank_config
-from .distance import METRICS, distance_blocks
+from .distance import METRICS, distance_blocks, gather_blocks
 from .knn import resolve_backend
 from .metrics import RankAccumulator
 from .query_expansion import check_aqe_size, expand_blocks
@@ -55,16 +55,43 @@ def evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, metric="euclid
     acc = RankAccumulator(g_pids, g_camids, protocol, num_draws, seed)
     if config is not None:
         config.check_size(qf.shape[0] + gf.shape[0])
+    blocks = _retrieval_blocks(qf, gf, metric, config, expansion, normalize, backend, block_rows)
+    for q0, dist in blocks:
+        rows = slice(q0, q0 + dist.shape[0])
+        acc.add(dist, q_pids[rows], q_camids[rows])
+    return acc.result(max_rank)
+
+
+def _retrieval_blocks(qf, gf, metric, config, expansion, normalize, backend, block_rows):
+    """``(q0, [Qb, G])`` distance blocks of checked features: expanded, normalised and re-ranked as asked."""
     if expansion.enabled:
         check_aqe_size(expansion, qf.shape[0] + gf.shape[0])
         qf, gf = expand_blocks(qf, gf, expansion, block_rows)
     elif normalize:
         qf, gf = F.normalize(qf, dim=1), F.normalize(gf, dim=1)
     if config is not None:
-        blocks = rerank_blocks(qf, gf, config, backend, block_rows)
-    else:
-        blocks = distance_blocks(qf, gf, metric, block_rows)
-    for q0, dist in blocks:
-        rows = slice(q0, q0 + dist.shape[0])
-        acc.add(dist, q_pids[rows], q_camids[rows])
-    return acc.result(max_rank)
+        return rerank_blocks(qf, gf, config, backend, block_rows)
+    return distance_blocks(qf, gf, metric, block_rows)
+
+
+def retrieval_distances(qf, gf, metric="euclidean", rerank=False, normalize=False, k1=None, k2=None,
+                        lambda_value=None, backend="auto", block_rows=None, aqe_k=AQEConfig.k,
+                        aqe_alpha=AQEConfig.alpha):
+    """The whole ``[Q, G]`` distance matrix that :func:`evaluate_features` ranks with the same options
+    (query expansion, normalisation, re-ranking), e.g. to draw ranked results.
+
+    ``qf [Q, D]``, ``gf [G, D]``: float tensors or numpy arrays; returns a float tensor on their device
+    (float32 when re-ranked).
+    """
+    _checks.choice(metric, "metric", METRICS)
+    config = rerank_config(rerank, k1, k2, lambda_value)
+    if config is not None and metric != "euclidean":
+        raise ValueError("rerank=True works on squared euclidean distances: pass metric='euclidean'")
+    expansion = AQEConfig(aqe_k, aqe_alpha)
+    qf, gf = _validate.feature_pair(qf, gf, torch.float32 if config is not None else None)
+    if config is not None:
+        config.check_size(qf.shape[0] + gf.shape[0])
+    dtype = torch.float32 if config is not None else qf.dtype
+    out = torch.empty(qf.shape[0], gf.shape[0], dtype=dtype, device=qf.device)
+    return gather_blocks(_retrieval_blocks(qf, gf, metric, config, expansion, normalize, resolve_backend(backend),
+                                           block_rows), out)

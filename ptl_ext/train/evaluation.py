@@ -123,11 +123,23 @@ class ReIDEvaluator:
                             "identities is in the gallery under another camera): check the query and gallery folders")
         return valid
 
+    def features(self, model, device="cpu", amp=False, info=DistInfo()):
+        """``(qf, q_pids, q_camids, gf, g_pids, g_camids)`` of the query and gallery splits (gathered on rank 0)."""
+        qf, q_pids, q_cams = extract_features(model, self.query_loader, device, self.flip, amp, info)
+        gf, g_pids, g_cams = extract_features(model, self.gallery_loader, device, self.flip, amp, info)
+        return qf, q_pids, q_cams, gf, g_pids, g_cams
+
+    def distances(self, qf, gf):
+        """The ``[Q, G]`` distances this evaluator ranks (metric, normalisation, AQE, re-ranking)."""
+        from .. import reid
+
+        return reid.retrieval_distances(qf, gf, metric=self.metric, rerank=self.rerank or False,
+                                        normalize=self.normalize, aqe_k=self.aqe.k, aqe_alpha=self.aqe.alpha)
+
     def __call__(self, model, device="cpu", amp=False, info=DistInfo()):
         from .. import reid
 
-        qf, q_pids, q_cams = extract_features(model, self.query_loader, device, self.flip, amp, info)
-        gf, g_pids, g_cams = extract_features(model, self.gallery_loader, device, self.flip, amp, info)
+        qf, q_pids, q_cams, gf, g_pids, g_cams = self.features(model, device, amp, info)
         metrics = None
         if info.is_main:
             result = reid.evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, metric=self.metric,

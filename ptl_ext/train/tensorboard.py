@@ -50,6 +50,8 @@ class TensorBoardHook(Hook):
     when tensorboard is missing.
     """
 
+    stateful = False  # an observer: adding or dropping it does not change a run, so a resume may do either
+
     def __init__(self, log_dir=None):
         self._writer_class = _summary_writer()
         if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):

@@ -107,6 +107,8 @@ class Hook:
     def on_fit_end(self, trainer):
         """After the last epoch."""
 
+    stateful = True  # False for observers (logging): kept out of checkpoints, free to differ on a resume
+
     def state_dict(self):
         """What the hook needs to continue after a resume (saved in checkpoints)."""
         return {}
@@ -390,8 +392,8 @@ class Trainer:
             "best": self.best,
             "pending_eval": self._pending_eval,
             "method": {"name": self.method.name, "settings": self.method.settings()},
-            "hooks": [hook.state_dict() for hook in self.hooks],
-            "hook_types": [type(hook).__name__ for hook in self.hooks],
+            "hooks": [hook.state_dict() for hook in self._stateful_hooks()],
+            "hook_types": [type(hook).__name__ for hook in self._stateful_hooks()],
             "rng": all_gather_objects(rng, self.info),
             "config": asdict(self.config),
             "meta": self.meta,
@@ -411,6 +413,10 @@ class Trainer:
         metrics_files.write_csv(self.path("metrics.csv"), self.history)
         primary = self.evaluator.primary if self.evaluator is not None else "mAP"
         metrics_files.plot_curves(self.path("curves.png"), self.history, primary, self.config.title)
+
+    def _stateful_hooks(self):
+        """The hooks whose state a checkpoint keeps (observers such as logging are left out)."""
+        return [hook for hook in self.hooks if hook.stateful]
 
     def resume(self, path):
         """Continue from a checkpoint of this run (model, optimizer, scheduler, history, RNG, hooks).
@@ -433,13 +439,14 @@ class Trainer:
     def _load(self, path):
         state = load_checkpoint(path)
         check_resume(path, state, self.config, self.meta, self.method)
-        if len(state["hooks"]) != len(self.hooks):
+        hooks = self._stateful_hooks()
+        if len(state["hooks"]) != len(hooks):
             saved = ", ".join(state.get("hook_types", [])) or "unnamed"
             raise CheckpointError(f"checkpoint {path} has {len(state['hooks'])} hook states ({saved}), the trainer "
-                                  f"has {len(self.hooks)} hooks ({', '.join(type(h).__name__ for h in self.hooks)}): "
+                                  f"has {len(hooks)} hooks ({', '.join(type(h).__name__ for h in hooks)}): "
                                   "resume with the same training method and hooks")
         self._check_model(path, state["model"])
-        for hook, hook_state in zip(self.hooks, state["hooks"]):  # first: a hook may swap the optimizer
+        for hook, hook_state in zip(hooks, state["hooks"]):  # first: a hook may swap the optimizer
             hook.load_state_dict(hook_state)
         try:
             self.optimizer.load_state_dict(state["optimizer"])

@@ -1,0 +1,37 @@
+"""``ptl extract``: features of image files or folders from a checkpoint, written to an ``.npz`` file."""
+
+DESCRIPTION = ("Extract the features of images (files or folders, searched recursively) with a `ptl train` "
+               "checkpoint, at its input size and normalisation, flip-summed like `ptl eval`, and write them "
+               "atomically to an .npz file with the file names (and, for Market-style names, pids and cameras).")
+
+
+def add_options(parser):
+    """The options of ``ptl extract``."""
+    from .option_types import count, flag
+
+    parser.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE", help="image files or folders")
+    parser.add_argument("--checkpoint", required=True, help="a last.pt / best.pt of `ptl train`")
+    parser.add_argument("--out", required=True, help="output .npz file (written only when extraction succeeds)")
+    parser.add_argument("--batch-size", type=count(), default=64, help="images per batch (default: %(default)s)")
+    parser.add_argument("--workers", type=count(0), default=0, help="image-decoding worker processes (default: 0)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    flag(parser, "flip", True, "sum each image's and its mirror's features (as ptl eval)")
+    flag(parser, "normalize", True, "L2-normalise the features")
+    flag(parser, "skip_unreadable", False,
+         "leave unreadable images out and list them (default: stop with the list, writing nothing)")
+    flag(parser, "progress", True, "progress bar")
+
+
+def run_extract(args):
+    """Extract and write ``args.out``; returns the :class:`ptl_ext.deploy.Extraction`."""
+    from ..deploy import FeatureExtractor, extract_to_npz
+    from .run import select_device
+
+    extractor = FeatureExtractor(args.checkpoint, device=select_device(args.device), batch_size=args.batch_size,
+                                 flip=args.flip, normalize=args.normalize, workers=args.workers)
+    result = extract_to_npz(extractor, args.inputs, args.out, progress=args.progress,
+                            skip_unreadable=args.skip_unreadable)
+    print(f"wrote {result.features.shape[0]} features of size {result.features.shape[1]} to {args.out}")
+    for name, reason in result.skipped:
+        print(f"skipped {name}: {reason}")
+    return result
