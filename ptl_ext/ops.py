@@ -133,7 +133,7 @@ if HAS_C:
     torch.library.register_autograd("ptl_ext::bconv_cell_update", _backward, setup_context=_setup_context)
 
 
-# ------------------------------------------------- ReID ranking and k-reciprocal re-ranking (SPEC section 5)
+# ------------------------------------------------- ReID ranking and k-reciprocal re-ranking
 # CPU kernels for every op; CUDA kernels for the sparse steps (V, query expansion, Jaccard). On CUDA the
 # neighbour search, the ranking statistics and float64 distances run as torch functions
 # (ptl_ext._torch_kernels: cuBLAS matmul + top-k, GPU sort). A build without a kernel for the device falls

@@ -32,7 +32,7 @@ def bconv_cell_update(gates, c_prev=None):
     return y, c
 
 
-# ------------------------------------------------- ReID ranking and k-reciprocal re-ranking (SPEC section 5)
+# ------------------------------------------------- ReID ranking and k-reciprocal re-ranking
 
 def _normalised(d, rowmax):
     """``d / rowmax`` where ``rowmax > 0``, else 0 (a row whose maximum is 0 holds only zeros)."""

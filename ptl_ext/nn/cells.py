@@ -1,6 +1,6 @@
 """BConv-Cells: convolutional gates plus the fused latent-state update, with per-sample carried state.
 
-State rules shared by both cells (SPEC section 2):
+State rules shared by both cells (docs/methods.md):
 
 - The state is per sample, ``[B, K, H', W']``, paired with the next training batch by position,
   and stored **detached** so no gradient crosses batches. It is a plain attribute, not a buffer:

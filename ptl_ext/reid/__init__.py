@@ -1,5 +1,4 @@
-"""ReID evaluation: distances, CMC/mAP/mINP, exact sparse k-reciprocal re-ranking, alpha query expansion
-(SPEC section 5)."""
+"""ReID evaluation: distances, CMC/mAP/mINP, exact sparse k-reciprocal re-ranking, alpha query expansion."""
 
 from .config import AQEConfig, RerankConfig, rerank_config
 from .distance import METRICS, compute_distance

@@ -1,4 +1,4 @@
-"""BConvCell / BConvCellV2: the forward math and every latent-state rule of SPEC section 2."""
+"""BConvCell / BConvCellV2: the forward math and every latent-state rule of the cells (docs/methods.md)."""
 
 import copy
 import warnings
