@@ -24,7 +24,8 @@ def run_eval(args):
     """Evaluate ``args.checkpoint`` (see ``ptl eval --help``); returns the metrics dict."""
     from ..train import init_distributed, load_checkpoint
     from ..train.checkpoint import model_from_checkpoint
-    from .run import build_data, select_device
+    from .dataset import build_data
+    from .run import select_device
 
     state = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(state, f"--checkpoint {args.checkpoint}")

@@ -181,43 +181,9 @@ def add_method_options(parser):
                               "--root, or NAME=FOLDER); step runs go to OUT/1_NAME, OUT/2_NAME, ...")
 
 
-def add_synth_options(parser):
-    """``ptl synth``: the synthetic Market-format or CIFAR-format set."""
-    from ..data import make_synthetic_cifar, make_synthetic_market
-
-    def synth(name):
-        return default_of(make_synthetic_market, name)
-
-    parser.add_argument("out", help="output folder (created; must not hold a dataset already)")
-    parser.add_argument("--train-ids", type=count(), default=synth("num_train_ids"),
-                        help="training identities (default: %(default)s)")
-    parser.add_argument("--test-ids", type=count(), default=synth("num_test_ids"),
-                        help="test identities (default: %(default)s)")
-    parser.add_argument("--cams", type=Number(int, 2, 6), default=synth("num_cams"),
-                        help="cameras, 2..6 (default: %(default)s)")
-    parser.add_argument("--images-per-cam", type=count(2), default=synth("images_per_cam"),
-                        help="images per identity and camera, >= 2 (default: %(default)s)")
-    parser.add_argument("--distractors", type=count(0), default=synth("num_distractors"),
-                        help="pid-0 distractor images in the gallery (default: %(default)s)")
-    parser.add_argument("--junk", type=count(0), default=synth("num_junk"),
-                        help="pid -1 junk images in the gallery (default: %(default)s)")
-    parser.add_argument("--height", type=count(8), default=synth("height"),
-                        help="image height (default: %(default)s)")
-    parser.add_argument("--width", type=count(8), default=synth("width"),
-                        help="image width (default: %(default)s)")
-    parser.add_argument("--seed", type=count(0), default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--format", choices=("market", "cifar10", "cifar100"), default="market",
-                        help="market (default) or a CIFAR-10/100 pickle set (classes differ by coarse colour "
-                             "patterns; only --seed and the --*-per-class options apply)")
-    parser.add_argument("--train-per-class", type=count(), default=default_of(make_synthetic_cifar, "train_per_class"),
-                        help="CIFAR formats: training images per class (default: %(default)s)")
-    parser.add_argument("--test-per-class", type=count(), default=default_of(make_synthetic_cifar, "test_per_class"),
-                        help="CIFAR formats: test images per class (default: %(default)s)")
-
-
 def build_parser():
     """``(parser, {command: subparser})`` of the ``ptl`` command line."""
-    from . import demo, export, extract
+    from . import demo, export, extract, synth
     from . import evaluate as evaluate_command
 
     parser = Parser(
@@ -248,7 +214,7 @@ def build_parser():
     add_eval_options(evaluate)
     evaluate_command.add_visualize_options(evaluate)
 
-    add_synth_options(commands.add_parser(
+    synth.add_options(commands.add_parser(
         "synth", help="write a synthetic Market-format dataset",
         description="Write a synthetic ReID dataset in the Market-1501 layout: identities differ by clothing, "
                     "cameras by lighting, background, viewpoint and occlusion. Deterministic under --seed."))

@@ -25,57 +25,6 @@ def select_device(name):
     return device
 
 
-def build_data(args, info, height, width, train=True):
-    """``(train_loader, evaluator, num_classes, protocol)`` for ``args.dataset`` at ``args.root``.
-
-    ``train=False`` (evaluation only) builds no training loader (``None``).
-    """
-    from .. import data as D
-    from ..train import ReIDEvaluator
-
-    if args.root is None:
-        raise OptionError("--root is required: the dataset folder")
-    if D.get_dataset(args.dataset).task == "reid":
-        dataset = D.load_dataset(args.dataset, args.root)
-        query, gallery = D.build_reid_eval_loaders(dataset, height, width, args.eval_batch_size, args.workers,
-                                                   info.rank, info.world_size)
-        evaluator = ReIDEvaluator(query, gallery, metric=args.metric, rerank=args.rerank, flip=args.flip,
-                                  normalize=args.normalize, protocol=dataset.protocol, k1=args.k1, k2=args.k2,
-                                  lambda_value=args.lambda_value, aqe_k=args.aqe_k, aqe_alpha=args.aqe_alpha)
-        train_loader = None
-        if train:
-            train_loader = D.build_reid_train_loader(dataset, height, width, args.p, args.k, args.workers,
-                                                     args.seed, info.rank, info.world_size, args.erasing, args.pad)
-        return train_loader, evaluator, dataset.num_train_pids, dataset.protocol
-    return _cifar_data(args, info, train)
-
-
-def _cifar_data(args, info, train):
-    """:func:`build_data` for CIFAR-10/100."""
-    import torch
-
-    from .. import data as D
-    from ..train import ClassificationEvaluator
-
-    classes = D.get_dataset(args.dataset).num_classes
-    test_images, test_labels = D.load_dataset(args.dataset, args.root, train=False)
-    test_set = D.TensorImageDataset(test_images, test_labels, D.build_cifar_transforms(False))
-    test_loader = D.build_dataloader(test_set, batch_size=args.eval_batch_size, num_workers=args.workers,
-                                     sampler=D.ShardSampler(len(test_set), info.rank, info.world_size))
-    train_loader = None
-    if train:
-        images, labels = D.load_dataset(args.dataset, args.root, train=True)
-        train_set = D.TensorImageDataset(images, labels, D.build_cifar_transforms(True, args.augment))
-        sampler = None
-        if info.distributed:
-            sampler = torch.utils.data.DistributedSampler(train_set, info.world_size, info.rank, shuffle=True,
-                                                          seed=args.seed)
-        train_loader = D.build_dataloader(train_set, batch_size=args.batch_size, sampler=sampler,
-                                          shuffle=sampler is None, drop_last=True, num_workers=args.workers,
-                                          seed=args.seed + info.rank)
-    return train_loader, ClassificationEvaluator(test_loader), classes, "classification"
-
-
 def build_loss(args):
     """The supervised loss of the run: MGN's, CE (+ triplet) for ReID, or CE for classification."""
     from ..train import ClassificationLoss, MGNLoss, ReIDLoss
@@ -86,47 +35,6 @@ def build_loss(args):
     if args.task == "reid":
         return ReIDLoss(args.label_smoothing, args.triplet_weight, margin)
     return ClassificationLoss(args.label_smoothing)
-
-
-def std_method(args, model, evaluator, size, device, info):
-    """STD (``--teacher``): ``(STD training method, teacher table rows)``; the teacher is evaluated once.
-
-    Without ``--teacher`` returns ``(None, [])``.
-    """
-    from ..models import count_parameters
-    from ..train import STD, FrozenTeacher, load_checkpoint
-    from ..train.checkpoint import model_from_checkpoint
-    from ..train.distill import check_feature_sizes
-
-    if not args.teacher:
-        return None, []
-    state = load_checkpoint(args.teacher)
-    teacher_net = model_from_checkpoint(state, f"--teacher {args.teacher}")
-    if (state["meta"]["height"], state["meta"]["width"]) != tuple(size):
-        raise OptionError(f"--teacher {args.teacher}: trained on {state['meta']['height']}x{state['meta']['width']} "
-                          f"images, this run uses {size[0]}x{size[1]}")
-    parameters = count_parameters(teacher_net)  # before freezing: it counts trainable parameters
-    teacher = FrozenTeacher(teacher_net, device, args.amp)
-    check_feature_sizes(model, teacher)
-    metrics = evaluator(teacher.model, device, args.amp, info)
-    rows = [(f"teacher {state['meta']['arch']}", parameters, metrics)]
-    if info.is_main:
-        print(f"STD teacher {args.teacher}:\n{format_table(rows)}", flush=True)
-    return STD(teacher, args.std_lambda), rows
-
-
-def rollback_hook(args, model):
-    """Rolling back (``--rollback-periods``): a :class:`~ptl_ext.train.RollbackHook` holding ``model``'s
-    current (pre-trained) weights, or ``None``."""
-    from ..train import RollbackHook, RollbackSchedule
-
-    if args.rollback_periods == 0:
-        return None
-    schedule = RollbackSchedule(periods=args.rollback_periods, epochs_per_period=args.period_epochs,
-                                decay_epoch=args.period_decay_epoch, lr=args.lr,
-                                first_head_lr=10 * args.lr if args.head_lr is None else args.head_lr,
-                                kept_lr=args.lr / 10 if args.kept_lr is None else args.kept_lr, gamma=args.gamma)
-    return RollbackHook(model, schedule)
 
 
 def input_size(args):
@@ -170,44 +78,6 @@ def _dry_run(model, size):
             model(torch.zeros(1, 3, *size))
     finally:
         model.train()
-
-
-def run_meta(args, num_classes, protocol, parameters):
-    """The checkpoint ``meta`` of a run: what rebuilds the network and the settings a resume must keep."""
-    meta = {"arch": args.arch, "num_classes": num_classes, "height": args.height, "width": args.width,
-            "v2": False, "last_stride": args.last_stride, "head": "cifar" if args.task == "classification" else "reid",
-            "dropout": args.dropout, "dataset": args.dataset, "root": os.path.abspath(args.root),
-            "protocol": protocol, "parameters": parameters}
-    meta.update({name: getattr(args, name) for name in RESUME_KEPT})
-    return meta
-
-
-# Options recorded in the checkpoint's meta that a resume must give unchanged (besides TrainConfig's).
-RESUME_KEPT = ("seed", "p", "k", "loss", "triplet_weight", "triplet_margin", "label_smoothing", "erasing", "pad",
-               "batch_size", "augment", "pretrained", "init_from")
-METHOD_OPTIONS = {"rolling_back": "--rollback-periods", "std": "--teacher"}
-SETTING_OPTIONS = {"rolling_back.periods": "--rollback-periods", "rolling_back.epochs_per_period": "--period-epochs",
-                   "rolling_back.decay_epoch": "--period-decay-epoch", "rolling_back.kept_lr": "--kept-lr",
-                   "rolling_back.first_head_lr": "--head-lr", "std.lam": "--std-lambda", "height": "--height",
-                   "width": "--width", "arch": "--arch", "dataset": "--dataset"}
-
-
-def resume_error(exc, path):
-    """A one-line :class:`OptionError` naming the options of a refused resume (``exc`` from the Trainer)."""
-    from ..errors import MethodMismatchError
-
-    if isinstance(exc, MethodMismatchError):
-        saved = [METHOD_OPTIONS.get(name, name) for name in (exc.saved or "").split("+") if name in METHOD_OPTIONS]
-        given = [METHOD_OPTIONS.get(name, name) for name in (exc.given or "").split("+") if name in METHOD_OPTIONS]
-        missing = [option for option in saved if option not in given]
-        extra = [option for option in given if option not in saved]
-        hint = "; ".join([*(f"give {o} as when it was trained" for o in missing),
-                          *(f"{o} was not used when it was trained" for o in extra)])
-        return OptionError(f"--resume {path}: {exc}" + (f" ({hint})" if hint else ""))
-    listed = "; ".join(f"{SETTING_OPTIONS.get(name, '--' + name.split('.')[-1].replace('_', '-'))}: saved {saved!r}, "
-                       f"given {given!r}" for name, saved, given in exc.differences)
-    return OptionError(f"--resume {path}: the checkpoint was trained with other options ({listed}); resume with the "
-                       f"saved options (--epochs may grow), or start a new run with --overwrite or another --out")
 
 
 def run_train(args):
@@ -256,6 +126,9 @@ def _train(args, device, info, folder):
 
     from ..errors import MethodMismatchError, ResumeMismatchError
     from ..models import count_parameters
+    from .dataset import build_data
+    from .methods import rollback_hook, std_method
+    from .resume import resume_error, run_meta
     from ..train import TrainConfig, Trainer
     from ..train.tensorboard import TensorBoardHook
 
