@@ -25,7 +25,7 @@ def synthetic(tmp_path_factory):
 
 def test_help_of_every_command(capsys):
     parser, commands = build_parser()
-    assert set(commands) == {"demo", "train", "eval", "synth"}
+    assert set(commands) == {"demo", "train", "eval", "synth", "extract", "export", "info"}
     for argv in (["--help"], *([name, "--help"] for name in commands)):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
