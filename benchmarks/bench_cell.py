@@ -115,7 +115,8 @@ def test_cell_update(benchmark, case, size, mode, impl):
     if not backward:
         want = reference.bconv_cell_update(gates.float(), c_prev.float())
         tol = {torch.bfloat16: dict(rtol=2e-2, atol=2e-2), torch.float16: dict(rtol=2e-3, atol=2e-3)}.get(
-            dtype, dict(rtol=1e-4, atol=1e-5))
+            dtype, dict(rtol=1e-4, atol=1e-5)
+        )
         for got, ref in zip(out, want):
             torch.testing.assert_close(got.float(), ref, **tol)
 

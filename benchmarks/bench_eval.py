@@ -98,7 +98,10 @@ def _metrics(res):
 
 
 def _scales():
-    return [pytest.param("market"), pytest.param("msmt", marks=pytest.mark.skipif(not RUN_MSMT, reason="PTL_BENCH_MSMT=1"))]
+    return [
+        pytest.param("market"),
+        pytest.param("msmt", marks=pytest.mark.skipif(not RUN_MSMT, reason="PTL_BENCH_MSMT=1")),
+    ]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -155,8 +158,12 @@ def test_rerank_textbook(benchmark):
     p = _problem("market")
     benchmark.group = "rerank market cpu"
     benchmark.extra_info.update(impl="dense textbook (numpy, N x N)")
-    dense = _run(benchmark, lambda: textbook.re_ranking(p["qf"].numpy(), p["gf"].numpy(), 20, 6, 0.3, exact=False),
-                 "cpu", rounds=1)
+    dense = _run(
+        benchmark,
+        lambda: textbook.re_ranking(p["qf"].numpy(), p["gf"].numpy(), 20, 6, 0.3, exact=False),
+        "cpu",
+        rounds=1,
+    )
     if "cpu" in _results:
         diff = np.abs(_results["cpu"].numpy() - dense).max()
         benchmark.extra_info["note"] += f"; max |sparse - dense| {diff:.1e}"

@@ -6,6 +6,7 @@ others are compared with, ``benchmark.extra_info["candidate"] = True``; ``extra_
 table prints, per group, every implementation's median and the candidate's speed-up over it.
 """
 
+
 def _groups(benchmarks):
     groups = {}
     for bench in benchmarks:
@@ -33,7 +34,9 @@ def pytest_terminal_summary(terminalreporter, config):
                 cand_ms = _per_call_ms(candidate)
                 ratio = f"{median_ms / cand_ms:6.2f}x"
             extra = bench.extra_info.get("note", "")
-            lines.append(f"| {group} | {bench.extra_info.get('impl', bench.name)} | {median_ms:10.3f} | {ratio} | {extra} |")
+            lines.append(
+                f"| {group} | {bench.extra_info.get('impl', bench.name)} | {median_ms:10.3f} | {ratio} | {extra} |"
+            )
     if lines:
         terminalreporter.write_sep("-", "median times and candidate speed-up (same run)")
         terminalreporter.write_line("| group | impl | median ms per call | candidate speed-up | note |")

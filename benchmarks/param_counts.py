@@ -24,11 +24,17 @@ def count(*modules):
 def mgn_rows():
     """``(name, total, breakdown)`` for MGN, MGN+PTL and MGN+PTL-v2 at 751 classes."""
     rows = []
-    for name, model in (("MGN", MGN(REID_CLASSES)), ("MGN+PTL", MGNPTL(REID_CLASSES)),
-                        ("MGN+PTL-v2", MGNPTL(REID_CLASSES, v2=True))):
-        parts = {"trunk (stem..layer3[0])": count(model.stages),
-                 "3 branches (layer3[1:], layer4)": count(model.branches),
-                 "8 reductions": count(model.reductions), "8 classifiers": count(model.head)}
+    for name, model in (
+        ("MGN", MGN(REID_CLASSES)),
+        ("MGN+PTL", MGNPTL(REID_CLASSES)),
+        ("MGN+PTL-v2", MGNPTL(REID_CLASSES, v2=True)),
+    ):
+        parts = {
+            "trunk (stem..layer3[0])": count(model.stages),
+            "3 branches (layer3[1:], layer4)": count(model.branches),
+            "8 reductions": count(model.reductions),
+            "8 classifiers": count(model.head),
+        }
         if isinstance(model, MGNPTL):
             parts["side stream (8 cells, 4 fuses)"] = count(model.cells, model.fuses, model.branch_cells)
         assert sum(parts.values()) == count(model)
@@ -46,10 +52,15 @@ def released_layout(rows):
     side = ptl["side stream (8 cells, 4 fuses)"] + fuse_biases
     base = mgn["trunk (stem..layer3[0])"] + mgn["3 branches (layer3[1:], layer4)"] + mgn["8 classifiers"]
     unused = count(resnet50()) - mgn["trunk (stem..layer3[0])"]  # its module also keeps the whole ResNet-50
-    return {"MGN, one shared reduction": base + shared_mgn, "side stream with fuse biases": side,
-            "MGN+PTL, one shared 2176→256 reduction": base + shared_ptl + side,
-            "MGN_PTL module as released (+ its backbone's unused layer3[1:], layer4, fc)":
-                base + shared_ptl + side + unused}
+    return {
+        "MGN, one shared reduction": base + shared_mgn,
+        "side stream with fuse biases": side,
+        "MGN+PTL, one shared 2176→256 reduction": base + shared_ptl + side,
+        "MGN_PTL module as released (+ its backbone's unused layer3[1:], layer4, fc)": base
+        + shared_ptl
+        + side
+        + unused,
+    }
 
 
 def cifar_rows():

@@ -10,8 +10,18 @@ message holding the worker's whole traceback; the constructor keeps only the ori
 (the full text stays in :attr:`UserError.worker_traceback`).
 """
 
-__all__ = ["UserError", "RunFolderError", "ResumeMismatchError", "MethodMismatchError", "CheckpointError",
-           "DataError", "ImageDecodeError", "ImageNotFoundError", "WeightsFileError", "DivergenceError"]
+__all__ = [
+    "UserError",
+    "RunFolderError",
+    "ResumeMismatchError",
+    "MethodMismatchError",
+    "CheckpointError",
+    "DataError",
+    "ImageDecodeError",
+    "ImageNotFoundError",
+    "WeightsFileError",
+    "DivergenceError",
+]
 
 _WORKER_PREFIX = "Caught "
 _WORKER_MARK = "Original Traceback"

@@ -76,8 +76,14 @@ def _gpus(torch):
     gpus = []
     for index in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(index)
-        gpus.append({"index": index, "name": props.name, "capability": f"{props.major}.{props.minor}",
-                     "memory_gib": round(props.total_memory / 2**30, 1)})
+        gpus.append(
+            {
+                "index": index,
+                "name": props.name,
+                "capability": f"{props.major}.{props.minor}",
+                "memory_gib": round(props.total_memory / 2**30, 1),
+            }
+        )
     return gpus
 
 
@@ -89,7 +95,8 @@ def collect_info():
 
     library = getattr(sys.modules.get("ptl_ext._C"), "__file__", None) if ops.HAS_C else None
     has_cuda_kernels = ops.HAS_C and torch._C._dispatch_has_kernel_for_dispatch_key(
-        "ptl_ext::bconv_cell_update", "CUDA")
+        "ptl_ext::bconv_cell_update", "CUDA"
+    )
     archs = []
     if library is not None and has_cuda_kernels:
         with open(library, "rb") as fh:
@@ -126,6 +133,7 @@ def collect_info():
 
 def format_info(info):
     """A plain-text report of :func:`collect_info`'s dict, one ``key: value`` line each, to paste into an issue."""
+
     def show(value):
         return "no" if value is False else "yes" if value is True else "-" if value in (None, []) else str(value)
 
@@ -147,8 +155,11 @@ def format_info(info):
     ]
     gpus = info["gpus"] or [None]
     for gpu in gpus:
-        text = "-" if gpu is None else (f"{gpu['index']}: {gpu['name']} (compute capability {gpu['capability']}, "
-                                        f"{gpu['memory_gib']} GiB)")
+        text = (
+            "-"
+            if gpu is None
+            else (f"{gpu['index']}: {gpu['name']} (compute capability {gpu['capability']}, {gpu['memory_gib']} GiB)")
+        )
         lines.append(f"GPU              {text}")
     return "\n".join(lines)
 

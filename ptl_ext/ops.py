@@ -86,10 +86,13 @@ def cpu_kernel_isa():
 if HAS_C:
 
     def _state_shape(gates):
-        torch._check_value(gates.dim() == 4,
-                           lambda: f"bconv_cell_update: gates must be 4-D [B, 4K, H, W], got {gates.dim()}-D")
-        torch._check_value(gates.shape[1] % 4 == 0,
-                           lambda: f"bconv_cell_update: gates channels ({gates.shape[1]}) must be divisible by 4")
+        torch._check_value(
+            gates.dim() == 4, lambda: f"bconv_cell_update: gates must be 4-D [B, 4K, H, W], got {gates.dim()}-D"
+        )
+        torch._check_value(
+            gates.shape[1] % 4 == 0,
+            lambda: f"bconv_cell_update: gates channels ({gates.shape[1]}) must be divisible by 4",
+        )
         b, c4, h, w = gates.shape
         return (b, c4 // 4, h, w)
 
@@ -100,8 +103,9 @@ if HAS_C:
             raise ValueError(f"{op}: {name} must be on the device of gates ({gates.device}), got {t.device}")
         if t.dtype != gates.dtype:
             raise TypeError(f"{op}: {name} must have the dtype of gates ({gates.dtype}), got {t.dtype}")
-        torch._check_value(tuple(t.shape) == shape,
-                           lambda: f"{op}: {name} must have shape {shape}, got {tuple(t.shape)}")
+        torch._check_value(
+            tuple(t.shape) == shape, lambda: f"{op}: {name} must have shape {shape}, got {tuple(t.shape)}"
+        )
 
     @torch.library.register_fake("ptl_ext::bconv_cell_update")
     def _bconv_cell_update_fake(gates, c_prev):
@@ -204,8 +208,18 @@ def rerank_jaccard(dist, rowmax, v, row_start, inverse, lambda_value, *, check_c
         op = _compiled("rerank_jaccard", dist)  # a build whose device kernels lack the unchecked variant
     if op is None:
         return reference.rerank_jaccard(dist, rowmax, v, row_start, inverse, lambda_value)
-    return op(dist=dist, rowmax=rowmax, ptr=v.ptr, col=v.col, val=v.val, row_start=row_start, inv_ptr=inverse.ptr,
-              inv_row=inverse.col, inv_val=inverse.val, lambda_value=lambda_value)
+    return op(
+        dist=dist,
+        rowmax=rowmax,
+        ptr=v.ptr,
+        col=v.col,
+        val=v.val,
+        row_start=row_start,
+        inv_ptr=inverse.ptr,
+        inv_row=inverse.col,
+        inv_val=inverse.val,
+        lambda_value=lambda_value,
+    )
 
 
 def reid_rank_stats(distmat, q_pids, g_pids, q_camids, g_camids):
@@ -223,16 +237,19 @@ if HAS_C:
 
     def _fake_rank(t, dim, op, arg, layout):
         if t.dim() != dim:
-            raise ValueError(f"{op}: {arg} must be a {dim}-D tensor {layout}, got a {t.dim()}-D tensor of shape "
-                             f"{tuple(t.shape)}")
+            raise ValueError(
+                f"{op}: {arg} must be a {dim}-D tensor {layout}, got a {t.dim()}-D tensor of shape {tuple(t.shape)}"
+            )
 
     def _fake_dtype(t, dtypes, op, arg):
         if t.dtype not in dtypes:
             raise TypeError(f"{op}: {arg} must have dtype {', '.join(map(str, dtypes))}, got {t.dtype}")
 
     def _fake_sizes(t, sizes, op, arg, what):
-        torch._check_value(len(t.shape) == len(sizes) and all(a == b for a, b in zip(t.shape, sizes)),
-                           lambda: f"{op}: {arg} must have shape {what} = {list(sizes)}, got {list(t.shape)}")
+        torch._check_value(
+            len(t.shape) == len(sizes) and all(a == b for a, b in zip(t.shape, sizes)),
+            lambda: f"{op}: {arg} must have shape {what} = {list(sizes)}, got {list(t.shape)}",
+        )
 
     def _fake_device(t, ref, op, arg, ref_arg):
         if t.device != ref.device:
@@ -254,8 +271,10 @@ if HAS_C:
         _fake_rank(nn_idx, 2, op, "nn_idx", "[N, K]")
         _fake_dtype(nn_idx, (torch.int64,), op, "nn_idx")
         torch._check_value(nn_idx.shape[0] == n, lambda: f"{op}: nn_idx must have {n} rows, got {nn_idx.shape[0]}")
-        torch._check_value(nn_idx.shape[1] >= min_k,
-                           lambda: f"{op}: nn_idx must have at least {min_k} columns ({why}), got {nn_idx.shape[1]}")
+        torch._check_value(
+            nn_idx.shape[1] >= min_k,
+            lambda: f"{op}: nn_idx must have at least {min_k} columns ({why}), got {nn_idx.shape[1]}",
+        )
         _fake_device(nn_idx, ref, op, "nn_idx", "the first argument")
 
     def _csr_fake(rows, like_index, like_value):
@@ -271,8 +290,9 @@ if HAS_C:
         for arg, t in (("b", b), ("norm_a", norm_a), ("norm_b", norm_b)):
             _fake_device(t, a, op, arg, "a")
             _fake_dtype(t, (a.dtype,), op, arg)
-        torch._check_value(b.shape[1] == a.shape[1],
-                           lambda: f"{op}: b must have D = {a.shape[1]} columns like a, got {b.shape[1]}")
+        torch._check_value(
+            b.shape[1] == a.shape[1], lambda: f"{op}: b must have D = {a.shape[1]} columns like a, got {b.shape[1]}"
+        )
         _fake_rank(norm_a, 1, op, "norm_a", "[A]")
         _fake_sizes(norm_a, (a.shape[0],), op, "norm_a", "[A]")
         _fake_rank(norm_b, 1, op, "norm_b", "[B]")
@@ -322,23 +342,28 @@ if HAS_C:
         _fake_vector(rowmax, dist.shape[0], torch.float32, dist, op, "rowmax", "[Qb]")
         _fake_rank(ptr, 1, op, "ptr", "[N + 1]")
         n = ptr.shape[0] - 1
-        torch._check_value(row_start >= 0 and row_start + dist.shape[0] <= n,
-                           lambda: f"{op}: rows [row_start, row_start + Qb) = [{row_start}, "
-                           f"{row_start + dist.shape[0]}) must lie within the {n} rows of V")
+        torch._check_value(
+            row_start >= 0 and row_start + dist.shape[0] <= n,
+            lambda: (
+                f"{op}: rows [row_start, row_start + Qb) = [{row_start}, "
+                f"{row_start + dist.shape[0]}) must lie within the {n} rows of V"
+            ),
+        )
         _fake_csr(ptr, col, val, n, dist, op, ("ptr", "col", "val"))
         _fake_csr(inv_ptr, inv_row, inv_val, n, dist, op, ("inv_ptr", "inv_row", "inv_val"))
         return torch.empty_like(dist, memory_format=torch.contiguous_format)
 
     @torch.library.register_fake("ptl_ext::rerank_jaccard")
     def _rerank_jaccard_fake(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value):
-        return _rerank_jaccard_checks("rerank_jaccard", dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row,
-                                      inv_val, lambda_value)
+        return _rerank_jaccard_checks(
+            "rerank_jaccard", dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value
+        )
 
     @torch.library.register_fake("ptl_ext::rerank_jaccard_unchecked")
-    def _rerank_jaccard_unchecked_fake(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val,
-                                       lambda_value):
-        return _rerank_jaccard_checks("rerank_jaccard_unchecked", dist, rowmax, ptr, col, val, row_start, inv_ptr,
-                                      inv_row, inv_val, lambda_value)
+    def _rerank_jaccard_unchecked_fake(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value):
+        return _rerank_jaccard_checks(
+            "rerank_jaccard_unchecked", dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value
+        )
 
     @torch.library.register_fake("ptl_ext::reid_rank_stats")
     def _reid_rank_stats_fake(distmat, q_pids, g_pids, q_camids, g_camids):
@@ -346,8 +371,12 @@ if HAS_C:
         _fake_rank(distmat, 2, op, "distmat", "[Q, G]")
         _fake_dtype(distmat, (torch.float32, torch.float64), op, "distmat")
         q, g = distmat.shape
-        for arg, t, n, what in (("q_pids", q_pids, q, "[Q]"), ("g_pids", g_pids, g, "[G]"),
-                                ("q_camids", q_camids, q, "[Q]"), ("g_camids", g_camids, g, "[G]")):
+        for arg, t, n, what in (
+            ("q_pids", q_pids, q, "[Q]"),
+            ("g_pids", g_pids, g, "[G]"),
+            ("q_camids", q_camids, q, "[Q]"),
+            ("g_camids", g_camids, g, "[G]"),
+        ):
             _fake_rank(t, 1, op, arg, what)
             _fake_dtype(t, (torch.int64,), op, arg)
             _fake_sizes(t, (n,), op, arg, what)

@@ -10,8 +10,15 @@ import torch
 
 from ._torch_kernels import CSR, pair_distances, reid_rank_stats, rerank_knn, squared_euclidean
 
-__all__ = ["bconv_cell_update", "squared_euclidean", "rerank_knn", "rerank_sparse_v", "rerank_query_expansion",
-           "rerank_jaccard", "reid_rank_stats"]
+__all__ = [
+    "bconv_cell_update",
+    "squared_euclidean",
+    "rerank_knn",
+    "rerank_sparse_v",
+    "rerank_query_expansion",
+    "rerank_jaccard",
+    "reid_rank_stats",
+]
 
 
 def bconv_cell_update(gates, c_prev=None):
@@ -33,6 +40,7 @@ def bconv_cell_update(gates, c_prev=None):
 
 
 # ------------------------------------------------- ReID ranking and k-reciprocal re-ranking
+
 
 def _normalised(d, rowmax):
     """``d / rowmax`` where ``rowmax > 0``, else 0 (a row whose maximum is 0 holds only zeros)."""

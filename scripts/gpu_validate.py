@@ -41,10 +41,14 @@ def env_step(out):
     }
     for i in range(torch.cuda.device_count()):
         p = torch.cuda.get_device_properties(i)
-        info["devices"].append({
-            "name": p.name, "capability": f"{p.major}.{p.minor}", "memory_gib": round(p.total_memory / 2**30, 1),
-            "multiprocessors": p.multi_processor_count,
-        })
+        info["devices"].append(
+            {
+                "name": p.name,
+                "capability": f"{p.major}.{p.minor}",
+                "memory_gib": round(p.total_memory / 2**30, 1),
+                "multiprocessors": p.multi_processor_count,
+            }
+        )
     _write_json(os.path.join(out, "env.json"), info)
     print(json.dumps(info, indent=2))
     if not info["cuda_available"]:
@@ -156,7 +160,8 @@ def cell_step(out):
             dst = torch.empty_like(src)
             row = {"dtype": str(dtype).removeprefix("torch."), "size": list(size), "bytes": nbytes}
             row["fused_ms"] = _graph_ms(lambda: ops.bconv_cell_update(gates, c_prev), 100) or _device_ms(
-                lambda: ops.bconv_cell_update(gates, c_prev), 100)
+                lambda: ops.bconv_cell_update(gates, c_prev), 100
+            )
             row["copy_ms"] = _graph_ms(lambda: dst.copy_(src), 100) or _device_ms(lambda: dst.copy_(src), 100)
             row["eager_ms"] = _device_ms(lambda: reference.bconv_cell_update(gates, c_prev), 50)
             row["compiled_ms"] = _device_ms(lambda: compiled(gates, c_prev), 100)
@@ -225,7 +230,7 @@ def model_step(out):
         loss = float(step())
         peak = torch.cuda.max_memory_allocated() / 2**30
         result["nets"][name] = {"step_ms": round(ms, 2), "peak_gib": round(peak, 2), "loss_finite": math.isfinite(loss)}
-        del model, opt
+        del step  # frees the network and its optimizer state before the next one is built
         torch.cuda.empty_cache()
         _write_json(path, result)
     nets = result["nets"]
@@ -295,8 +300,12 @@ def summarize(out):
     steps = [s for s in (_load(os.path.join(steps_dir, n)) for n in names) if s is not None]
     results = {k: _load(os.path.join(out, f"{k}.json")) for k in ("env", "rerank", "cell", "model")}
     failed = [s["name"] for s in steps if s.get("status") not in ("pass", "skipped")]  # skipped: optional tool absent
-    summary = {"steps": steps, "results": {k: v for k, v in results.items() if v is not None},
-               "ok": bool(steps) and not failed, "failed": failed}
+    summary = {
+        "steps": steps,
+        "results": {k: v for k, v in results.items() if v is not None},
+        "ok": bool(steps) and not failed,
+        "failed": failed,
+    }
     _write_json(os.path.join(out, "summary.json"), summary)
     lines = ["# GPU check", ""]
     env = results["env"]
@@ -307,21 +316,38 @@ def summarize(out):
     lines += [f"| {s['name']} | {s.get('status')} | {s.get('seconds', '')} | {s.get('note', '')} |" for s in steps]
     rerank = results["rerank"]
     if rerank:
-        lines += ["", f"## Re-ranking, {rerank['scale']}", "",
-                  f"CUDA {rerank.get('cuda_s')} s (peak {rerank.get('cuda_peak_gib')} GiB above the features), "
-                  f"CPU {rerank.get('cpu_s', '-')} s, max |CUDA - CPU| {rerank.get('max_abs_diff', '-')}"]
+        lines += [
+            "",
+            f"## Re-ranking, {rerank['scale']}",
+            "",
+            f"CUDA {rerank.get('cuda_s')} s (peak {rerank.get('cuda_peak_gib')} GiB above the features), "
+            f"CPU {rerank.get('cpu_s', '-')} s, max |CUDA - CPU| {rerank.get('max_abs_diff', '-')}",
+        ]
     cell = results["cell"]
     if cell and cell.get("rows"):
-        lines += ["", "## Fused cell update (forward; device time per call)", "",
-                  "| dtype | B, K, H, W | fused ms | GB/s | % of copy | × compiled | × eager | fwd+bwd ms "
-                  "| compiled fwd+bwd ms |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {r['dtype']} | {', '.join(map(str, r['size']))} | {r['fused_ms']:.4f} | {r['fused_gbps']} "
-                  f"| {r['pct_of_copy']} | {r['x_compiled']} | {r['x_eager']} | {r['fused_fwd_bwd_ms']:.4f} "
-                  f"| {r['compiled_fwd_bwd_ms']:.4f} |" for r in cell["rows"]]
+        lines += [
+            "",
+            "## Fused cell update (forward; device time per call)",
+            "",
+            "| dtype | B, K, H, W | fused ms | GB/s | % of copy | × compiled | × eager | fwd+bwd ms "
+            "| compiled fwd+bwd ms |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {r['dtype']} | {', '.join(map(str, r['size']))} | {r['fused_ms']:.4f} | {r['fused_gbps']} "
+            f"| {r['pct_of_copy']} | {r['x_compiled']} | {r['x_eager']} | {r['fused_fwd_bwd_ms']:.4f} "
+            f"| {r['compiled_fwd_bwd_ms']:.4f} |"
+            for r in cell["rows"]
+        ]
     model = results["model"]
     if model and model.get("nets"):
-        lines += ["", f"## Train step, batch {model['batch']}, {model['input']}, {model['amp']} autocast", "",
-                  "| net | step ms | peak GiB |", "|---|---:|---:|"]
+        lines += [
+            "",
+            f"## Train step, batch {model['batch']}, {model['input']}, {model['amp']} autocast",
+            "",
+            "| net | step ms | peak GiB |",
+            "|---|---:|---:|",
+        ]
         lines += [f"| {n} | {r['step_ms']} | {r['peak_gib']} |" for n, r in model["nets"].items()]
         if "ptl_over_resnet50" in model:
             lines += ["", f"PTL-ResNet50 / ResNet-50 step time: {model['ptl_over_resnet50']}"]

@@ -31,8 +31,18 @@ def test_forced_cuda_build_fails_loudly_when_it_cannot_build():
 
 @pytest.mark.parametrize(
     "text, arch",
-    [("8.6", "86"), ("86", "86"), ("sm_86", "86"), ("compute_86", "86"), ("7.5", "75"), ("10.0", "100"),
-     ("12.0", "120"), ("sm_90a", "90a"), ("9.0a", "90a"), (" SM_80 ", "80")],
+    [
+        ("8.6", "86"),
+        ("86", "86"),
+        ("sm_86", "86"),
+        ("compute_86", "86"),
+        ("7.5", "75"),
+        ("10.0", "100"),
+        ("12.0", "120"),
+        ("sm_90a", "90a"),
+        ("9.0a", "90a"),
+        (" SM_80 ", "80"),
+    ],
 )
 def test_parse_arch(text, arch):
     assert bc.parse_arch(text) == arch
@@ -70,9 +80,12 @@ def test_default_archs_are_torch_archs_nvcc_knows():
 
 def test_gencode_flags_give_machine_code_for_each_and_ptx_for_the_newest():
     assert bc.gencode_flags(["75", "86"]) == [
-        "-gencode", "arch=compute_75,code=sm_75",
-        "-gencode", "arch=compute_86,code=sm_86",
-        "-gencode", "arch=compute_86,code=compute_86",
+        "-gencode",
+        "arch=compute_75,code=sm_75",
+        "-gencode",
+        "arch=compute_86,code=sm_86",
+        "-gencode",
+        "arch=compute_86,code=compute_86",
     ]
     assert bc.cmake_architectures(["75", "86", "90"]) == "75-real;86-real;90"
     assert bc.cmake_architectures(["90"]) == "90"
@@ -117,7 +130,12 @@ def test_cmake_architectures_script():
     nvcc = "/usr/local/cuda/bin/nvcc"
     if not os.path.exists(nvcc):
         pytest.skip("needs nvcc at /usr/local/cuda")
-    out = subprocess.run([sys.executable, "ptl_ext/_build_config.py", "--cmake-architectures", nvcc], cwd=ROOT,
-                         capture_output=True, text=True, env={**os.environ, "PTL_EXT_CUDA_ARCH": "sm_120"})
+    out = subprocess.run(
+        [sys.executable, "ptl_ext/_build_config.py", "--cmake-architectures", nvcc],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PTL_EXT_CUDA_ARCH": "sm_120"},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "75-real;80-real;86-real;89-real;90-real;120"

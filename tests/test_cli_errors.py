@@ -12,15 +12,51 @@ from ptl_ext.train import RunFolder, load_checkpoint
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("errors") / "d"
-    make_synthetic_market(root, num_train_ids=6, num_test_ids=4, num_cams=2, images_per_cam=2, num_distractors=2,
-                          num_junk=1, height=64, width=32, seed=0)
+    make_synthetic_market(
+        root,
+        num_train_ids=6,
+        num_test_ids=4,
+        num_cams=2,
+        images_per_cam=2,
+        num_distractors=2,
+        num_junk=1,
+        height=64,
+        width=32,
+        seed=0,
+    )
     return root
 
 
 def run(root, out, *extra):
-    return main(["train", "--dataset", "market1501", "--root", str(root), "--arch", "densenet_bc100", "--height",
-                 "64", "--width", "32", "--p", "4", "--k", "2", "--epochs", "1", "--no-progress", "--device", "cpu",
-                 "--workers", "0", "--out", str(out), *extra])
+    return main(
+        [
+            "train",
+            "--dataset",
+            "market1501",
+            "--root",
+            str(root),
+            "--arch",
+            "densenet_bc100",
+            "--height",
+            "64",
+            "--width",
+            "32",
+            "--p",
+            "4",
+            "--k",
+            "2",
+            "--epochs",
+            "1",
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def one_line_error(capsys, *needles):
@@ -63,8 +99,19 @@ def test_rolling_back_resumed_without_its_option_names_it(data, tmp_path, capsys
     one_line_error(capsys, "--rollback-periods")
 
 
-@pytest.mark.parametrize("case", ["under_a_file", "garbage_pretrained", "tiny_images", "init_and_pretrained",
-                                  "one_identity", "no_valid_query", "corrupt_image_with_workers", "divergence"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "under_a_file",
+        "garbage_pretrained",
+        "tiny_images",
+        "init_and_pretrained",
+        "one_identity",
+        "no_valid_query",
+        "corrupt_image_with_workers",
+        "divergence",
+    ],
+)
 def test_user_errors_are_one_line(data, tmp_path, capsys, case):
     out = tmp_path / "run"
     if case == "under_a_file":
@@ -84,29 +131,67 @@ def test_user_errors_are_one_line(data, tmp_path, capsys, case):
         one_line_error(capsys, "--pretrained", "--init-from")
     elif case == "one_identity":
         root = tmp_path / "one"
-        make_synthetic_market(root, num_train_ids=1, num_test_ids=2, num_cams=2, images_per_cam=2,
-                              num_distractors=0, num_junk=0, height=32, width=16)
+        make_synthetic_market(
+            root,
+            num_train_ids=1,
+            num_test_ids=2,
+            num_cams=2,
+            images_per_cam=2,
+            num_distractors=0,
+            num_junk=0,
+            height=32,
+            width=16,
+        )
         assert run(root, out) == 2
         one_line_error(capsys, "identit")
     elif case == "no_valid_query":
         root = tmp_path / "noquery"
-        make_synthetic_market(root, num_train_ids=4, num_test_ids=2, num_cams=2, images_per_cam=2,
-                              num_distractors=0, num_junk=0, height=32, width=16)
+        make_synthetic_market(
+            root,
+            num_train_ids=4,
+            num_test_ids=2,
+            num_cams=2,
+            images_per_cam=2,
+            num_distractors=0,
+            num_junk=0,
+            height=32,
+            width=16,
+        )
         for name in os.listdir(root / "bounding_box_test"):
             os.remove(root / "bounding_box_test" / name)
-        make_synthetic_market(tmp_path / "other", num_train_ids=2, num_test_ids=2, num_cams=2, images_per_cam=2,
-                              num_distractors=0, num_junk=0, height=32, width=16, seed=3)
+        make_synthetic_market(
+            tmp_path / "other",
+            num_train_ids=2,
+            num_test_ids=2,
+            num_cams=2,
+            images_per_cam=2,
+            num_distractors=0,
+            num_junk=0,
+            height=32,
+            width=16,
+            seed=3,
+        )
         for name in os.listdir(tmp_path / "other" / "bounding_box_test"):  # another set's ids: no query matches
             pid = int(name.split("_")[0]) + 50
-            os.rename(tmp_path / "other" / "bounding_box_test" / name,
-                      root / "bounding_box_test" / f"{pid:04d}{name[4:]}")
+            os.rename(
+                tmp_path / "other" / "bounding_box_test" / name, root / "bounding_box_test" / f"{pid:04d}{name[4:]}"
+            )
         assert run(root, out) == 2
         one_line_error(capsys)
         assert not (out / "last.pt").exists()  # refused before the first epoch
     elif case == "corrupt_image_with_workers":
         root = tmp_path / "corrupt"
-        make_synthetic_market(root, num_train_ids=4, num_test_ids=2, num_cams=2, images_per_cam=2,
-                              num_distractors=0, num_junk=0, height=32, width=16)
+        make_synthetic_market(
+            root,
+            num_train_ids=4,
+            num_test_ids=2,
+            num_cams=2,
+            images_per_cam=2,
+            num_distractors=0,
+            num_junk=0,
+            height=32,
+            width=16,
+        )
         victim = sorted(os.listdir(root / "bounding_box_train"))[0]
         (root / "bounding_box_train" / victim).write_bytes(b"not a jpeg")
         assert run(root, out, "--workers", "2") == 2

@@ -11,15 +11,45 @@ from ptl_ext.train.metrics import read_csv
 
 
 def tiny_set(root, train_ids, seed):
-    make_synthetic_market(root, num_train_ids=train_ids, num_test_ids=3, num_cams=3, images_per_cam=2,
-                          num_distractors=2, num_junk=1, height=32, width=16, seed=seed)
+    make_synthetic_market(
+        root,
+        num_train_ids=train_ids,
+        num_test_ids=3,
+        num_cams=3,
+        images_per_cam=2,
+        num_distractors=2,
+        num_junk=1,
+        height=32,
+        width=16,
+        seed=seed,
+    )
     return root
 
 
 def train_args(out, *extra):
-    return ["train", "--height", "32", "--width", "16", "--p", "3", "--k", "2", "--workers", "0",
-            "--eval-batch-size", "16", "--no-progress", "--save-every", "0", "--epochs", "1", "--out", str(out),
-            *extra]
+    return [
+        "train",
+        "--height",
+        "32",
+        "--width",
+        "16",
+        "--p",
+        "3",
+        "--k",
+        "2",
+        "--workers",
+        "0",
+        "--eval-batch-size",
+        "16",
+        "--no-progress",
+        "--save-every",
+        "0",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +66,11 @@ def chain(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(checkpoint, "load_weights_except_head", spy)
-        code = main(train_args(base / "run", "--arch", "ptl_resnet34", "--lr", "0.05",
-                               "--chain", f"market1501={first},market={second}"))
+        code = main(
+            train_args(
+                base / "run", "--arch", "ptl_resnet34", "--lr", "0.05", "--chain", f"market1501={first},market={second}"
+            )
+        )
     assert code == 0
     return base, loaded
 
@@ -59,8 +92,11 @@ def test_chained_run_keeps_backbone_and_cells_with_a_new_head(chain, capsys):
 
 
 def test_chain_specification():
-    assert parse_chain("duke,market,msmt17", "/data") == [("dukemtmc_reid", "/data"), ("market1501", "/data"),
-                                                          ("msmt17", "/data")]
+    assert parse_chain("duke,market,msmt17", "/data") == [
+        ("dukemtmc_reid", "/data"),
+        ("market1501", "/data"),
+        ("msmt17", "/data"),
+    ]
     assert parse_chain("market=/x,cifar10", "/data") == [("market1501", "/x"), ("cifar10", "/data")]
     with pytest.raises(ValueError, match="unknown dataset 'viper'"):
         parse_chain("market,viper", "/data")
@@ -70,9 +106,14 @@ def test_chain_specification():
         cli.run_chain(cli.parse_args(["train", "--chain", "market", "--root", "/x", "--resume", "a.pt"]))
 
 
-@pytest.mark.parametrize("option, needs", [(["--std-lambda", "0.5"], "--teacher"),
-                                            (["--kept-lr", "0.001"], "--rollback-periods"),
-                                            (["--period-decay-epoch", "3"], "--rollback-periods")])
+@pytest.mark.parametrize(
+    "option, needs",
+    [
+        (["--std-lambda", "0.5"], "--teacher"),
+        (["--kept-lr", "0.001"], "--rollback-periods"),
+        (["--period-decay-epoch", "3"], "--rollback-periods"),
+    ],
+)
 def test_method_option_without_its_method_is_an_error(option, needs):
     with pytest.raises(ValueError, match=f"{option[0]} applies only with {needs}"):
         cli.parse_args(["train", "--root", "/x", *option])
@@ -84,8 +125,24 @@ def test_std_run_reports_the_teacher_and_checks_feature_sizes(chain, tmp_path, c
     teacher = base / "run" / "1_market1501" / "last.pt"
     out = tmp_path / "std"
     capsys.readouterr()
-    assert main([*train_args(out, "--arch", "resnet34", "--root", str(base / "a"), "--teacher", str(teacher),
-                             "--std-lambda", "0.8")]) == 0
+    assert (
+        main(
+            [
+                *train_args(
+                    out,
+                    "--arch",
+                    "resnet34",
+                    "--root",
+                    str(base / "a"),
+                    "--teacher",
+                    str(teacher),
+                    "--std-lambda",
+                    "0.8",
+                )
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     teacher_row = next(line for line in printed.split("network")[-1].splitlines() if "teacher ptl_resnet34" in line)
     params = load_checkpoint(teacher)["meta"]["parameters"]
@@ -96,22 +153,56 @@ def test_std_run_reports_the_teacher_and_checks_feature_sizes(chain, tmp_path, c
     # the teacher's metrics are those of the teacher checkpoint evaluated on this set
     assert main(["eval", "--checkpoint", str(teacher), "--root", str(base / "a"), "--workers", "0"]) == 0
     assert f"{100 * meta['teacher']['metrics']['mAP']:.2f}%" in capsys.readouterr().out
-    assert main([*train_args(tmp_path / "bad", "--arch", "resnet50", "--root", str(base / "a"),
-                             "--teacher", str(teacher)), "--last-stride", "2"]) == 2
+    assert (
+        main(
+            [
+                *train_args(
+                    tmp_path / "bad", "--arch", "resnet50", "--root", str(base / "a"), "--teacher", str(teacher)
+                ),
+                "--last-stride",
+                "2",
+            ]
+        )
+        == 2
+    )
     assert "student's feature size (2048) differs from the teacher's (512)" in capsys.readouterr().err
 
 
 def test_rollback_run_logs_periods_and_rates(chain, tmp_path):
     base, _ = chain
     out = tmp_path / "rb"
-    assert main([*train_args(out, "--arch", "resnet34", "--root", str(base / "b"), "--lr", "0.05",
-                             "--rollback-periods", "2", "--period-epochs", "2", "--eval-every", "0")]) == 0
+    assert (
+        main(
+            [
+                *train_args(
+                    out,
+                    "--arch",
+                    "resnet34",
+                    "--root",
+                    str(base / "b"),
+                    "--lr",
+                    "0.05",
+                    "--rollback-periods",
+                    "2",
+                    "--period-epochs",
+                    "2",
+                    "--eval-every",
+                    "0",
+                )
+            ]
+        )
+        == 0
+    )
     rows = read_csv(out / "metrics.csv")
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]  # --epochs is replaced by periods x period epochs
     assert [r["period"] for r in rows] == [1, 1, 2, 2] and [r["rollback"] for r in rows] == [None, None, 2, None]
     assert [r["lr_B1"] for r in rows] == pytest.approx([0.05, 0.005, 0.005, 0.0005])
     assert [r["lr_B2"] for r in rows] == pytest.approx([0.05, 0.005, 0.05, 0.005])
     assert [r["lr_head"] for r in rows] == pytest.approx([0.5, 0.05, 0.05, 0.005])
-    assert main([*train_args(tmp_path / "bad", "--arch", "resnet34", "--root", str(base / "b"),
-                             "--rollback-periods", "6")]) == 2
+    assert (
+        main(
+            [*train_args(tmp_path / "bad", "--arch", "resnet34", "--root", str(base / "b"), "--rollback-periods", "6")]
+        )
+        == 2
+    )
     assert main([*train_args(tmp_path / "bad", "--root", str(base / "b"), "--rollback-periods", "-1")]) == 2

@@ -6,23 +6,26 @@ from ptl_ext.cli import OptionError, main, parse_args, train_options
 from ptl_ext.cli.option_types import default_of
 
 
-@pytest.mark.parametrize("line, key, expected", [
-    ('loss = "focal"', "loss", "expected one of auto, ce, mgn"),
-    ('metric = "manhattan"', "metric", "expected one of euclidean, cosine"),
-    ('flip = "false"', "flip", "expected true or false"),
-    ('normalize = "false"', "normalize", "expected true or false"),
-    ('rerank = "false"', "rerank", "expected true or false"),
-    ("epochs = true", "epochs", "expected an integer"),
-    ('lr = "0.1"', "lr", "expected a number"),
-    ("momentum = 2", "momentum", "< 1.0"),
-    ("epochs = 0", "epochs", ">= 1"),
-    ("erasing = 1.5", "erasing", "<= 1.0"),
-    ("lr = nan", "lr", "expected a number"),
-    ("last_stride = 3", "last_stride", "expected one of 1, 2"),
-    ("k1 = 0", "k1", ">= 1"),
-    ("lambda = 1.5", "lambda", "<= 1.0"),
-    ("aqe_k = -1", "aqe_k", ">= 0"),
-])
+@pytest.mark.parametrize(
+    "line, key, expected",
+    [
+        ('loss = "focal"', "loss", "expected one of auto, ce, mgn"),
+        ('metric = "manhattan"', "metric", "expected one of euclidean, cosine"),
+        ('flip = "false"', "flip", "expected true or false"),
+        ('normalize = "false"', "normalize", "expected true or false"),
+        ('rerank = "false"', "rerank", "expected true or false"),
+        ("epochs = true", "epochs", "expected an integer"),
+        ('lr = "0.1"', "lr", "expected a number"),
+        ("momentum = 2", "momentum", "< 1.0"),
+        ("epochs = 0", "epochs", ">= 1"),
+        ("erasing = 1.5", "erasing", "<= 1.0"),
+        ("lr = nan", "lr", "expected a number"),
+        ("last_stride = 3", "last_stride", "expected one of 1, 2"),
+        ("k1 = 0", "k1", ">= 1"),
+        ("lambda = 1.5", "lambda", "<= 1.0"),
+        ("aqe_k = -1", "aqe_k", ">= 0"),
+    ],
+)
 def test_config_file_values_are_checked_like_the_command_line(tmp_path, capsys, line, key, expected):
     config = tmp_path / "run.toml"
     config.write_text(line + "\n")
@@ -41,8 +44,13 @@ def test_unknown_config_key_is_named(tmp_path, capsys):
 
 
 def test_command_line_errors_are_one_line(capsys):
-    for argv in (["train", "--lr", "inf"], ["train", "--momentum", "2"], ["train", "--arch", "nope"],
-                 ["synth", "out", "--junk", "-3"], ["train", "--pretrained", "a.pth", "--init-from", "b.pt"]):
+    for argv in (
+        ["train", "--lr", "inf"],
+        ["train", "--momentum", "2"],
+        ["train", "--arch", "nope"],
+        ["synth", "out", "--junk", "-3"],
+        ["train", "--pretrained", "a.pth", "--init-from", "b.pt"],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("ptl: error:") and err.count("\n") == 1, argv

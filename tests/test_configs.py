@@ -11,9 +11,9 @@ import glob
 import io
 import os
 import shutil
-import tomllib
 
 import pytest
+import tomllib
 import torch
 
 from ptl_ext import models
@@ -23,8 +23,27 @@ from ptl_ext.train import load_checkpoint
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 FILES = sorted(os.path.relpath(p, CONFIGS) for p in glob.glob(os.path.join(CONFIGS, "**", "*.toml"), recursive=True))
-TINY = ["--height", "32", "--width", "16", "--p", "3", "--k", "2", "--epochs", "1", "--workers", "0",
-        "--eval-batch-size", "16", "--eval-every", "1", "--save-every", "0", "--no-progress"]
+TINY = [
+    "--height",
+    "32",
+    "--width",
+    "16",
+    "--p",
+    "3",
+    "--k",
+    "2",
+    "--epochs",
+    "1",
+    "--workers",
+    "0",
+    "--eval-batch-size",
+    "16",
+    "--eval-every",
+    "1",
+    "--save-every",
+    "0",
+    "--no-progress",
+]
 
 
 def config(name):
@@ -38,8 +57,16 @@ def read_toml(path):
 
 def test_there_is_a_file_per_family_and_an_index():
     families = {os.path.dirname(f) for f in FILES}
-    assert {"ptl/market1501", "ptl/msmt17", "ptl/mgn", "ptl/chain", "ptl/std_lambda", "ptl/cifar",
-            "rolling_back/table2", "rolling_back/table3"} <= families
+    assert {
+        "ptl/market1501",
+        "ptl/msmt17",
+        "ptl/mgn",
+        "ptl/chain",
+        "ptl/std_lambda",
+        "ptl/cifar",
+        "rolling_back/table2",
+        "rolling_back/table3",
+    } <= families
     with open(os.path.join(CONFIGS, "README.md")) as fh:
         index = fh.read()
     assert all(f"`{f}`" in index for f in FILES), "configs/README.md lists every file"
@@ -80,15 +107,18 @@ def test_mgn_rows_carry_the_released_numbers():
     assert args.arch == "ptl_mgn" and args.loss == "mgn" and (args.height, args.width) == (384, 128)
 
 
-@pytest.mark.parametrize("table, expected", [
-    ("[paper]\nmAP = 120.0\n", "[paper] mAP (percent): expected a number >= 0.0 and <= 100.0"),
-    ("[paper]\nrank1 = \"95\"\n", "[paper] rank1 (percent): expected a number"),
-    ("[paper]\nparameters = 2.5\n", "[paper] parameters: expected an integer"),
-    ("[paper]\nsource = 3\n", "[paper] source: expected a string"),
-    ("[paper]\nrank_1 = 95.0\n", "[paper]: unknown keys rank_1"),
-    ("paper = 3\n", "[paper] must be a table"),
-    ("[other]\nlr = 0.1\n", "at most a [paper] table"),
-])
+@pytest.mark.parametrize(
+    "table, expected",
+    [
+        ("[paper]\nmAP = 120.0\n", "[paper] mAP (percent): expected a number >= 0.0 and <= 100.0"),
+        ('[paper]\nrank1 = "95"\n', "[paper] rank1 (percent): expected a number"),
+        ("[paper]\nparameters = 2.5\n", "[paper] parameters: expected an integer"),
+        ("[paper]\nsource = 3\n", "[paper] source: expected a string"),
+        ("[paper]\nrank_1 = 95.0\n", "[paper]: unknown keys rank_1"),
+        ("paper = 3\n", "[paper] must be a table"),
+        ("[other]\nlr = 0.1\n", "at most a [paper] table"),
+    ],
+)
 def test_paper_table_is_checked(tmp_path, capsys, table, expected):
     path = tmp_path / "row.toml"
     path.write_text("epochs = 2\n" + table)
@@ -109,8 +139,12 @@ def test_paper_is_not_an_option(tmp_path):
 
 
 def test_paper_comparison_numbers():
-    table, rows = paper_comparison("net", 1000, {"mAP": 0.5, "rank1": 0.75, "rank5": 0.9},
-                                   {"mAP": 40.0, "rank1": 80.0, "parameters": 900, "source": "Table 1, row net"})
+    table, rows = paper_comparison(
+        "net",
+        1000,
+        {"mAP": 0.5, "rank1": 0.75, "rank5": 0.9},
+        {"mAP": 40.0, "rank1": 80.0, "parameters": 900, "source": "Table 1, row net"},
+    )
     got = {row["metric"]: row for row in rows}
     assert got["mAP"] == {"metric": "mAP", "ours": 50.0, "paper": 40.0, "difference": 10.0}
     assert got["rank1"]["difference"] == -5.0 and got["rank5"]["paper"] is None
@@ -124,16 +158,42 @@ def test_paper_comparison_numbers():
 
 
 def synth(out, *extra):
-    assert main(["synth", str(out), "--train-ids", "4", "--test-ids", "3", "--cams", "3", "--images-per-cam", "2",
-                 "--distractors", "2", "--junk", "1", "--height", "32", "--width", "16", *extra]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                str(out),
+                "--train-ids",
+                "4",
+                "--test-ids",
+                "3",
+                "--cams",
+                "3",
+                "--images-per-cam",
+                "2",
+                "--distractors",
+                "2",
+                "--junk",
+                "1",
+                "--height",
+                "32",
+                "--width",
+                "16",
+                *extra,
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def as_msmt17(market, out):
     """A MSMT17_V1 folder (train/test images and the four list files) holding a Market-format set's images."""
-    for split, folder, lists in (("train", "bounding_box_train", ("list_train.txt", "list_val.txt")),
-                                 ("test", "query", ("list_query.txt",)), ("test", "bounding_box_test",
-                                                                            ("list_gallery.txt",))):
+    for split, folder, lists in (
+        ("train", "bounding_box_train", ("list_train.txt", "list_val.txt")),
+        ("test", "query", ("list_query.txt",)),
+        ("test", "bounding_box_test", ("list_gallery.txt",)),
+    ):
         lines = []
         for name in sorted(os.listdir(market / folder)):
             pid, cam = int(name.split("_")[0]), int(name.split("_")[1][1])
@@ -199,9 +259,18 @@ def test_rolling_back_row_from_a_torchvision_checkpoint(data, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     weights = tmp_path / "resnet34-b627a593.pth"
     torch.save(models.resnet34().state_dict(), weights)  # the torchvision key format
-    folder, out, _ = run_row("rolling_back/table3/resnet34_market1501_rollback.toml", data,
-                             "--pretrained", str(weights), "--rollback-periods", "2", "--period-epochs", "1",
-                             "--period-decay-epoch", "1")
+    folder, out, _ = run_row(
+        "rolling_back/table3/resnet34_market1501_rollback.toml",
+        data,
+        "--pretrained",
+        str(weights),
+        "--rollback-periods",
+        "2",
+        "--period-epochs",
+        "1",
+        "--period-decay-epoch",
+        "1",
+    )
     assert "note:" not in out
     history = load_checkpoint(os.path.join(folder, "last.pt"))["history"]
     assert len(history) == 2
@@ -212,8 +281,9 @@ def test_cifar_row(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "cifar"
     assert main(["synth", str(root), "--format", "cifar10", "--train-per-class", "2", "--test-per-class", "1"]) == 0
-    _, _, rows = run_row("ptl/cifar/ptl_densenet_bc100_cifar10_plus.toml", root, "--batch-size", "8", "--height", "32",
-                        "--width", "32")  # CIFAR images are 32x32
+    _, _, rows = run_row(
+        "ptl/cifar/ptl_densenet_bc100_cifar10_plus.toml", root, "--batch-size", "8", "--height", "32", "--width", "32"
+    )  # CIFAR images are 32x32
     assert 0 <= float(rows["top1_error"]["ours"]) <= 100 and rows["top1_error"]["paper"] == ""
 
 
@@ -234,7 +304,8 @@ def test_std_row_is_taught_by_the_ptl_row(data, ptl_row, monkeypatch):
     assert "STD teacher runs/paper/ptl/market1501/ptl_resnet50/best.pt" in out
     meta = load_checkpoint(os.path.join(folder, "last.pt"))["meta"]
     assert meta["arch"] == "resnet50" and meta["teacher"]["checkpoint"] == os.path.abspath(
-        os.path.join(teacher, "best.pt"))
+        os.path.join(teacher, "best.pt")
+    )
 
 
 @pytest.mark.slow

@@ -68,19 +68,54 @@ def test_spent_deadline_still_reports_every_step(tmp_path):
 def test_summary_tables_from_step_results(tmp_path):
     steps = tmp_path / "steps"
     steps.mkdir()
-    for i, (name, status) in enumerate([("env", "pass"), ("build", "pass"), ("tests", "fail"), ("sanitizer", "skipped")]):
+    for i, (name, status) in enumerate(
+        [("env", "pass"), ("build", "pass"), ("tests", "fail"), ("sanitizer", "skipped")]
+    ):
         (steps / f"{i + 1:02d}-{name}.json").write_text(json.dumps({"name": name, "status": status, "seconds": 3}))
-    gpu_validate._write_json(tmp_path / "env.json", {
-        "torch": "2.13.0", "torch_cuda": "12.8", "cudnn": 91000,
-        "devices": [{"name": "H200", "capability": "9.0", "memory_gib": 139.8}]})
-    gpu_validate._write_json(tmp_path / "rerank.json", {"scale": "3368 x 15913, d = 2048", "cuda_s": 0.41,
-                                                         "cuda_peak_gib": 1.2, "cpu_s": 3.1, "max_abs_diff": 2e-7})
-    gpu_validate._write_json(tmp_path / "cell.json", {"rows": [{
-        "dtype": "float32", "size": [32, 64, 64, 32], "fused_ms": 0.05, "fused_gbps": 3000.0, "pct_of_copy": 91.0,
-        "x_compiled": 1.4, "x_eager": 6.0, "fused_fwd_bwd_ms": 0.14, "compiled_fwd_bwd_ms": 0.2}]})
-    gpu_validate._write_json(tmp_path / "model.json", {
-        "batch": 32, "input": "256 x 128", "amp": "bfloat16", "ptl_over_resnet50": 1.3,
-        "nets": {"resnet50": {"step_ms": 50.0, "peak_gib": 5.0}, "ptl_resnet50": {"step_ms": 65.0, "peak_gib": 6.5}}})
+    gpu_validate._write_json(
+        tmp_path / "env.json",
+        {
+            "torch": "2.13.0",
+            "torch_cuda": "12.8",
+            "cudnn": 91000,
+            "devices": [{"name": "H200", "capability": "9.0", "memory_gib": 139.8}],
+        },
+    )
+    gpu_validate._write_json(
+        tmp_path / "rerank.json",
+        {"scale": "3368 x 15913, d = 2048", "cuda_s": 0.41, "cuda_peak_gib": 1.2, "cpu_s": 3.1, "max_abs_diff": 2e-7},
+    )
+    gpu_validate._write_json(
+        tmp_path / "cell.json",
+        {
+            "rows": [
+                {
+                    "dtype": "float32",
+                    "size": [32, 64, 64, 32],
+                    "fused_ms": 0.05,
+                    "fused_gbps": 3000.0,
+                    "pct_of_copy": 91.0,
+                    "x_compiled": 1.4,
+                    "x_eager": 6.0,
+                    "fused_fwd_bwd_ms": 0.14,
+                    "compiled_fwd_bwd_ms": 0.2,
+                }
+            ]
+        },
+    )
+    gpu_validate._write_json(
+        tmp_path / "model.json",
+        {
+            "batch": 32,
+            "input": "256 x 128",
+            "amp": "bfloat16",
+            "ptl_over_resnet50": 1.3,
+            "nets": {
+                "resnet50": {"step_ms": 50.0, "peak_gib": 5.0},
+                "ptl_resnet50": {"step_ms": 65.0, "peak_gib": 6.5},
+            },
+        },
+    )
     summary = gpu_validate.summarize(str(tmp_path))
     assert summary["failed"] == ["tests"] and not summary["ok"]
     md = (tmp_path / "summary.md").read_text()

@@ -48,7 +48,8 @@ def test_the_report_describes_this_installation():
     assert facts["torch"] == torch.__version__ and facts["compiled_ops_loaded"] == ops.HAS_C
     assert facts["cpu_kernel_isa"] == ops.cpu_kernel_isa()
     assert facts["cuda_available"] == torch.cuda.is_available() and len(facts["gpus"]) == (
-        torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        torch.cuda.device_count() if torch.cuda.is_available() else 0
+    )
     if ops.HAS_C and not facts["cuda_kernels"]:
         assert facts["build"] == "CPU-only build" and facts["cuda_archs"] == []
         with open(facts["library"], "rb") as fh:

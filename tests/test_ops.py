@@ -127,7 +127,9 @@ def test_non_contiguous_inputs(device, dtype):
         assert y.is_contiguous() and c.is_contiguous()
         torch.testing.assert_close(y, y_ref, rtol=0, atol=0)
         torch.testing.assert_close(c, c_ref, rtol=0, atol=0)
-        for got, want in zip(_grads(ops.bconv_cell_update, g, cp, dy.transpose(2, 3).contiguous().transpose(2, 3), None), grads_ref):
+        for got, want in zip(
+            _grads(ops.bconv_cell_update, g, cp, dy.transpose(2, 3).contiguous().transpose(2, 3), None), grads_ref
+        ):
             torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
@@ -176,7 +178,9 @@ def test_matches_lstm_cell_with_identity_weights():
     b, k, h, w = 2, 5, 3, 4
     gates, c_prev = _inputs((b, k, h, w), torch.float64, "cpu", seed=7)
     cell = torch.nn.LSTMCell(4 * k, k, bias=False).double()
-    ours_to_lstm = torch.cat([torch.arange(0, k), torch.arange(k, 2 * k), torch.arange(3 * k, 4 * k), torch.arange(2 * k, 3 * k)])
+    ours_to_lstm = torch.cat(
+        [torch.arange(0, k), torch.arange(k, 2 * k), torch.arange(3 * k, 4 * k), torch.arange(2 * k, 3 * k)]
+    )
     with torch.no_grad():
         cell.weight_ih.copy_(torch.eye(4 * k, dtype=torch.float64)[ours_to_lstm])
         cell.weight_hh.zero_()
@@ -492,8 +496,9 @@ def test_cuda_runs_on_the_current_stream():
     side.synchronize()
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    want_grads = torch.ops.ptl_ext.bconv_cell_update_backward(gates, c_prev, want[1], torch.ones_like(c_prev), None,
-                                                              True)
+    want_grads = torch.ops.ptl_ext.bconv_cell_update_backward(
+        gates, c_prev, want[1], torch.ones_like(c_prev), None, True
+    )
     for a, b in zip(grads, want_grads):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 

@@ -50,8 +50,12 @@ def project(tmp_path):
     (fake_bin / "python3").write_text(FAKE_PYTHON)
     (fake_bin / "python3").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHON")}
-    env.update(PATH=f"{fake_bin}:/usr/bin:/bin", FAKE_LOG=str(tmp_path / "calls.log"), FAKE_STATE=str(state),
-               FAKE_ROOT=str(root.resolve()))
+    env.update(
+        PATH=f"{fake_bin}:/usr/bin:/bin",
+        FAKE_LOG=str(tmp_path / "calls.log"),
+        FAKE_STATE=str(state),
+        FAKE_ROOT=str(root.resolve()),
+    )
     return root, env, tmp_path / "calls.log"
 
 
@@ -99,7 +103,7 @@ def test_a_second_set_up_with_nothing_changed_installs_nothing(project):
         fh.write("\n// changed\n")
     out, _ = run(root, env)
     assert out.returncode == 0 and installs(calls(log))[-1].endswith("-e .")
-    stamp, = (root / "build").glob("setup-stamp.*")
+    (stamp,) = (root / "build").glob("setup-stamp.*")
     stamp.write_text(stamp.read_text().replace("2.13.0", "2.14.0"))  # e.g. torch was upgraded since
     run(root, env)
     assert installs(calls(log))

@@ -6,6 +6,7 @@ import os
 from .options import OptionError
 from .report import format_table
 
+
 def parse_chain(spec, root):
     """The steps ``[(dataset, folder), ...]`` of a ``--chain`` value ``NAME[=FOLDER],NAME[=FOLDER],...``.
 

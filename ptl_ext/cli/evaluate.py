@@ -11,12 +11,21 @@ def add_visualize_options(parser):
     from .option_types import count
 
     group = parser.add_argument_group("ranked-result pictures")
-    group.add_argument("--visualize", type=count(0), default=0, metavar="K",
-                       help="draw each chosen query with its top-K gallery images (0 = off)")
+    group.add_argument(
+        "--visualize",
+        type=count(0),
+        default=0,
+        metavar="K",
+        help="draw each chosen query with its top-K gallery images (0 = off)",
+    )
     group.add_argument("--vis-out", default=None, help="folder of the PNGs and index.html (default: CKPT_DIR/ranked)")
     group.add_argument("--vis-queries", type=count(), default=20, help="queries drawn (default: %(default)s)")
-    group.add_argument("--vis-select", choices=SELECTIONS, default="first",
-                       help="which queries: the first, a random sample or the worst by AP (default: %(default)s)")
+    group.add_argument(
+        "--vis-select",
+        choices=SELECTIONS,
+        default="first",
+        help="which queries: the first, a random sample or the worst by AP (default: %(default)s)",
+    )
     group.add_argument("--vis-seed", type=count(0), default=0, help="seed of the random sample (default: 0)")
 
 
@@ -56,7 +65,14 @@ def _visualize(args, evaluator, model, device, info):
     if not info.is_main:
         return
     out = args.vis_out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "ranked")
-    drawn = write_ranked_items(evaluator.distances(qf, gf), evaluator.query_loader.dataset.items,
-                               evaluator.gallery_loader.dataset.items, out, topk=args.visualize,
-                               num_queries=args.vis_queries, select=args.vis_select, seed=args.vis_seed)
+    drawn = write_ranked_items(
+        evaluator.distances(qf, gf),
+        evaluator.query_loader.dataset.items,
+        evaluator.gallery_loader.dataset.items,
+        out,
+        topk=args.visualize,
+        num_queries=args.vis_queries,
+        select=args.vis_select,
+        seed=args.vis_seed,
+    )
     print(f"ranked results of {len(drawn)} queries: {os.path.join(out, 'index.html')}")

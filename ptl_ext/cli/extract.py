@@ -1,8 +1,10 @@
 """``ptl extract``: features of image files or folders from a checkpoint, written to an ``.npz`` file."""
 
-DESCRIPTION = ("Extract the features of images (files or folders, searched recursively) with a `ptl train` "
-               "checkpoint, at its input size and normalisation, flip-summed like `ptl eval`, and write them "
-               "atomically to an .npz file with the file names (and, for Market-style names, pids and cameras).")
+DESCRIPTION = (
+    "Extract the features of images (files or folders, searched recursively) with a `ptl train` "
+    "checkpoint, at its input size and normalisation, flip-summed like `ptl eval`, and write them "
+    "atomically to an .npz file with the file names (and, for Market-style names, pids and cameras)."
+)
 
 
 def add_options(parser):
@@ -17,8 +19,12 @@ def add_options(parser):
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     flag(parser, "flip", True, "sum each image's and its mirror's features (as ptl eval)")
     flag(parser, "normalize", True, "L2-normalise the features")
-    flag(parser, "skip_unreadable", False,
-         "leave unreadable images out and list them (default: stop with the list, writing nothing)")
+    flag(
+        parser,
+        "skip_unreadable",
+        False,
+        "leave unreadable images out and list them (default: stop with the list, writing nothing)",
+    )
     flag(parser, "progress", True, "progress bar")
 
 
@@ -27,10 +33,17 @@ def run_extract(args):
     from ..deploy import FeatureExtractor, extract_to_npz
     from .run import select_device
 
-    extractor = FeatureExtractor(args.checkpoint, device=select_device(args.device), batch_size=args.batch_size,
-                                 flip=args.flip, normalize=args.normalize, workers=args.workers)
-    result = extract_to_npz(extractor, args.inputs, args.out, progress=args.progress,
-                            skip_unreadable=args.skip_unreadable)
+    extractor = FeatureExtractor(
+        args.checkpoint,
+        device=select_device(args.device),
+        batch_size=args.batch_size,
+        flip=args.flip,
+        normalize=args.normalize,
+        workers=args.workers,
+    )
+    result = extract_to_npz(
+        extractor, args.inputs, args.out, progress=args.progress, skip_unreadable=args.skip_unreadable
+    )
     print(f"wrote {result.features.shape[0]} features of size {result.features.shape[1]} to {args.out}")
     for name, reason in result.skipped:
         print(f"skipped {name}: {reason}")

@@ -19,8 +19,10 @@ def std_method(args, model, evaluator, size, device, info):
     state = load_checkpoint(args.teacher)
     teacher_net = model_from_checkpoint(state, f"--teacher {args.teacher}")
     if (state["meta"]["height"], state["meta"]["width"]) != tuple(size):
-        raise OptionError(f"--teacher {args.teacher}: trained on {state['meta']['height']}x{state['meta']['width']} "
-                          f"images, this run uses {size[0]}x{size[1]}")
+        raise OptionError(
+            f"--teacher {args.teacher}: trained on {state['meta']['height']}x{state['meta']['width']} "
+            f"images, this run uses {size[0]}x{size[1]}"
+        )
     parameters = count_parameters(teacher_net)  # before freezing: it counts trainable parameters
     teacher = FrozenTeacher(teacher_net, device, args.amp)
     check_feature_sizes(model, teacher)
@@ -38,8 +40,13 @@ def rollback_hook(args, model):
 
     if args.rollback_periods == 0:
         return None
-    schedule = RollbackSchedule(periods=args.rollback_periods, epochs_per_period=args.period_epochs,
-                                decay_epoch=args.period_decay_epoch, lr=args.lr,
-                                first_head_lr=10 * args.lr if args.head_lr is None else args.head_lr,
-                                kept_lr=args.lr / 10 if args.kept_lr is None else args.kept_lr, gamma=args.gamma)
+    schedule = RollbackSchedule(
+        periods=args.rollback_periods,
+        epochs_per_period=args.period_epochs,
+        decay_epoch=args.period_decay_epoch,
+        lr=args.lr,
+        first_head_lr=10 * args.lr if args.head_lr is None else args.head_lr,
+        kept_lr=args.lr / 10 if args.kept_lr is None else args.kept_lr,
+        gamma=args.gamma,
+    )
     return RollbackHook(model, schedule)

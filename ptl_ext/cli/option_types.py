@@ -51,8 +51,9 @@ class Number:
 
     def check(self, value):
         """``value`` if it is of this kind (an int also passes as a float) and in range."""
-        ok = not isinstance(value, bool) and (isinstance(value, int) or
-                                               (self.kind is float and isinstance(value, float)))
+        ok = not isinstance(value, bool) and (
+            isinstance(value, int) or (self.kind is float and isinstance(value, float))
+        )
         if ok and self.kind is float:
             value = float(value)
             ok = math.isfinite(value)

@@ -38,8 +38,9 @@ def read_config(path):
         try:
             import yaml
         except ImportError:
-            raise OptionError(f"--config {path}: YAML needs PyYAML (pip install pyyaml); TOML works without it") \
-                from None
+            raise OptionError(
+                f"--config {path}: YAML needs PyYAML (pip install pyyaml); TOML works without it"
+            ) from None
         with open(path) as fh:
             try:
                 values = yaml.safe_load(fh) or {}
@@ -79,8 +80,10 @@ def checked_paper(paper, source):
         raise OptionError(f"{source}: [paper] must be a table, got {paper!r}")
     unknown = sorted(set(paper) - set(PAPER_METRICS) - set(PAPER_TEXT) - {"parameters"})
     if unknown:
-        raise OptionError(f"{source}: [paper]: unknown keys {', '.join(unknown)}; expected some of "
-                          f"{', '.join((*PAPER_METRICS, 'parameters', *PAPER_TEXT))}")
+        raise OptionError(
+            f"{source}: [paper]: unknown keys {', '.join(unknown)}; expected some of "
+            f"{', '.join((*PAPER_METRICS, 'parameters', *PAPER_TEXT))}"
+        )
     checks = {**dict.fromkeys(PAPER_METRICS, Number(float, 0.0, 100.0)), "parameters": Number(int, 1)}
     checked = {}
     for key, value in paper.items():
@@ -107,8 +110,13 @@ def checked_values(subparser, values, source):
     for action in subparser._actions:
         if action.dest != "help":  # by dest and by long option name: lambda_value and lambda, aqe_k and aqe
             actions[action.dest] = action
-            actions.update({name[2:].replace("-", "_"): action for name in action.option_strings
-                            if name.startswith("--") and not name.startswith("--no-")})
+            actions.update(
+                {
+                    name[2:].replace("-", "_"): action
+                    for name in action.option_strings
+                    if name.startswith("--") and not name.startswith("--no-")
+                }
+            )
     unknown = sorted(set(values) - set(actions) - {"config"})
     if unknown:
         raise OptionError(f"{source}: unknown options {', '.join(unknown)}")
@@ -173,8 +181,10 @@ def resolve_train_options(args):
     dataset = get_dataset(args.dataset)
     args.dataset = dataset.name
     if args.task is not None and args.task != dataset.task:
-        raise OptionError(f"--task {args.task} does not fit --dataset {args.dataset} (a {dataset.task} dataset); "
-                          f"classification needs --dataset {' or '.join(list_datasets('classification'))}")
+        raise OptionError(
+            f"--task {args.task} does not fit --dataset {args.dataset} (a {dataset.task} dataset); "
+            f"classification needs --dataset {' or '.join(list_datasets('classification'))}"
+        )
     args.task = dataset.task
     try:
         network = model_info(args.arch, args.v2)
@@ -185,8 +195,9 @@ def resolve_train_options(args):
     if args.loss == "auto":
         args.loss = "mgn" if mgn else "ce"
     if (args.loss == "mgn") != mgn:
-        raise OptionError(f"--loss {args.loss} does not fit --arch {args.arch}: --loss mgn goes with (and only "
-                          f"with) the MGN networks")
+        raise OptionError(
+            f"--loss {args.loss} does not fit --arch {args.arch}: --loss mgn goes with (and only with) the MGN networks"
+        )
     for name, needs in METHOD_OPTIONS.items():
         if getattr(args, name) is not None and not getattr(args, needs):
             raise OptionError(f"--{name.replace('_', '-')} applies only with --{needs.replace('_', '-')}")
@@ -195,14 +206,20 @@ def resolve_train_options(args):
     if args.resume and args.overwrite:
         raise OptionError("--resume continues the run in --out, --overwrite replaces it: give one of them")
     height, width = dataset.image_size or network.input_size
-    defaults = {"height": height, "width": width, "p": default_of(DataConfig, "p"),
-                "triplet_weight": default_of(ReIDLoss, "triplet_weight"),
-                "triplet_margin": default_of(ReIDLoss, "triplet_margin"), "std_lambda": DEFAULT_STD_LAMBDA}
+    defaults = {
+        "height": height,
+        "width": width,
+        "p": default_of(DataConfig, "p"),
+        "triplet_weight": default_of(ReIDLoss, "triplet_weight"),
+        "triplet_margin": default_of(ReIDLoss, "triplet_margin"),
+        "std_lambda": DEFAULT_STD_LAMBDA,
+    }
     if mgn:
         defaults.update(MGN_RECIPE)
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     if dataset.image_size and (args.height, args.width) != tuple(dataset.image_size):
-        raise OptionError(f"--height/--width: {args.dataset} images are {height}x{width}, got {args.height}x"
-                          f"{args.width}")
+        raise OptionError(
+            f"--height/--width: {args.dataset} images are {height}x{width}, got {args.height}x{args.width}"
+        )

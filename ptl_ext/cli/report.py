@@ -1,8 +1,14 @@
 """Text tables of a run's (or several runs') metrics, as printed by ``ptl train``, ``eval`` and ``demo``;
 the resolved settings of ``ptl train --dry-run``; a run's numbers beside a paper's (``paper.csv``)."""
 
-TITLES = {"mAP": "mAP", "rank1": "CMC-1", "rank5": "CMC-5", "rank10": "CMC-10", "mINP": "mINP",
-          "top1_error": "top-1 error"}
+TITLES = {
+    "mAP": "mAP",
+    "rank1": "CMC-1",
+    "rank5": "CMC-5",
+    "rank10": "CMC-10",
+    "mINP": "mINP",
+    "top1_error": "top-1 error",
+}
 
 
 def format_table(rows):
@@ -53,8 +59,10 @@ def format_settings(args):
         else:
             lines.append(f"{key} = {_toml_value(value)}")
     if args.rollback_periods:
-        lines.append(f"# rolling back trains {args.rollback_periods} x {args.period_epochs} = "
-                     f"{args.rollback_periods * args.period_epochs} epochs (epochs is not used)")
+        lines.append(
+            f"# rolling back trains {args.rollback_periods} x {args.period_epochs} = "
+            f"{args.rollback_periods * args.period_epochs} epochs (epochs is not used)"
+        )
     paper = getattr(args, "paper", None)
     if paper:
         lines += ["", "[paper]"] + [f"{key} = {_toml_value(value)}" for key, value in paper.items()]
@@ -65,8 +73,10 @@ def pretrained_note(args):
     """A warning line when the paper's row starts from pre-trained weights that this run does not load, or None."""
     paper = getattr(args, "paper", None) or {}
     if paper.get("pretrained") and not (args.pretrained or args.init_from or args.resume):
-        return (f"note: the paper's row starts from pre-trained weights ({paper['pretrained']}); without "
-                f"--pretrained FILE this run starts from random weights")
+        return (
+            f"note: the paper's row starts from pre-trained weights ({paper['pretrained']}); without "
+            f"--pretrained FILE this run starts from random weights"
+        )
     return None
 
 
@@ -78,8 +88,13 @@ def paper_comparison(name, parameters, metrics, paper):
     """
     reported = {key: paper[key] / 100 for key in PAPER_COLUMNS if key in paper}
     difference = {key: metrics[key] - reported[key] for key in reported if metrics.get(key) is not None}
-    table = format_table([(f"{name} (ours)", parameters, metrics), ("paper", paper.get("parameters"), reported),
-                          ("ours - paper", None, difference)])
+    table = format_table(
+        [
+            (f"{name} (ours)", parameters, metrics),
+            ("paper", paper.get("parameters"), reported),
+            ("ours - paper", None, difference),
+        ]
+    )
     if paper.get("source"):
         table += f"\npaper: {paper['source']}"
     rows = []
@@ -88,11 +103,23 @@ def paper_comparison(name, parameters, metrics, paper):
         if ours is None and key not in paper:
             continue
         theirs = paper.get(key)
-        rows.append({"metric": key, "ours": ours, "paper": theirs,
-                     "difference": None if None in (ours, theirs) else round(ours - theirs, 4)})
+        rows.append(
+            {
+                "metric": key,
+                "ours": ours,
+                "paper": theirs,
+                "difference": None if None in (ours, theirs) else round(ours - theirs, 4),
+            }
+        )
     theirs = paper.get("parameters")
-    rows.append({"metric": "parameters", "ours": parameters, "paper": theirs,
-                 "difference": None if None in (parameters, theirs) else parameters - theirs})
+    rows.append(
+        {
+            "metric": "parameters",
+            "ours": parameters,
+            "paper": theirs,
+            "difference": None if None in (parameters, theirs) else parameters - theirs,
+        }
+    )
     if paper.get("source"):
         rows.append({"metric": "source", "ours": None, "paper": paper["source"], "difference": None})
     return table, rows

@@ -55,14 +55,23 @@ def build_model(args, num_classes, size):
     torch.manual_seed(args.seed)
     head = "cifar" if args.task == "classification" else "reid"
     try:
-        model = create_model(args.arch, num_classes, size, head=head, pretrained=args.pretrained,
-                             last_stride=args.last_stride, dropout=args.dropout)
+        model = create_model(
+            args.arch,
+            num_classes,
+            size,
+            head=head,
+            pretrained=args.pretrained,
+            last_stride=args.last_stride,
+            dropout=args.dropout,
+        )
         _dry_run(model, size)
     except RuntimeError as exc:
         if "size" not in str(exc):
             raise
-        raise OptionError(f"--height/--width {size[0]}x{size[1]}: the images are too small for --arch {args.arch} "
-                          f"({str(exc).splitlines()[0]})") from None
+        raise OptionError(
+            f"--height/--width {size[0]}x{size[1]}: the images are too small for --arch {args.arch} "
+            f"({str(exc).splitlines()[0]})"
+        ) from None
     if args.init_from and not args.resume:  # a resume restores the weights (and the rollback snapshot) anyway
         load_weights_except_head(model, args.init_from, "--init-from")
     return model
@@ -126,11 +135,11 @@ def _train(args, device, info, folder):
 
     from ..errors import MethodMismatchError, ResumeMismatchError
     from ..models import count_parameters
+    from ..train import TrainConfig, Trainer
+    from ..train.tensorboard import TensorBoardHook
     from .dataset import build_data
     from .methods import rollback_hook, std_method
     from .resume import resume_error, run_meta
-    from ..train import TrainConfig, Trainer
-    from ..train.tensorboard import TensorBoardHook
 
     size = input_size(args)
     train_loader, evaluator, num_classes, protocol = build_data(args, info, *size)
@@ -138,17 +147,40 @@ def _train(args, device, info, folder):
     torch.manual_seed(args.seed + 1000 * info.rank)  # ranks augment differently
     std, teacher_rows = std_method(args, model, evaluator, size, device, info)
     methods = [method for method in (std, rollback_hook(args, model)) if method is not None]
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, momentum=args.momentum,
-                         nesterov=args.nesterov, weight_decay=args.weight_decay, step_size=args.step_size,
-                         gamma=args.gamma, amp=args.amp, eval_every=args.eval_every, save_every=args.save_every,
-                         out_dir=args.out, progress=args.progress, title=f"{args.arch} on {args.dataset}",
-                         overwrite=args.overwrite)
+    config = TrainConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        momentum=args.momentum,
+        nesterov=args.nesterov,
+        weight_decay=args.weight_decay,
+        step_size=args.step_size,
+        gamma=args.gamma,
+        amp=args.amp,
+        eval_every=args.eval_every,
+        save_every=args.save_every,
+        out_dir=args.out,
+        progress=args.progress,
+        title=f"{args.arch} on {args.dataset}",
+        overwrite=args.overwrite,
+    )
     meta = run_meta(args, num_classes, protocol, count_parameters(model))
     if teacher_rows:
         meta["teacher"] = {"checkpoint": os.path.abspath(args.teacher), "metrics": teacher_rows[0][2]}
     hooks = [TensorBoardHook()] if args.tensorboard else []
-    trainer = Trainer(model, train_loader, config, evaluator=evaluator, loss_fn=build_loss(args), method=methods,
-                      hooks=hooks, device=device, info=info, meta=meta, run_folder=folder)
+    trainer = Trainer(
+        model,
+        train_loader,
+        config,
+        evaluator=evaluator,
+        loss_fn=build_loss(args),
+        method=methods,
+        hooks=hooks,
+        device=device,
+        info=info,
+        meta=meta,
+        run_folder=folder,
+    )
     if args.resume:
         path = os.path.join(args.out, "last.pt") if args.resume == "auto" else args.resume
         try:
@@ -156,8 +188,11 @@ def _train(args, device, info, folder):
         except (MethodMismatchError, ResumeMismatchError) as exc:
             raise resume_error(exc, path) from exc
     if info.is_main:
-        print(f"{args.arch}: {meta['parameters'] / 1e6:.2f} M parameters, {num_classes} classes, "
-              f"{info.world_size} process(es) on {device}; run folder {args.out}", flush=True)
+        print(
+            f"{args.arch}: {meta['parameters'] / 1e6:.2f} M parameters, {num_classes} classes, "
+            f"{info.world_size} process(es) on {device}; run folder {args.out}",
+            flush=True,
+        )
     trainer.fit()
     if info.is_main:
         print(format_table([*teacher_rows, (args.arch, meta["parameters"], trainer.history[-1])]))

@@ -71,7 +71,9 @@ def write_image(path, image, quality=95):
     """
     if isinstance(image, torch.Tensor):
         if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
-            raise ValueError(f"write_image: image tensor must be uint8 [3, H, W], got {image.dtype} {list(image.shape)}")
+            raise ValueError(
+                f"write_image: image tensor must be uint8 [3, H, W], got {image.dtype} {list(image.shape)}"
+            )
         image = image.permute(1, 2, 0).numpy()
     image = np.ascontiguousarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:

@@ -66,8 +66,17 @@ def seed_worker(worker_id):
     random.seed(seed)
 
 
-def build_dataloader(dataset, batch_size=None, batch_sampler=None, sampler=None, shuffle=False,
-                     num_workers=0, pin_memory=None, drop_last=False, seed=0):
+def build_dataloader(
+    dataset,
+    batch_size=None,
+    batch_sampler=None,
+    sampler=None,
+    shuffle=False,
+    num_workers=0,
+    pin_memory=None,
+    drop_last=False,
+    seed=0,
+):
     """A ``DataLoader`` with seeded workers and pinned memory on CUDA machines.
 
     The loader owns a ``torch.Generator`` seeded with ``seed`` (its ``generator`` attribute),
@@ -77,7 +86,9 @@ def build_dataloader(dataset, batch_size=None, batch_sampler=None, sampler=None,
     ``pin_memory=None`` pins when CUDA is available.
     """
     if batch_sampler is None and (batch_size is None or batch_size < 1):
-        raise ValueError(f"build_dataloader: batch_size must be a positive int without a batch_sampler, got {batch_size}")
+        raise ValueError(
+            f"build_dataloader: batch_size must be a positive int without a batch_sampler, got {batch_size}"
+        )
     if num_workers < 0:
         raise ValueError(f"build_dataloader: num_workers must be >= 0, got {num_workers}")
     generator = torch.Generator()
@@ -90,8 +101,14 @@ def build_dataloader(dataset, batch_size=None, batch_sampler=None, sampler=None,
     )
     if batch_sampler is not None:
         return DataLoader(dataset, batch_sampler=batch_sampler, **options)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle and sampler is None,
-                      drop_last=drop_last, **options)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        shuffle=shuffle and sampler is None,
+        drop_last=drop_last,
+        **options,
+    )
 
 
 def build_reid_eval_loaders(data, height, width, eval_batch_size=128, num_workers=0, rank=0, world_size=1):
@@ -104,14 +121,20 @@ def build_reid_eval_loaders(data, height, width, eval_batch_size=128, num_worker
     loaders = []
     for items in (data.query, data.gallery):
         dataset = ImageDataset(items, transform)
-        loaders.append(build_dataloader(dataset, batch_size=eval_batch_size,
-                                        sampler=ShardSampler(len(dataset), rank, world_size),
-                                        num_workers=num_workers))
+        loaders.append(
+            build_dataloader(
+                dataset,
+                batch_size=eval_batch_size,
+                sampler=ShardSampler(len(dataset), rank, world_size),
+                num_workers=num_workers,
+            )
+        )
     return tuple(loaders)
 
 
-def build_reid_train_loader(data, height, width, p=16, k=4, num_workers=0, seed=0, rank=0, world_size=1,
-                            erasing_p=0.5, padding=10):
+def build_reid_train_loader(
+    data, height, width, p=16, k=4, num_workers=0, seed=0, rank=0, world_size=1, erasing_p=0.5, padding=10
+):
     """The augmented training loader of a ``ReIDData`` with P×K batches (a :class:`PKBatchSampler`,
     split over ranks, whose epoch the trainer sets).
 
@@ -120,19 +143,34 @@ def build_reid_train_loader(data, height, width, p=16, k=4, num_workers=0, seed=
     """
     identities = len({pid for _, pid, _ in data.train})
     if identities < 2:
-        raise DataError(f"{data.name}: the training split has {identities} identity (at least 2 are needed: with one "
-                        f"there is nothing to tell apart); check the dataset folder {data.root or ''}".rstrip())
-    train_set = ImageDataset(data.train, build_reid_transforms(height, width, True, padding=padding,
-                                                               erasing_p=erasing_p))
+        raise DataError(
+            f"{data.name}: the training split has {identities} identity (at least 2 are needed: with one "
+            f"there is nothing to tell apart); check the dataset folder {data.root or ''}".rstrip()
+        )
+    train_set = ImageDataset(
+        data.train, build_reid_transforms(height, width, True, padding=padding, erasing_p=erasing_p)
+    )
     sampler = PKBatchSampler(train_set.pids, p, k, seed=seed, rank=rank, world_size=world_size)
     return build_dataloader(train_set, batch_sampler=sampler, num_workers=num_workers, seed=seed + rank)
 
 
-def build_reid_loaders(data, height, width, p=16, k=4, eval_batch_size=128, num_workers=0, seed=0,
-                       rank=0, world_size=1, erasing_p=0.5, padding=10):
+def build_reid_loaders(
+    data,
+    height,
+    width,
+    p=16,
+    k=4,
+    eval_batch_size=128,
+    num_workers=0,
+    seed=0,
+    rank=0,
+    world_size=1,
+    erasing_p=0.5,
+    padding=10,
+):
     """``(train_loader, query_loader, gallery_loader)``: :func:`build_reid_train_loader` and
     :func:`build_reid_eval_loaders` together."""
-    train_loader = build_reid_train_loader(data, height, width, p, k, num_workers, seed, rank, world_size,
-                                           erasing_p, padding)
-    return (train_loader, *build_reid_eval_loaders(data, height, width, eval_batch_size, num_workers, rank,
-                                                   world_size))
+    train_loader = build_reid_train_loader(
+        data, height, width, p, k, num_workers, seed, rank, world_size, erasing_p, padding
+    )
+    return (train_loader, *build_reid_eval_loaders(data, height, width, eval_batch_size, num_workers, rank, world_size))

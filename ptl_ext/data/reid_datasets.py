@@ -153,9 +153,7 @@ def _read_msmt_list(list_path, image_dir):
             items.append((os.path.join(image_dir, rel), pid, cam - 1))
     missing = [path for path, _, _ in items if not os.path.isfile(path)]
     if missing:
-        raise FileNotFoundError(
-            f"msmt17: {len(missing)} images listed in {list_path} are missing, e.g. {missing[0]}"
-        )
+        raise FileNotFoundError(f"msmt17: {len(missing)} images listed in {list_path} are missing, e.g. {missing[0]}")
     return items
 
 
@@ -166,16 +164,18 @@ def msmt17(root):
     """
     for train_dir, test_dir in _MSMT_DIRS:
         try:
-            folder = _resolve_root(root, "msmt17", ("MSMT17_V1", "MSMT17_V2", "MSMT17", "msmt17"),
-                                   (*_MSMT_LISTS, train_dir, test_dir))
+            folder = _resolve_root(
+                root, "msmt17", ("MSMT17_V1", "MSMT17_V2", "MSMT17", "msmt17"), (*_MSMT_LISTS, train_dir, test_dir)
+            )
             break
         except FileNotFoundError as exc:
             error = exc
     else:
         raise FileNotFoundError(f"{error} (V2 uses mask_train_v2/mask_test_v2 instead of train/test)")
     lists = {name: os.path.join(folder, name) for name in _MSMT_LISTS}
-    train = (_read_msmt_list(lists["list_train.txt"], os.path.join(folder, train_dir))
-             + _read_msmt_list(lists["list_val.txt"], os.path.join(folder, train_dir)))
+    train = _read_msmt_list(lists["list_train.txt"], os.path.join(folder, train_dir)) + _read_msmt_list(
+        lists["list_val.txt"], os.path.join(folder, train_dir)
+    )
     query = _read_msmt_list(lists["list_query.txt"], os.path.join(folder, test_dir))
     gallery = _read_msmt_list(lists["list_gallery.txt"], os.path.join(folder, test_dir))
     return ReIDData("msmt17", relabel(train), query, gallery, root=folder)

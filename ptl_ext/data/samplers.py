@@ -26,7 +26,9 @@ class PKBatchSampler(Sampler):
         if not (isinstance(p, int) and p >= 1 and isinstance(k, int) and k >= 1):
             raise ValueError(f"PKBatchSampler: p and k must be positive ints, got p={p}, k={k}")
         if not 0 <= rank < world_size:
-            raise ValueError(f"PKBatchSampler: rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+            raise ValueError(
+                f"PKBatchSampler: rank must be in [0, world_size), got rank={rank}, world_size={world_size}"
+            )
         self.index_by_pid = defaultdict(list)
         for index, pid in enumerate(pids):
             self.index_by_pid[int(pid)].append(index)

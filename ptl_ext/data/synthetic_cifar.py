@@ -47,8 +47,11 @@ def synthetic_cifar_arrays(num_classes=10, train_per_class=50, test_per_class=10
         pickles' row layout: 1024 red, 1024 green, 1024 blue values) and ``labels`` ``int64 [N]``,
         classes interleaved in a seeded random order.
     """
-    for name, value in (("num_classes", num_classes), ("train_per_class", train_per_class),
-                        ("test_per_class", test_per_class)):
+    for name, value in (
+        ("num_classes", num_classes),
+        ("train_per_class", train_per_class),
+        ("test_per_class", test_per_class),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"synthetic CIFAR: {name} must be a positive int, got {value!r}")
     if not isinstance(max_shift, int) or not 0 <= max_shift < 16:
@@ -92,18 +95,23 @@ def make_synthetic_cifar(out, num_classes=10, train_per_class=50, test_per_class
     for split, files in (("train", train_files), ("test", test_files)):
         data, labels = arrays[split]
         for i, (rows, file) in enumerate(zip(np.array_split(np.arange(len(labels)), len(files)), files)):
-            batch = {b"batch_label": f"synthetic {split} batch {i + 1} of {len(files)}".encode(),
-                     b"data": data[rows], label_key: labels[rows].tolist(),
-                     b"filenames": [f"synthetic_{split}_{r:06d}.png".encode() for r in rows]}
+            batch = {
+                b"batch_label": f"synthetic {split} batch {i + 1} of {len(files)}".encode(),
+                b"data": data[rows],
+                label_key: labels[rows].tolist(),
+                b"filenames": [f"synthetic_{split}_{r:06d}.png".encode() for r in rows],
+            }
             if num_classes == 100:
                 batch[b"coarse_labels"] = (labels[rows] // 5).tolist()
             _write_pickle(os.path.join(folder, file), batch)
     if num_classes == 10:
-        _write_pickle(os.path.join(folder, "batches.meta"),
-                      {b"label_names": names, b"num_cases_per_batch": -(-len(arrays["train"][1]) // 5),
-                       b"num_vis": 3072})
+        _write_pickle(
+            os.path.join(folder, "batches.meta"),
+            {b"label_names": names, b"num_cases_per_batch": -(-len(arrays["train"][1]) // 5), b"num_vis": 3072},
+        )
     else:
-        _write_pickle(os.path.join(folder, "meta"),
-                      {b"fine_label_names": names,
-                       b"coarse_label_names": [f"superclass_{c}".encode() for c in range(20)]})
+        _write_pickle(
+            os.path.join(folder, "meta"),
+            {b"fine_label_names": names, b"coarse_label_names": [f"superclass_{c}".encode() for c in range(20)]},
+        )
     return {"folder": folder, "train": len(arrays["train"][1]), "test": len(arrays["test"][1])}

@@ -110,9 +110,7 @@ class RandomCrop:
         height, width = image.shape[-2:]
         out_h, out_w = self.size
         if out_h > height or out_w > width:
-            raise ValueError(
-                f"RandomCrop: crop {self.size} is larger than the padded image {(height, width)}"
-            )
+            raise ValueError(f"RandomCrop: crop {self.size} is larger than the padded image {(height, width)}")
         top = int(torch.randint(0, height - out_h + 1, ()).item())
         left = int(torch.randint(0, width - out_w + 1, ()).item())
         return image[:, top : top + out_h, left : left + out_w]
@@ -201,8 +199,9 @@ class RandomErasing:
         return f"RandomErasing(p={self.p}, scale={self.scale}, ratio={self.ratio}, value={self.value!r})"
 
 
-def build_reid_transforms(height, width, train, flip=True, padding=10, erasing_p=0.5,
-                          mean=IMAGENET_MEAN, std=IMAGENET_STD):
+def build_reid_transforms(
+    height, width, train, flip=True, padding=10, erasing_p=0.5, mean=IMAGENET_MEAN, std=IMAGENET_STD
+):
     """The usual ReID pipeline: ``uint8 [3, h, w]`` → normalised ``float32 [3, height, width]``.
 
     Training: resize, random flip, zero-pad + random crop back to size, to float, normalise,

@@ -5,8 +5,7 @@ import os
 import torch
 from torch import nn
 
-from ..train.checkpoint import model_from_checkpoint
-from ..train.checkpoint import load_checkpoint
+from ..train.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 def load_network(source, name="checkpoint"):
@@ -25,8 +24,9 @@ def load_network(source, name="checkpoint"):
         return model_from_checkpoint(state, f"{name} {os.fspath(source)}"), dict(state["meta"])
     if isinstance(source, dict):
         return model_from_checkpoint(source, name), dict(source.get("meta") or {})
-    raise TypeError(f"{name} must be a checkpoint path, a loaded checkpoint (dict) or an nn.Module, "
-                    f"got {type(source).__name__}")
+    raise TypeError(
+        f"{name} must be a checkpoint path, a loaded checkpoint (dict) or an nn.Module, got {type(source).__name__}"
+    )
 
 
 def meta_input_size(meta):

@@ -25,8 +25,15 @@ from .._io import atomic_write
 from ..nn.cells import LatentStateCell
 from ._model import load_network, meta_input_size
 
-__all__ = ["FORMATS", "export_model", "export_checkpoint", "pure_pytorch_cells", "check_exportable",
-           "load_exported", "run_exported"]
+__all__ = [
+    "FORMATS",
+    "export_model",
+    "export_checkpoint",
+    "pure_pytorch_cells",
+    "check_exportable",
+    "load_exported",
+    "run_exported",
+]
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 EXTENSIONS = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
@@ -53,13 +60,17 @@ def check_exportable(model):
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if model.training:
-        raise ValueError("model is in training mode; call model.eval() first: export writes the eval-mode network "
-                         "(images -> features), whose cells start from a zero state")
+        raise ValueError(
+            "model is in training mode; call model.eval() first: export writes the eval-mode network "
+            "(images -> features), whose cells start from a zero state"
+        )
     for name, module in model.named_modules():
         if isinstance(module, LatentStateCell) and module.states is not None:
             if any(bool(s.ne(0).any()) for s in module.states):
-                raise ValueError(f"model: cell {name or type(module).__name__} carries a non-zero latent state from "
-                                 "training; call ptl_ext.nn.reset_states(model) before exporting")
+                raise ValueError(
+                    f"model: cell {name or type(module).__name__} carries a non-zero latent state from "
+                    "training; call ptl_ext.nn.reset_states(model) before exporting"
+                )
 
 
 def _example(model, input_size, batch=2):
@@ -74,12 +85,21 @@ def _write_onnx(program, path, opset):
         import onnx  # noqa: F401  (the exporter needs both; say which to install before it fails deeper)
         import onnxscript  # noqa: F401
     except ImportError as exc:
-        raise ImportError(f"ONNX export needs the onnx and onnxscript packages ({exc}): "
-                          "pip install onnx onnxscript") from exc
+        raise ImportError(
+            f"ONNX export needs the onnx and onnxscript packages ({exc}): pip install onnx onnxscript"
+        ) from exc
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        onnx_program = torch.onnx.export(program, (), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
-                                         output_names=[OUTPUT_NAME], verbose=False, external_data=False)
+        onnx_program = torch.onnx.export(
+            program,
+            (),
+            dynamo=True,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            verbose=False,
+            external_data=False,
+        )
     # ONNXProgram.save writes a path; write beside the target, then rename over it
     atomic_write(path, lambda fh: fh.write(onnx_program.model_proto.SerializeToString()))
 
@@ -103,8 +123,11 @@ def export_model(model, format, path, input_size, opset=None, check=True):
     """
     _checks.choice(format, "format", FORMATS)
     check_exportable(model)
-    if (not isinstance(input_size, (tuple, list)) or len(input_size) != 2
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in input_size)):
+    if (
+        not isinstance(input_size, (tuple, list))
+        or len(input_size) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in input_size)
+    ):
         raise ValueError(f"input_size must be (height, width) positive ints, got {input_size!r}")
     if opset is not None and format != "onnx":
         raise ValueError(f"opset applies to the onnx format only, not to {format!r}")
@@ -112,8 +135,9 @@ def export_model(model, format, path, input_size, opset=None, check=True):
         _checks.integer(opset, "opset", minimum=7)
     path = os.fspath(path)
     if format == "exported-program" and not path.endswith(".pt2"):
-        raise ValueError(f"path: torch.export.load reads .pt2 files; name the exported-program file *.pt2, "
-                         f"got {path!r}")
+        raise ValueError(
+            f"path: torch.export.load reads .pt2 files; name the exported-program file *.pt2, got {path!r}"
+        )
     input_size = tuple(input_size)
     example = _example(model, input_size)
     with pure_pytorch_cells(model), torch.no_grad():
@@ -131,8 +155,14 @@ def export_model(model, format, path, input_size, opset=None, check=True):
                 atomic_write(path, lambda fh: torch.export.save(program, fh))
             else:
                 _write_onnx(program, path, opset)
-    report = {"path": path, "format": format, "input_size": input_size, "feature_dim": feature_dim,
-              "max_abs_diff": None, "max_abs_feature": None}
+    report = {
+        "path": path,
+        "format": format,
+        "input_size": input_size,
+        "feature_dim": feature_dim,
+        "max_abs_diff": None,
+        "max_abs_feature": None,
+    }
     if check:  # against the network as it runs in eager mode, with its own (compiled) cell update
         probe = _example(model, input_size, batch=3)
         with torch.no_grad():
@@ -148,8 +178,9 @@ def export_checkpoint(checkpoint, format, path, input_size=None, opset=None, che
     """:func:`export_model` of the network a ``ptl train`` checkpoint (path or loaded state) describes, on the
     CPU in eval mode, at the checkpoint's training size unless ``input_size`` is given. Returns the report."""
     if isinstance(checkpoint, nn.Module):
-        raise TypeError("checkpoint must be a checkpoint path or a loaded checkpoint; "
-                        "export a module with export_model")
+        raise TypeError(
+            "checkpoint must be a checkpoint path or a loaded checkpoint; export a module with export_model"
+        )
     model, meta = load_network(checkpoint, "checkpoint")
     size = input_size or meta_input_size(meta)
     return export_model(model.cpu().eval(), format, path, size, opset=opset, check=check)

@@ -28,8 +28,14 @@ from ..data.transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
 from ..train.evaluation import extract_features
 from ._model import load_network, meta_input_size, model_device
 
-__all__ = ["FeatureExtractor", "Extraction", "UnreadableImagesError", "extract_to_npz", "list_images",
-           "parse_market_name"]
+__all__ = [
+    "FeatureExtractor",
+    "Extraction",
+    "UnreadableImagesError",
+    "extract_to_npz",
+    "list_images",
+    "parse_market_name",
+]
 
 _MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
 
@@ -41,8 +47,10 @@ class UnreadableImagesError(ValueError):
         self.failures = list(failures)
         shown = "\n".join(f"  {name}: {reason}" for name, reason in self.failures[:20])
         more = f"\n  ... and {len(self.failures) - 20} more" if len(self.failures) > 20 else ""
-        super().__init__(f"{len(self.failures)} image(s) could not be read (pass skip_unreadable=True, or "
-                         f"--skip-unreadable, to leave them out):\n{shown}{more}")
+        super().__init__(
+            f"{len(self.failures)} image(s) could not be read (pass skip_unreadable=True, or "
+            f"--skip-unreadable, to leave them out):\n{shown}{more}"
+        )
 
 
 @dataclass
@@ -94,8 +102,10 @@ def _collect(inputs):
     if isinstance(inputs, (str, os.PathLike, Image.Image)):
         inputs = [inputs]
     if not isinstance(inputs, (list, tuple)):
-        raise TypeError("inputs must be an image path, a folder, a PIL image, a list of paths or PIL images, "
-                        f"or an [N, 3, H, W] tensor; got {type(inputs).__name__}")
+        raise TypeError(
+            "inputs must be an image path, a folder, a PIL image, a list of paths or PIL images, "
+            f"or an [N, 3, H, W] tensor; got {type(inputs).__name__}"
+        )
     sources, names = [], []
     for i, item in enumerate(inputs):
         if isinstance(item, Image.Image):
@@ -176,8 +186,11 @@ class FeatureExtractor:
             input_size = meta_input_size(self.meta)
             if input_size is None:
                 raise ValueError("input_size is required for a model without checkpoint meta: pass (height, width)")
-        if (not isinstance(input_size, (tuple, list)) or len(input_size) != 2
-                or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in input_size)):
+        if (
+            not isinstance(input_size, (tuple, list))
+            or len(input_size) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in input_size)
+        ):
             raise ValueError(f"input_size must be (height, width) positive ints, got {input_size!r}")
         self.input_size = tuple(input_size)
         if device is None:
@@ -203,8 +216,12 @@ class FeatureExtractor:
         """
         _checks.boolean(skip_unreadable, "skip_unreadable")
         sources, names = _collect(inputs)
-        loader = build_dataloader(_Images(sources, self.transform), batch_size=self.batch_size,
-                                  num_workers=self.workers, pin_memory=self.device.type == "cuda")
+        loader = build_dataloader(
+            _Images(sources, self.transform),
+            batch_size=self.batch_size,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+        )
         loader.collate_fn = _collate
         failures = []
 
@@ -244,8 +261,11 @@ def extract_to_npz(extractor, inputs, out_path, progress=True, skip_unreadable=F
     if not out_path.endswith(".npz"):
         raise ValueError(f"out_path must end with .npz, got {out_path!r}")
     result = extractor.extract(inputs, skip_unreadable=skip_unreadable, progress=progress)
-    arrays = {"features": result.features.numpy(), "names": np.array(result.names, dtype=str),
-              "skipped": np.array([name for name, _ in result.skipped], dtype=str)}
+    arrays = {
+        "features": result.features.numpy(),
+        "names": np.array(result.names, dtype=str),
+        "skipped": np.array([name for name, _ in result.skipped], dtype=str),
+    }
     parsed = [parse_market_name(name) for name in result.names]
     if parsed and all(p is not None for p in parsed):
         arrays["pids"] = np.array([p for p, _ in parsed], dtype=np.int64)

@@ -48,8 +48,13 @@ def _checked(distmat, q_pids, g_pids, q_camids, g_camids):
         return _validate.ids(np.asarray(x) if isinstance(x, (list, tuple)) else x, name, n, what, dist.device)
 
     rows, columns = "query rows of distmat", "gallery columns of distmat"
-    return (dist, ids(q_pids, "q_pids", q, rows), ids(g_pids, "g_pids", g, columns),
-            ids(q_camids, "q_camids", q, rows), ids(g_camids, "g_camids", g, columns))
+    return (
+        dist,
+        ids(q_pids, "q_pids", q, rows),
+        ids(g_pids, "g_pids", g, columns),
+        ids(q_camids, "q_camids", q, rows),
+        ids(g_camids, "g_camids", g, columns),
+    )
 
 
 def ranked_table(distmat, q_pids, g_pids, q_camids, g_camids, topk):
@@ -127,9 +132,10 @@ def _html(entries, topk, select, total_queries, num_valid, mean_ap):
         ap = "no valid match" if e["ap"] is None else f"AP {e['ap']:.3f}"
         rank1 = "" if e["ap"] is None else f" · rank-1 {'yes' if e['rank1'] else 'no'}"
         rows.append(
-            f'<section><h2>query {e["query"]}: {html.escape(e["name"])} (pid {e["pid"]}, camera {e["camid"]})</h2>\n'
+            f"<section><h2>query {e['query']}: {html.escape(e['name'])} (pid {e['pid']}, camera {e['camid']})</h2>\n"
             f'<p class="stats">{ap}{rank1}</p>\n'
-            f'<img src="{html.escape(e["png"])}" alt="top-{topk} results of query {e["query"]}"></section>')
+            f'<img src="{html.escape(e["png"])}" alt="top-{topk} results of query {e["query"]}"></section>'
+        )
     overall = "" if mean_ap is None else f" mAP over the {num_valid} queries with a valid match: {mean_ap:.3f}."
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Ranked results (top {topk})</title>
@@ -140,17 +146,29 @@ section {{ margin-bottom: 1.2em; }} h2 {{ font-size: 1em; margin: 0.2em 0; }}
 </style></head><body>
 <h1>Ranked results: top {topk}</h1>
 <p>{len(entries)} of {total_queries} queries ({select}).{overall}</p>
-<p class="key"><span style="background:rgb{COLOURS['query']}">query</span>
-<span style="background:rgb{COLOURS['match']}">same identity</span>
-<span style="background:rgb{COLOURS['wrong']}">different identity</span>
-<span style="background:rgb{COLOURS['ignored']}">ignored (same camera, or junk)</span></p>
+<p class="key"><span style="background:rgb{COLOURS["query"]}">query</span>
+<span style="background:rgb{COLOURS["match"]}">same identity</span>
+<span style="background:rgb{COLOURS["wrong"]}">different identity</span>
+<span style="background:rgb{COLOURS["ignored"]}">ignored (same camera, or junk)</span></p>
 {chr(10).join(rows)}
 </body></html>
 """
 
 
-def write_ranked_results(distmat, q_paths, g_paths, q_pids, g_pids, q_camids, g_camids, out_dir, topk=10,
-                         num_queries=20, select="first", seed=0):
+def write_ranked_results(
+    distmat,
+    q_paths,
+    g_paths,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    out_dir,
+    topk=10,
+    num_queries=20,
+    select="first",
+    seed=0,
+):
     """Draw the top-``topk`` gallery images of chosen queries and write ``out_dir/index.html``.
 
     Args:
@@ -169,9 +187,11 @@ def write_ranked_results(distmat, q_paths, g_paths, q_pids, g_pids, q_camids, g_
     q, g = dist.shape
     for name, paths, n in (("q_paths", q_paths, q), ("g_paths", g_paths, g)):
         if not isinstance(paths, (list, tuple)) or len(paths) != n:
-            raise ValueError(f"{name} must be a list of {n} image paths (one per distmat "
-                             f"{'row' if name == 'q_paths' else 'column'}), got "
-                             f"{len(paths) if isinstance(paths, (list, tuple)) else type(paths).__name__}")
+            raise ValueError(
+                f"{name} must be a list of {n} image paths (one per distmat "
+                f"{'row' if name == 'q_paths' else 'column'}), got "
+                f"{len(paths) if isinstance(paths, (list, tuple)) else type(paths).__name__}"
+            )
     _checks.choice(select, "select", SELECTIONS)
     if num_queries is not None:
         _checks.positive_int(num_queries, "num_queries")
@@ -185,12 +205,21 @@ def write_ranked_results(distmat, q_paths, g_paths, q_pids, g_pids, q_camids, g_
     entries = []
     for qi in chosen:
         valid = bool(first[qi] > 0)
-        entry = {"query": qi, "name": os.path.basename(os.fspath(q_paths[qi])), "pid": q_pids[qi],
-                 "camid": q_camids[qi], "png": f"query_{qi:05d}.png", "ap": float(ap[qi]) if valid else None,
-                 "rank1": valid and int(first[qi]) == 1, "ranked": order[qi].tolist(), "kinds": kinds[qi]}
-        gallery = [(os.fspath(g_paths[gi]), kind,
-                    f"{rank}. pid {g_pids[gi]}\ncam {g_camids[gi]}\nd {float(dist[qi, gi]):.3g}")
-                   for rank, (gi, kind) in enumerate(zip(entry["ranked"], entry["kinds"]), 1)]
+        entry = {
+            "query": qi,
+            "name": os.path.basename(os.fspath(q_paths[qi])),
+            "pid": q_pids[qi],
+            "camid": q_camids[qi],
+            "png": f"query_{qi:05d}.png",
+            "ap": float(ap[qi]) if valid else None,
+            "rank1": valid and int(first[qi]) == 1,
+            "ranked": order[qi].tolist(),
+            "kinds": kinds[qi],
+        }
+        gallery = [
+            (os.fspath(g_paths[gi]), kind, f"{rank}. pid {g_pids[gi]}\ncam {g_camids[gi]}\nd {float(dist[qi, gi]):.3g}")
+            for rank, (gi, kind) in enumerate(zip(entry["ranked"], entry["kinds"]), 1)
+        ]
         score = "no valid match" if not valid else f"AP {entry['ap']:.3f}   rank-1 {'yes' if entry['rank1'] else 'no'}"
         header = f"query {qi}  pid {entry['pid']}  cam {entry['camid']}   {score}"
         strip = _strip(os.fspath(q_paths[qi]), f"query\npid {entry['pid']}\ncam {entry['camid']}", header, gallery)

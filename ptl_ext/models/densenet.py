@@ -103,7 +103,10 @@ class DenseNet(nn.Module):
 
     def stages(self):
         """The backbone as ``[stem, block1+transition1, ..., last block+norm5+ReLU]`` (shared modules)."""
-        stages = [nn.Sequential(OrderedDict((n, self.features.get_submodule(n)) for n in names)) for names in self._stage_names]
+        stages = [
+            nn.Sequential(OrderedDict((n, self.features.get_submodule(n)) for n in names))
+            for names in self._stage_names
+        ]
         stages[-1].add_module("relu5", self.relu)
         return stages
 

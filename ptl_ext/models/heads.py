@@ -21,7 +21,11 @@ class MLPHead(nn.Module):
 
     def __init__(self, in_features, num_classes, hidden=(1024, 512), batch_norm=True, dropout=0.5):
         super().__init__()
-        for name, value in (("in_features", in_features), ("num_classes", num_classes), *(("hidden", h) for h in hidden)):
+        for name, value in (
+            ("in_features", in_features),
+            ("num_classes", num_classes),
+            *(("hidden", h) for h in hidden),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not 0.0 <= dropout < 1.0:

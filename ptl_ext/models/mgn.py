@@ -123,8 +123,11 @@ class MGN(nn.Module):
         self.stages = nn.ModuleList([stem, resnet.layer1, resnet.layer2, resnet.layer3[0]])
         layer3_rest = nn.Sequential(*resnet.layer3[1:])
         self.branches = nn.ModuleList(
-            nn.Sequential(OrderedDict(layer3=copy.deepcopy(layer3_rest),
-                                      layer4=_set_first_stride(copy.deepcopy(resnet.layer4), stride)))
+            nn.Sequential(
+                OrderedDict(
+                    layer3=copy.deepcopy(layer3_rest), layer4=_set_first_stride(copy.deepcopy(resnet.layer4), stride)
+                )
+            )
             for stride in BRANCH_STRIDES
         )
         self.num_pieces = len(BRANCH_STRIPES) + sum(n for n in BRANCH_STRIPES if n > 1)
@@ -138,8 +141,10 @@ class MGN(nn.Module):
 
         Raises ``TypeError`` asking for an explicit block list.
         """
-        raise TypeError(f"rolling back: no default blocks for {type(self).__name__} (its three branches copy "
-                        "layer3[1:] and layer4); pass blocks=[[prefix, ...], ...]")
+        raise TypeError(
+            f"rolling back: no default blocks for {type(self).__name__} (its three branches copy "
+            "layer3[1:] and layer4); pass blocks=[[prefix, ...], ...]"
+        )
 
     def branch_maps(self, x):
         """The three branch maps ``[B, 2048, h, w]`` (plus side-stream maps in subclasses) for images ``x``."""
@@ -172,8 +177,9 @@ class MGNPTL(MGN):
 
     side_channels = BRANCH_CELL[1]
 
-    def __init__(self, num_classes, pretrained=None, feature_dim=FEATURES_PER_PIECE, v2=False, momentum=0.5,
-                 update_fn=None):
+    def __init__(
+        self, num_classes, pretrained=None, feature_dim=FEATURES_PER_PIECE, v2=False, momentum=0.5, update_fn=None
+    ):
         super().__init__(num_classes, pretrained, feature_dim)
         self.cells = nn.ModuleList(make_cell(i, o, s, v2, momentum, update_fn) for i, o, s in SIDE_CELLS)
         self.fuses = nn.ModuleList(

@@ -57,8 +57,8 @@ class FuseBlock(nn.Module):
     def forward(self, x, y):
         if x.shape[-2:] != y.shape[-2:]:
             raise RuntimeError(
-                f"FuseBlock: backbone map {tuple(x.shape[-2:])} and side-stream map {tuple(y.shape[-2:])} differ in size; "
-                "the cell strides were derived for another input size (see PTLNet input_size)"
+                f"FuseBlock: backbone map {tuple(x.shape[-2:])} and side-stream map {tuple(y.shape[-2:])} differ "
+                "in size; the cell strides were derived for another input size (see PTLNet input_size)"
             )
         return self.relu(self.bn(self.conv(torch.cat([x, y], 1))))
 
@@ -139,7 +139,11 @@ class PTLNet(HeadedNet):
         if len(fuse_channels) != n - 1:
             raise ValueError(f"fuse_channels needs {n - 1} widths for {n} stages, got {len(fuse_channels)}")
         self.feature_dim = stage_channels[-1] if feature_dim is None else feature_dim
-        for name, widths in (("cell_channels", cell_channels), ("fuse_channels", fuse_channels), ("feature_dim", (self.feature_dim,))):
+        for name, widths in (
+            ("cell_channels", cell_channels),
+            ("fuse_channels", fuse_channels),
+            ("feature_dim", (self.feature_dim,)),
+        ):
             if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
                 raise ValueError(f"{name} must hold positive ints, got {widths!r}")
         strides = side_stream_strides(input_size, [s[1:] for s in self.stage_shapes])

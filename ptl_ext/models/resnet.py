@@ -106,8 +106,8 @@ class ResNet(nn.Module):
         return [stem, self.layer1, self.layer2, self.layer3, self.layer4]
 
     def rollback_blocks(self):
-        """Rolling-back blocks ``B1..B5`` as module-name prefixes: ``[["conv1", "bn1"], ["layer1"], ..., ["layer4"]]``.
-        """
+        """Rolling-back blocks ``B1..B5`` as module-name prefixes:
+        ``[["conv1", "bn1"], ["layer1"], ..., ["layer4"]]``."""
         return [["conv1", "bn1"]] + [[f"layer{i}"] for i in range(1, 5)]
 
     def forward(self, x):

@@ -42,7 +42,14 @@ def probe_stages(stages, input_size, in_channels=3):
         raise ValueError("stages must hold at least one module")
     h, w = _check_input_size(input_size)
     param = next(stages.parameters(), None)
-    x = torch.zeros(1, in_channels, h, w, device=param.device if param is not None else None, dtype=param.dtype if param is not None else None)
+    x = torch.zeros(
+        1,
+        in_channels,
+        h,
+        w,
+        device=param.device if param is not None else None,
+        dtype=param.dtype if param is not None else None,
+    )
     shapes = []
     with _eval_mode(stages), torch.no_grad():
         for i, stage in enumerate(stages):
@@ -70,8 +77,10 @@ class HeadedNet(nn.Module):
         """Rolling-back blocks as module-name prefixes: one per stage, ``[["stages.0"], ["stages.1"], ...]``."""
         stages = getattr(self, "stages", None)
         if not isinstance(stages, nn.ModuleList):
-            raise TypeError(f"rolling back: no default blocks for {type(self).__name__} (no stages ModuleList); "
-                            "pass blocks=[[prefix, ...], ...]")
+            raise TypeError(
+                f"rolling back: no default blocks for {type(self).__name__} (no stages ModuleList); "
+                "pass blocks=[[prefix, ...], ...]"
+            )
         return [[f"stages.{i}"] for i in range(len(stages))]
 
     def forward(self, x, return_features=False):

@@ -11,7 +11,9 @@ from ..errors import WeightsFileError
 __all__ = ["load_pretrained", "read_state_dict", "densenet_legacy_keys"]
 
 _MAX_LISTED = 12
-_LEGACY_DENSE_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+_LEGACY_DENSE_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
+)
 
 
 def read_state_dict(path):
@@ -34,12 +36,16 @@ def read_state_dict(path):
             warnings.simplefilter("ignore", UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # garbage gives UnpicklingError, KeyError, RuntimeError, EOFError, ...
-        raise WeightsFileError(f"pretrained file {name!r} is not a state dict: torch.load cannot read it "
-                               f"({type(exc).__name__}); give a torchvision-format checkpoint of the "
-                               "backbone") from None
+        raise WeightsFileError(
+            f"pretrained file {name!r} is not a state dict: torch.load cannot read it "
+            f"({type(exc).__name__}); give a torchvision-format checkpoint of the "
+            "backbone"
+        ) from None
     if isinstance(state, dict) and state.get("format") == "ptl_ext.checkpoint":
-        raise WeightsFileError(f"pretrained file {name!r} is a ptl_ext training checkpoint, not a backbone state dict: "
-                               "start from its weights with --init-from (or resume it)")
+        raise WeightsFileError(
+            f"pretrained file {name!r} is a ptl_ext training checkpoint, not a backbone state dict: "
+            "start from its weights with --init-from (or resume it)"
+        )
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
@@ -64,7 +70,9 @@ def densenet_legacy_keys(state):
 
 def _listing(title, keys):
     keys = sorted(keys)
-    shown = ", ".join(keys[:_MAX_LISTED]) + (f", ... ({len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else "")
+    shown = ", ".join(keys[:_MAX_LISTED]) + (
+        f", ... ({len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else ""
+    )
     return f"{title} ({len(keys)}): {shown}"
 
 
@@ -94,12 +102,18 @@ def load_pretrained(model, path, *, rename=None, classifier=None):
     if head_differs:
         state = {k: v for k, v in state.items() if not k.startswith(classifier)}
     mismatched = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
     ]
     if missing or unexpected or mismatched:
         problems = [
             _listing(title, keys)
-            for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches (checkpoint vs model)", mismatched))
+            for title, keys in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape mismatches (checkpoint vs model)", mismatched),
+            )
             if keys
         ]
         raise RuntimeError(

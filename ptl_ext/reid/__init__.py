@@ -7,5 +7,17 @@ from .metrics import PROTOCOLS, RankResult, evaluate_rank
 from .query_expansion import aqe
 from .rerank import re_ranking
 
-__all__ = ["compute_distance", "evaluate_rank", "re_ranking", "evaluate_features", "retrieval_distances", "aqe", "RankResult",
-           "RerankConfig", "AQEConfig", "rerank_config", "METRICS", "PROTOCOLS"]
+__all__ = [
+    "compute_distance",
+    "evaluate_rank",
+    "re_ranking",
+    "evaluate_features",
+    "retrieval_distances",
+    "aqe",
+    "RankResult",
+    "RerankConfig",
+    "AQEConfig",
+    "rerank_config",
+    "METRICS",
+    "PROTOCOLS",
+]

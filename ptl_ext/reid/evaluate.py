@@ -13,10 +13,28 @@ from .query_expansion import check_aqe_size, expand_blocks
 from .rerank import rerank_blocks
 
 
-def evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, metric="euclidean", rerank=False,
-                      normalize=False, max_rank=50, protocol="market", k1=None, k2=None, lambda_value=None,
-                      backend="auto", block_rows=None, num_draws=10, seed=0, aqe_k=AQEConfig.k,
-                      aqe_alpha=AQEConfig.alpha):
+def evaluate_features(
+    qf,
+    gf,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    metric="euclidean",
+    rerank=False,
+    normalize=False,
+    max_rank=50,
+    protocol="market",
+    k1=None,
+    k2=None,
+    lambda_value=None,
+    backend="auto",
+    block_rows=None,
+    num_draws=10,
+    seed=0,
+    aqe_k=AQEConfig.k,
+    aqe_alpha=AQEConfig.alpha,
+):
     """Evaluate query features against gallery features without holding the ``[Q, G]`` matrix.
 
     Args:
@@ -41,8 +59,10 @@ def evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, metric="euclid
     _checks.choice(metric, "metric", METRICS)
     config = rerank_config(rerank, k1, k2, lambda_value)
     if config is not None and metric != "euclidean":
-        raise ValueError("rerank=True works on squared euclidean distances: pass metric='euclidean' "
-                         "(with normalize=True for cosine-like ranking)")
+        raise ValueError(
+            "rerank=True works on squared euclidean distances: pass metric='euclidean' "
+            "(with normalize=True for cosine-like ranking)"
+        )
     expansion = AQEConfig(aqe_k, aqe_alpha)
     _checks.positive_int(max_rank, "max_rank")
     backend = resolve_backend(backend)
@@ -74,9 +94,20 @@ def _retrieval_blocks(qf, gf, metric, config, expansion, normalize, backend, blo
     return distance_blocks(qf, gf, metric, block_rows)
 
 
-def retrieval_distances(qf, gf, metric="euclidean", rerank=False, normalize=False, k1=None, k2=None,
-                        lambda_value=None, backend="auto", block_rows=None, aqe_k=AQEConfig.k,
-                        aqe_alpha=AQEConfig.alpha):
+def retrieval_distances(
+    qf,
+    gf,
+    metric="euclidean",
+    rerank=False,
+    normalize=False,
+    k1=None,
+    k2=None,
+    lambda_value=None,
+    backend="auto",
+    block_rows=None,
+    aqe_k=AQEConfig.k,
+    aqe_alpha=AQEConfig.alpha,
+):
     """The whole ``[Q, G]`` distance matrix that :func:`evaluate_features` ranks with the same options
     (query expansion, normalisation, re-ranking), e.g. to draw ranked results.
 
@@ -93,5 +124,6 @@ def retrieval_distances(qf, gf, metric="euclidean", rerank=False, normalize=Fals
         config.check_size(qf.shape[0] + gf.shape[0])
     dtype = torch.float32 if config is not None else qf.dtype
     out = torch.empty(qf.shape[0], gf.shape[0], dtype=dtype, device=qf.device)
-    return gather_blocks(_retrieval_blocks(qf, gf, metric, config, expansion, normalize, resolve_backend(backend),
-                                           block_rows), out)
+    return gather_blocks(
+        _retrieval_blocks(qf, gf, metric, config, expansion, normalize, resolve_backend(backend), block_rows), out
+    )

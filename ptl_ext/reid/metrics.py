@@ -104,8 +104,9 @@ class RankAccumulator:
         )
 
 
-def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50, protocol="market", num_draws=10,
-                  seed=0, block_rows=None):
+def evaluate_rank(
+    distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50, protocol="market", num_draws=10, seed=0, block_rows=None
+):
     """CMC, mAP and mINP of a query x gallery distance matrix (see the module docstring for the rules).
 
     Args:

@@ -58,12 +58,29 @@ def rerank_blocks(qf, gf, config, backend="auto", block_rows=None):
     for q0 in range(0, num_q, rows):
         q1 = min(num_q, q0 + rows)
         dist = ops.squared_euclidean(x[q0:q1], gallery, norms[q0:q1], g_norms)
-        yield q0, ops.rerank_jaccard(dist=dist, rowmax=rowmax[q0:q1], v=v, row_start=q0, inverse=inverse,
-                                     lambda_value=config.lambda_value, check_csr=q0 == 0)
+        yield (
+            q0,
+            ops.rerank_jaccard(
+                dist=dist,
+                rowmax=rowmax[q0:q1],
+                v=v,
+                row_start=q0,
+                inverse=inverse,
+                lambda_value=config.lambda_value,
+                check_csr=q0 == 0,
+            ),
+        )
 
 
-def re_ranking(qf, gf, k1=RerankConfig.k1, k2=RerankConfig.k2, lambda_value=RerankConfig.lambda_value,
-               backend="auto", block_rows=None):
+def re_ranking(
+    qf,
+    gf,
+    k1=RerankConfig.k1,
+    k2=RerankConfig.k2,
+    lambda_value=RerankConfig.lambda_value,
+    backend="auto",
+    block_rows=None,
+):
     """k-reciprocal re-ranked query x gallery distances, exact and sparse.
 
     Args:

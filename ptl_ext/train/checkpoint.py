@@ -139,14 +139,21 @@ def model_from_checkpoint(state, source="checkpoint"):
     meta = state.get("meta") or {}
     missing = [key for key in ("arch", "num_classes", "height", "width", "head") if key not in meta]
     if missing:
-        raise ValueError(f"{source}: no complete model description (meta lacks {', '.join(missing)}); "
-                         "was it written by ptl train?")
+        raise ValueError(
+            f"{source}: no complete model description (meta lacks {', '.join(missing)}); was it written by ptl train?"
+        )
     if not isinstance(state.get("model"), dict):
         raise ValueError(f"{source}: no model weights (state['model'])")
     try:
-        model = create_model(meta["arch"], meta["num_classes"], (meta["height"], meta["width"]), head=meta["head"],
-                             last_stride=meta.get("last_stride", 1), v2=meta.get("v2", False),
-                             dropout=meta.get("dropout"))
+        model = create_model(
+            meta["arch"],
+            meta["num_classes"],
+            (meta["height"], meta["width"]),
+            head=meta["head"],
+            last_stride=meta.get("last_stride", 1),
+            v2=meta.get("v2", False),
+            dropout=meta.get("dropout"),
+        )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{source}: cannot rebuild its network: {exc}") from exc
     _check_weights_fit(model, state["model"], source, "its meta's network")
@@ -157,17 +164,23 @@ def model_from_checkpoint(state, source="checkpoint"):
 def _check_weights_fit(model, weights, source, what, skip=None):
     """``ValueError`` naming ``source`` when ``weights`` miss keys of ``model``, hold foreign keys or differ in
     shape (keys under the prefix ``skip`` are left out on both sides)."""
+
     def kept(key):
         return skip is None or not (key == skip or key.startswith(skip + "."))
 
     own = {k: v for k, v in model.state_dict().items() if kept(k)}
     weights = {k: v for k, v in weights.items() if kept(k)}
     problems = [k for k in own if k not in weights] + [k for k in weights if k not in own]
-    problems += [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                 if k in weights and weights[k].shape != v.shape]
+    problems += [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in weights and weights[k].shape != v.shape
+    ]
     if problems:
-        raise ValueError(f"{source}: the checkpoint's network differs from {what}: "
-                         f"{', '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}")
+        raise ValueError(
+            f"{source}: the checkpoint's network differs from {what}: "
+            f"{', '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}"
+        )
     return weights
 
 

@@ -25,8 +25,9 @@ def check_feature_sizes(student, teacher):
     """Raise ``ValueError`` when both networks declare a ``feature_dim`` and the two differ."""
     s, t = _feature_dim(student), _feature_dim(getattr(teacher, "model", teacher))
     if s is not None and t is not None and s != t:
-        raise ValueError(f"STD: the student's feature size ({s}) differs from the teacher's ({t}); "
-                         "they must match for the L1 term")
+        raise ValueError(
+            f"STD: the student's feature size ({s}) differs from the teacher's ({t}); they must match for the L1 term"
+        )
 
 
 class FrozenTeacher:
@@ -92,8 +93,10 @@ class STDLoss:
             teacher_features = self.teacher(inputs)
         features = output[1].float()
         if features.shape != teacher_features.shape:
-            raise ValueError(f"STDLoss: student features {list(features.shape)} and teacher features "
-                             f"{list(teacher_features.shape)} differ in shape; the feature sizes must match")
+            raise ValueError(
+                f"STDLoss: student features {list(features.shape)} and teacher features "
+                f"{list(teacher_features.shape)} differ in shape; the feature sizes must match"
+            )
         base, parts = self.base(output, targets, inputs)
         l1 = F.l1_loss(features, teacher_features.detach().float())
         parts["l1"] = l1.detach()

@@ -72,9 +72,21 @@ class ReIDEvaluator:
     primary = "mAP"
     higher_is_better = True
 
-    def __init__(self, query_loader, gallery_loader, metric="euclidean", rerank=False, flip=True,
-                 normalize=True, protocol="market", k1=None, k2=None, lambda_value=None, aqe_k=None,
-                 aqe_alpha=None):
+    def __init__(
+        self,
+        query_loader,
+        gallery_loader,
+        metric="euclidean",
+        rerank=False,
+        flip=True,
+        normalize=True,
+        protocol="market",
+        k1=None,
+        k2=None,
+        lambda_value=None,
+        aqe_k=None,
+        aqe_alpha=None,
+    ):
         from .. import reid
 
         self.metric = _checks.choice(metric, "metric", reid.METRICS)
@@ -84,8 +96,9 @@ class ReIDEvaluator:
                 "ReIDEvaluator: rerank needs metric='euclidean' (normalize=True gives cosine-like ranking)"
             )
         defaults = reid.AQEConfig()
-        self.aqe = reid.AQEConfig(defaults.k if aqe_k is None else aqe_k,
-                                  defaults.alpha if aqe_alpha is None else aqe_alpha)
+        self.aqe = reid.AQEConfig(
+            defaults.k if aqe_k is None else aqe_k, defaults.alpha if aqe_alpha is None else aqe_alpha
+        )
         self.query_loader, self.gallery_loader = query_loader, gallery_loader
         self.flip, self.normalize = _checks.boolean(flip, "flip"), _checks.boolean(normalize, "normalize")
         self.protocol = _checks.choice(protocol, "protocol", reid.PROTOCOLS)
@@ -119,8 +132,10 @@ class ReIDEvaluator:
             cameras.setdefault(pid, set()).add(cam)
         valid = sum(1 for _, pid, cam in items["query"] if cameras.get(pid, set()) - {cam})
         if valid == 0:
-            raise DataError(f"ReIDEvaluator: no query has a valid match (none of the {len(items['query'])} query "
-                            "identities is in the gallery under another camera): check the query and gallery folders")
+            raise DataError(
+                f"ReIDEvaluator: no query has a valid match (none of the {len(items['query'])} query "
+                "identities is in the gallery under another camera): check the query and gallery folders"
+            )
         return valid
 
     def features(self, model, device="cpu", amp=False, info=DistInfo()):
@@ -133,8 +148,15 @@ class ReIDEvaluator:
         """The ``[Q, G]`` distances this evaluator ranks (metric, normalisation, AQE, re-ranking)."""
         from .. import reid
 
-        return reid.retrieval_distances(qf, gf, metric=self.metric, rerank=self.rerank or False,
-                                        normalize=self.normalize, aqe_k=self.aqe.k, aqe_alpha=self.aqe.alpha)
+        return reid.retrieval_distances(
+            qf,
+            gf,
+            metric=self.metric,
+            rerank=self.rerank or False,
+            normalize=self.normalize,
+            aqe_k=self.aqe.k,
+            aqe_alpha=self.aqe.alpha,
+        )
 
     def __call__(self, model, device="cpu", amp=False, info=DistInfo()):
         from .. import reid
@@ -142,9 +164,20 @@ class ReIDEvaluator:
         qf, q_pids, q_cams, gf, g_pids, g_cams = self.features(model, device, amp, info)
         metrics = None
         if info.is_main:
-            result = reid.evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, metric=self.metric,
-                                            rerank=self.rerank or False, normalize=self.normalize,
-                                            protocol=self.protocol, aqe_k=self.aqe.k, aqe_alpha=self.aqe.alpha)
+            result = reid.evaluate_features(
+                qf,
+                gf,
+                q_pids,
+                g_pids,
+                q_cams,
+                g_cams,
+                metric=self.metric,
+                rerank=self.rerank or False,
+                normalize=self.normalize,
+                protocol=self.protocol,
+                aqe_k=self.aqe.k,
+                aqe_alpha=self.aqe.alpha,
+            )
             cmc = [float(v) for v in result.cmc]
             metrics = {"mAP": float(result.mAP), "mINP": float(result.mINP), "num_valid": float(result.num_valid)}
             for rank in (1, 5, 10):

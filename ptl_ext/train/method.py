@@ -54,10 +54,13 @@ class CombinedMethod(TrainingMethod):
         for what in ("optimizer_factory", "epochs"):
             owners = [m.name for m in self.methods if _brings(m, what)]
             if len(owners) > 1:
-                raise ValueError(f"training methods {' and '.join(owners)} both set the {what.replace('_', ' ')}; "
-                                 "combine methods that set it at most once")
-        self.optimizer_factory = next((m.optimizer_factory for m in self.methods if _brings(m, "optimizer_factory")),
-                                      None)
+                raise ValueError(
+                    f"training methods {' and '.join(owners)} both set the {what.replace('_', ' ')}; "
+                    "combine methods that set it at most once"
+                )
+        self.optimizer_factory = next(
+            (m.optimizer_factory for m in self.methods if _brings(m, "optimizer_factory")), None
+        )
 
     def hooks(self):
         return [hook for m in self.methods for hook in m.hooks()]
@@ -87,6 +90,5 @@ def as_method(method):
     if isinstance(method, (list, tuple)):
         return as_method(method[0]) if len(method) == 1 else CombinedMethod(method)
     if not isinstance(method, TrainingMethod):
-        raise TypeError(f"method must be a TrainingMethod (e.g. a RollbackHook or an STD), got "
-                        f"{type(method).__name__}")
+        raise TypeError(f"method must be a TrainingMethod (e.g. a RollbackHook or an STD), got {type(method).__name__}")
     return method

@@ -4,8 +4,22 @@ import csv
 
 from .._io import atomic_write
 
-PREFERRED_COLUMNS = ("epoch", "lr", "loss", "ce", "triplet", "train_acc", "states_reset", "time_s",
-                     "mAP", "rank1", "rank5", "rank10", "mINP", "top1_error")
+PREFERRED_COLUMNS = (
+    "epoch",
+    "lr",
+    "loss",
+    "ce",
+    "triplet",
+    "train_acc",
+    "states_reset",
+    "time_s",
+    "mAP",
+    "rank1",
+    "rank5",
+    "rank10",
+    "mINP",
+    "top1_error",
+)
 
 
 def _columns(history):

@@ -19,8 +19,13 @@ class MGNLoss:
     Returns ``(loss, {"ce", "triplet"})``.
     """
 
-    def __init__(self, triplet_margin=MGN_RECIPE["triplet_margin"], triplet_weight=MGN_RECIPE["triplet_weight"],
-                 ce_weight=1.0, label_smoothing=0.0):
+    def __init__(
+        self,
+        triplet_margin=MGN_RECIPE["triplet_margin"],
+        triplet_weight=MGN_RECIPE["triplet_weight"],
+        ce_weight=1.0,
+        label_smoothing=0.0,
+    ):
         if triplet_margin is not None and triplet_margin < 0:
             raise ValueError(f"triplet_margin must be >= 0 or None (soft margin), got {triplet_margin}")
         for name, value in (("triplet_weight", triplet_weight), ("ce_weight", ce_weight)):
@@ -33,11 +38,16 @@ class MGNLoss:
 
     def __call__(self, output, targets, inputs=None):
         if not isinstance(output, MGNOutput):
-            raise TypeError(f"MGNLoss: expected the MGNOutput of an MGN network called with return_features=True, "
-                            f"got {type(output).__name__}")
-        ce = sum(F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing)
-                 for logits in output.piece_logits) / len(output.piece_logits)
-        triplet = sum(batch_hard_triplet_loss(f, targets, self.triplet_margin)
-                      for f in output.global_features) / len(output.global_features)
+            raise TypeError(
+                f"MGNLoss: expected the MGNOutput of an MGN network called with return_features=True, "
+                f"got {type(output).__name__}"
+            )
+        ce = sum(
+            F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing)
+            for logits in output.piece_logits
+        ) / len(output.piece_logits)
+        triplet = sum(batch_hard_triplet_loss(f, targets, self.triplet_margin) for f in output.global_features) / len(
+            output.global_features
+        )
         loss = self.ce_weight * ce + self.triplet_weight * triplet
         return loss, {"ce": ce.detach(), "triplet": triplet.detach()}

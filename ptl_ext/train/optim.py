@@ -41,7 +41,12 @@ def sgd_step_optimizer(model, config):
     """
     head_lr = config.lr if config.head_lr is None else config.head_lr
     lrs = {"head": head_lr} if hasattr(model, "head") else {}
-    optimizer = torch.optim.SGD(param_groups(model, lrs, config.lr), lr=config.lr, momentum=config.momentum,
-                                nesterov=config.nesterov, weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        param_groups(model, lrs, config.lr),
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
     return optimizer, scheduler

@@ -36,8 +36,11 @@ def setting_differences(saved, given, may_change=(), prefix=""):
 
     Keys in ``may_change`` and keys that only one dict has are skipped; lists and tuples compare alike.
     """
-    return [(prefix + key, saved[key], given[key]) for key in given
-            if key in saved and key not in may_change and _plain(saved[key]) != _plain(given[key])]
+    return [
+        (prefix + key, saved[key], given[key])
+        for key in given
+        if key in saved and key not in may_change and _plain(saved[key]) != _plain(given[key])
+    ]
 
 
 def _method_title(name):
@@ -61,15 +64,21 @@ def check_resume(path, state, config, meta, method):
         raise MethodMismatchError(
             f"checkpoint {path} was trained with {_method_title(saved_method['name'])}, this run has "
             f"{_method_title(method.name)}: resume it with the same training method and settings",
-            saved=saved_method["name"], given=method.name)
+            saved=saved_method["name"],
+            given=method.name,
+        )
     differences = setting_differences(state.get("config", {}), asdict(config), CONFIG_MAY_CHANGE)
     differences += setting_differences(state.get("meta", {}), meta, META_MAY_CHANGE)
     if saved_method is not None:
-        differences += setting_differences(saved_method.get("settings", {}), method.settings(),
-                                           prefix=f"{method.name}.")
+        differences += setting_differences(
+            saved_method.get("settings", {}), method.settings(), prefix=f"{method.name}."
+        )
     if config.epochs < state["epoch"]:
         differences.append(("epochs", f">= {state['epoch']} (epochs already trained)", config.epochs))
     if differences:
         listed = "; ".join(f"{name}: saved {saved!r}, given {given!r}" for name, saved, given in differences)
-        raise ResumeMismatchError(f"checkpoint {path} was trained with other settings ({listed}): resume with the "
-                                  "saved settings, or start a new run in another folder", differences)
+        raise ResumeMismatchError(
+            f"checkpoint {path} was trained with other settings ({listed}): resume with the "
+            "saved settings, or start a new run in another folder",
+            differences,
+        )

@@ -31,8 +31,16 @@ import torch
 from .method import TrainingMethod
 from .trainer import Hook
 
-__all__ = ["RollbackSchedule", "RollbackHook", "default_blocks", "head_prefix", "check_blocks", "rollback",
-           "pretrained_snapshot", "rollback_optimizer"]
+__all__ = [
+    "RollbackSchedule",
+    "RollbackHook",
+    "default_blocks",
+    "head_prefix",
+    "check_blocks",
+    "rollback",
+    "pretrained_snapshot",
+    "rollback_optimizer",
+]
 
 
 def default_blocks(model):
@@ -91,8 +99,9 @@ def check_blocks(model, blocks, periods=None):
             raise ValueError(f"blocks: B{index} must be a non-empty list of module names, got {block!r}")
         for prefix in block:
             if _matches(prefix, head) or _matches(head, prefix):
-                raise ValueError(f"blocks: B{index} prefix {prefix!r} holds the head {head!r}, which is never "
-                                 "rolled back")
+                raise ValueError(
+                    f"blocks: B{index} prefix {prefix!r} holds the head {head!r}, which is never rolled back"
+                )
             found = [n for n in names if _matches(n, prefix)]
             if not found:
                 raise ValueError(f"blocks: B{index} prefix {prefix!r} names no parameter of {type(model).__name__}")
@@ -102,8 +111,10 @@ def check_blocks(model, blocks, periods=None):
                 owner[n] = index
     blocks = [list(block) for block in blocks]
     if periods is not None and periods > len(blocks):
-        raise ValueError(f"rolling back: periods ({periods}) must be <= the number of blocks ({len(blocks)}): "
-                         f"period p rolls back B(p)..B{len(blocks)}")
+        raise ValueError(
+            f"rolling back: periods ({periods}) must be <= the number of blocks ({len(blocks)}): "
+            f"period p rolls back B(p)..B{len(blocks)}"
+        )
     return blocks
 
 
@@ -114,8 +125,11 @@ def _block_of(name, blocks):
 
 def pretrained_snapshot(model, blocks):
     """Copies of every parameter and buffer (BN running statistics too) of the blocks: ``{name: tensor}``."""
-    return {name: value.detach().clone() for name, value in model.state_dict().items()
-            if _block_of(name, blocks) is not None}
+    return {
+        name: value.detach().clone()
+        for name, value in model.state_dict().items()
+        if _block_of(name, blocks) is not None
+    }
 
 
 @torch.no_grad()
@@ -215,8 +229,9 @@ def rollback_optimizer(model, blocks, schedule, period, config):
         params[group].append(parameter)
     lrs = schedule.group_lrs(period, len(blocks))
     groups = [{"name": name, "params": params[name], "lr": lrs[name]} for name in names if params[name]]
-    optimizer = torch.optim.SGD(groups, lr=schedule.lr, momentum=config.momentum, nesterov=config.nesterov,
-                                weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        groups, lr=schedule.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [schedule.decay_epoch], gamma=schedule.gamma)
     return optimizer, scheduler
 
@@ -227,8 +242,9 @@ class RollbackHook(Hook, TrainingMethod):
     Snapshots the blocks' current weights and BN buffers as the pre-trained state (build the hook
     before training). Pass it as ``Trainer(..., method=hook)``: the trainer then uses its hook, its
     :meth:`optimizer_factory` and ``schedule.total_epochs`` epochs. At the first epoch of each period
-    ``p >= 2`` it rolls ``B(p)..BN`` back and installs a fresh optimizer. Every metrics row gets ``period``; the first row of a period
-    ``p >= 2`` also gets ``rollback = p`` (the first rolled-back block), which ``curves.png`` marks.
+    ``p >= 2`` it rolls ``B(p)..BN`` back and installs a fresh optimizer. Every metrics row gets ``period``;
+    the first row of a period ``p >= 2`` also gets ``rollback = p`` (the first rolled-back block), which
+    ``curves.png`` marks.
 
     Args:
         model: the unwrapped network (pre-trained weights loaded).
@@ -264,15 +280,18 @@ class RollbackHook(Hook, TrainingMethod):
 
     def on_fit_start(self, trainer):
         if trainer.config.epochs != self.schedule.total_epochs:
-            raise ValueError(f"rolling back: TrainConfig.epochs must be periods x epochs_per_period = "
-                             f"{self.schedule.total_epochs}, got {trainer.config.epochs} (pass the hook as "
-                             "Trainer(..., method=hook) to have it set)")
+            raise ValueError(
+                f"rolling back: TrainConfig.epochs must be periods x epochs_per_period = "
+                f"{self.schedule.total_epochs}, got {trainer.config.epochs} (pass the hook as "
+                "Trainer(..., method=hook) to have it set)"
+            )
         if trainer.module is not self.model:
             raise ValueError("rolling back: the hook was built for another model than the trainer's")
         groups = [group.get("name") for group in trainer.optimizer.param_groups]
         if not groups or groups[0] != "B1":
-            raise ValueError("rolling back: build the Trainer with method=hook (or with "
-                             "optimizer_factory=hook.optimizer_factory)")
+            raise ValueError(
+                "rolling back: build the Trainer with method=hook (or with optimizer_factory=hook.optimizer_factory)"
+            )
 
     def on_epoch_start(self, trainer, epoch):
         period = self.schedule.rollback_at(epoch)
@@ -290,8 +309,10 @@ class RollbackHook(Hook, TrainingMethod):
 
     def load_state_dict(self, state):
         if state.get("schedule") != asdict(self.schedule) or state.get("blocks") != self.blocks:
-            raise ValueError(f"rolling back: the checkpoint was written with schedule {state.get('schedule')} and "
-                             f"blocks {state.get('blocks')}, this run has {asdict(self.schedule)} and {self.blocks}")
+            raise ValueError(
+                f"rolling back: the checkpoint was written with schedule {state.get('schedule')} and "
+                f"blocks {state.get('blocks')}, this run has {asdict(self.schedule)} and {self.blocks}"
+            )
         if set(state["pretrained"]) != set(self.pretrained):
             raise ValueError("rolling back: the checkpoint's pre-trained snapshot does not fit this model's blocks")
         self.pretrained = {name: value.to(self.pretrained[name].device) for name, value in state["pretrained"].items()}

@@ -89,8 +89,10 @@ class RunFolder:
         try:
             used = self.run_files()
             if used and not (self.resume or self.overwrite):
-                raise RunFolderError(f"run folder {self.path} already holds a run ({', '.join(used)}): resume it, "
-                                     "overwrite it explicitly, or choose another folder")
+                raise RunFolderError(
+                    f"run folder {self.path} already holds a run ({', '.join(used)}): resume it, "
+                    "overwrite it explicitly, or choose another folder"
+                )
             self._remove_stale(OUTPUT_FILES if self.overwrite else ())
         except BaseException:
             self.release()
@@ -115,8 +117,9 @@ class RunFolder:
             os.makedirs(self.path, exist_ok=True)
         except (NotADirectoryError, FileExistsError):
             parent = next((p for p in _ancestors(self.path) if os.path.exists(p) and not os.path.isdir(p)), None)
-            raise RunFolderError(f"cannot create run folder {self.path}: {parent or 'a folder above it'} is a "
-                                 "file") from None
+            raise RunFolderError(
+                f"cannot create run folder {self.path}: {parent or 'a folder above it'} is a file"
+            ) from None
         except PermissionError:
             raise RunFolderError(f"cannot create run folder {self.path}: permission denied") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
@@ -134,11 +137,17 @@ class RunFolder:
             except BlockingIOError:
                 holder = _read_pid(fd)
                 os.close(fd)
-                raise RunFolderError(f"run folder {self.path} is in use by another run (pid {holder or 'unknown'}): "
-                                     "wait for it to finish or choose another folder") from None
+                raise RunFolderError(
+                    f"run folder {self.path} is in use by another run (pid {holder or 'unknown'}): "
+                    "wait for it to finish or choose another folder"
+                ) from None
             except OSError as exc:  # a file system without flock (some network mounts): run unlocked
-                warnings.warn(f"run folder {self.path}: cannot lock it ({exc.strerror}); another run could use "
-                              "it at the same time", RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"run folder {self.path}: cannot lock it ({exc.strerror}); another run could use "
+                    "it at the same time",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
                 return fd
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino

@@ -12,8 +12,14 @@ from .trainer import Hook
 __all__ = ["TensorBoardHook", "scalar_tag", "TENSORBOARD_MISSING"]
 
 TENSORBOARD_MISSING = "TensorBoard logging needs the tensorboard package: pip install tensorboard"
-EVAL_METRICS = {"mAP": "eval/mAP", "rank1": "eval/CMC-1", "rank5": "eval/CMC-5", "rank10": "eval/CMC-10",
-                "mINP": "eval/mINP", "top1_error": "eval/top1_error"}
+EVAL_METRICS = {
+    "mAP": "eval/mAP",
+    "rank1": "eval/CMC-1",
+    "rank5": "eval/CMC-5",
+    "rank10": "eval/CMC-10",
+    "mINP": "eval/mINP",
+    "top1_error": "eval/top1_error",
+}
 SKIPPED = ("epoch", "num_valid")
 
 

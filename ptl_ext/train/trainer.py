@@ -47,7 +47,8 @@ class TrainConfig:
     only after the last); ``save_every`` writes ``last.pt`` likewise (and before every evaluation).
     ``amp`` autocasts to bfloat16 on CPU, float16 with loss scaling on CUDA. ``overwrite`` lets a new
     run replace the run already in ``out_dir`` (whose files are removed first); without it such a folder
-    is refused unless the trainer resumes (a resume ignores ``overwrite``: it continues the run). Every value is checked here (finite rates, momentum in [0, 1)).
+    is refused unless the trainer resumes (a resume ignores ``overwrite``: it continues the run). Every value
+    is checked here (finite rates, momentum in [0, 1)).
     """
 
     epochs: int = 50
@@ -149,15 +150,31 @@ class Trainer:
     ``best.pt`` (best evaluation so far, written before ``last.pt`` records it).
     """
 
-    def __init__(self, model, train_loader, config=None, *, evaluator=None, loss_fn=None, method=None,
-                 optimizer_factory=None, hooks=(), device=None, info=None, meta=None, run_folder=None):
+    def __init__(
+        self,
+        model,
+        train_loader,
+        config=None,
+        *,
+        evaluator=None,
+        loss_fn=None,
+        method=None,
+        optimizer_factory=None,
+        hooks=(),
+        device=None,
+        info=None,
+        meta=None,
+        run_folder=None,
+    ):
         config = TrainConfig() if config is None else config
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.method = as_method(method)
         if self.method.optimizer_factory is not None and optimizer_factory is not None:
-            raise ValueError(f"the training method {self.method.name} brings its optimizer factory: do not pass "
-                             "optimizer_factory as well")
+            raise ValueError(
+                f"the training method {self.method.name} brings its optimizer factory: do not pass "
+                "optimizer_factory as well"
+            )
         epochs = self.method.epochs()
         self.config = config if epochs is None or epochs == config.epochs else replace(config, epochs=epochs)
         if run_folder is not None and not isinstance(run_folder, RunFolder):
@@ -201,8 +218,9 @@ class Trainer:
         if self.info.is_main:
             try:
                 if self.run_folder is None:
-                    self.run_folder = RunFolder(self.config.out_dir, resume=resume,
-                                                overwrite=self.config.overwrite and not resume)
+                    self.run_folder = RunFolder(
+                        self.config.out_dir, resume=resume, overwrite=self.config.overwrite and not resume
+                    )
                 elif resume and not (self.run_folder.resume or self._claimed):
                     raise ValueError(f"run folder {self.run_folder.path} was opened for a new run, not for a resume")
                 self.run_folder.acquire()
@@ -320,8 +338,13 @@ class Trainer:
         """Run the optimiser over one pass of the loader; returns the mean loss, its parts and accuracy."""
         self.model.train()
         totals, seen, correct = {}, 0, 0
-        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", leave=False,
-                   disable=not (self.config.progress and self.info.is_main), dynamic_ncols=True)
+        bar = tqdm(
+            self.train_loader,
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            leave=False,
+            disable=not (self.config.progress and self.info.is_main),
+            dynamic_ncols=True,
+        )
         for step, batch in enumerate(bar):
             images = batch[0].to(self.device, non_blocking=True)
             targets = batch[1].to(self.device, non_blocking=True)
@@ -352,9 +375,11 @@ class Trainer:
     def _divergence(self, value, epoch, step):
         advice = "lower the learning rate" + (" or turn off mixed precision (amp)" if self.config.amp else "")
         last = " (last.pt holds the last saved epoch)" if os.path.exists(self.path("last.pt")) else ""
-        return DivergenceError(f"training diverged: the loss is {value} at epoch {epoch + 1}, step {step} "
-                               f"(lr {self._learning_rates()['lr']:g}): {advice}, check the training images, "
-                               f"and start a new run{last}")
+        return DivergenceError(
+            f"training diverged: the loss is {value} at epoch {epoch + 1}, step {step} "
+            f"(lr {self._learning_rates()['lr']:g}): {advice}, check the training images, "
+            f"and start a new run{last}"
+        )
 
     def _due(self, epoch, every):
         """True after every ``every``-th epoch and after the last (only the last when ``every`` is 0)."""
@@ -442,9 +467,11 @@ class Trainer:
         hooks = self._stateful_hooks()
         if len(state["hooks"]) != len(hooks):
             saved = ", ".join(state.get("hook_types", [])) or "unnamed"
-            raise CheckpointError(f"checkpoint {path} has {len(state['hooks'])} hook states ({saved}), the trainer "
-                                  f"has {len(hooks)} hooks ({', '.join(type(h).__name__ for h in hooks)}): "
-                                  "resume with the same training method and hooks")
+            raise CheckpointError(
+                f"checkpoint {path} has {len(state['hooks'])} hook states ({saved}), the trainer "
+                f"has {len(hooks)} hooks ({', '.join(type(h).__name__ for h in hooks)}): "
+                "resume with the same training method and hooks"
+            )
         self._check_model(path, state["model"])
         for hook, hook_state in zip(hooks, state["hooks"]):  # first: a hook may swap the optimizer
             hook.load_state_dict(hook_state)
@@ -464,18 +491,30 @@ class Trainer:
             if generator is not None and rng["loader"] is not None:
                 generator.set_state(rng["loader"])
         else:
-            warnings.warn(f"checkpoint {path} was written by {len(state['rng'])} processes, this run has "
-                          f"{self.info.world_size}: random states are not restored, so the resume is not exact",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"checkpoint {path} was written by {len(state['rng'])} processes, this run has "
+                f"{self.info.world_size}: random states are not restored, so the resume is not exact",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return state
 
     def _check_model(self, path, weights):
         """Refuse ``weights`` unless they have exactly this model's names and shapes (nothing is loaded)."""
         own = self.module.state_dict()
-        listed = {"missing": [k for k in own if k not in weights], "unexpected": [k for k in weights if k not in own],
-                  "other shapes": [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                                   if k in weights and tuple(weights[k].shape) != tuple(v.shape)]}
-        problems = [f"{title} {', '.join(keys[:5])}{f' (+{len(keys) - 5} more)' if len(keys) > 5 else ''}"
-                    for title, keys in listed.items() if keys]
+        listed = {
+            "missing": [k for k in own if k not in weights],
+            "unexpected": [k for k in weights if k not in own],
+            "other shapes": [
+                f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}"
+                for k, v in own.items()
+                if k in weights and tuple(weights[k].shape) != tuple(v.shape)
+            ],
+        }
+        problems = [
+            f"{title} {', '.join(keys[:5])}{f' (+{len(keys) - 5} more)' if len(keys) > 5 else ''}"
+            for title, keys in listed.items()
+            if keys
+        ]
         if problems:
             raise CheckpointError(f"checkpoint {path} does not fit this model: {'; '.join(problems)}")

@@ -10,8 +10,11 @@ from ptl_ext.data import TensorImageDataset, build_cifar_transforms, load_cifar
 
 def write_batch(path, n, label_key, num_classes, seed):
     rng = np.random.default_rng(seed)
-    batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-             label_key: rng.integers(0, num_classes, n).tolist(), b"batch_label": b"test"}
+    batch = {
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        label_key: rng.integers(0, num_classes, n).tolist(),
+        b"batch_label": b"test",
+    }
     with open(path, "wb") as fh:
         pickle.dump(batch, fh, protocol=2)
     return batch

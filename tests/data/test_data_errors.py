@@ -21,8 +21,9 @@ def images(tmp_path):
 def test_a_corrupt_or_missing_image_is_one_line_with_workers(images, workers):
     good, bad, missing = images
     for path, error in ((bad, ImageDecodeError), (missing, ImageNotFoundError)):
-        loader = build_dataloader(ImageDataset([(str(good), 1, 0), (str(path), 1, 1)]), batch_size=2,
-                                  num_workers=workers)
+        loader = build_dataloader(
+            ImageDataset([(str(good), 1, 0), (str(path), 1, 1)]), batch_size=2, num_workers=workers
+        )
         with pytest.raises(error) as info:
             next(iter(loader))
         message = str(info.value)
@@ -46,7 +47,16 @@ def test_generator_values_and_single_identity_training_sets_are_refused(tmp_path
         make_synthetic_market(tmp_path / "a", num_junk=-3)
     with pytest.raises(ValueError, match="num_distractors must be an integer >= 0"):
         make_synthetic_market(tmp_path / "a", num_distractors=-1)
-    make_synthetic_market(tmp_path / "one", num_train_ids=1, num_test_ids=1, num_cams=2, images_per_cam=2,
-                          num_distractors=0, num_junk=0, height=16, width=8)
+    make_synthetic_market(
+        tmp_path / "one",
+        num_train_ids=1,
+        num_test_ids=1,
+        num_cams=2,
+        images_per_cam=2,
+        num_distractors=0,
+        num_junk=0,
+        height=16,
+        width=8,
+    )
     with pytest.raises(DataError, match="the training split has 1 identity"):
         build_reid_train_loader(market1501(tmp_path / "one"), 16, 8, p=1, k=2)

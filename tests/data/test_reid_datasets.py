@@ -21,11 +21,22 @@ def touch(folder, names):
 
 
 MARKET = {
-    "bounding_box_train": ["0002_c1s1_000451_03.jpg", "0002_c2s1_000551_01.jpg", "0007_c3s2_003301_02.jpg",
-                           "0011_c6s4_002202_01.jpg", "-1_c1s1_000000_00.jpg", "Thumbs.db"],
+    "bounding_box_train": [
+        "0002_c1s1_000451_03.jpg",
+        "0002_c2s1_000551_01.jpg",
+        "0007_c3s2_003301_02.jpg",
+        "0011_c6s4_002202_01.jpg",
+        "-1_c1s1_000000_00.jpg",
+        "Thumbs.db",
+    ],
     "query": ["0003_c1s1_000101_00.jpg", "0005_c4s2_010101_00.jpg"],
-    "bounding_box_test": ["0003_c2s1_000201_01.jpg", "0005_c1s1_000301_01.jpg", "0000_c3s1_000401_01.jpg",
-                          "-1_c5s1_000501_01.jpg", "-1_c6s1_000601_01.jpg"],
+    "bounding_box_test": [
+        "0003_c2s1_000201_01.jpg",
+        "0005_c1s1_000301_01.jpg",
+        "0000_c3s1_000401_01.jpg",
+        "-1_c5s1_000501_01.jpg",
+        "-1_c6s1_000601_01.jpg",
+    ],
 }
 
 
@@ -102,11 +113,14 @@ def test_duke_layout(tmp_path):
 def test_cuhk03_np_variants(tmp_path):
     root = tmp_path / "cuhk03-np"
     for variant, n in (("labeled", 3), ("detected", 2)):
-        write_market(root / variant, {
-            "bounding_box_train": [f"{i:04d}_c1_{i}.png" for i in range(1, n + 1)] + ["0001_c2_9.png"],
-            "query": ["0100_c1_1.png"],
-            "bounding_box_test": ["0100_c2_2.png"],
-        })
+        write_market(
+            root / variant,
+            {
+                "bounding_box_train": [f"{i:04d}_c1_{i}.png" for i in range(1, n + 1)] + ["0001_c2_9.png"],
+                "query": ["0100_c1_1.png"],
+                "bounding_box_test": ["0100_c2_2.png"],
+            },
+        )
     labeled = cuhk03_np(tmp_path, "labeled")
     detected = load_reid_dataset("cuhk03_detected", root)
     assert labeled.name == "cuhk03_np_labeled" and labeled.num_train_pids == 3 and len(labeled.train) == 4
@@ -118,13 +132,20 @@ def test_cuhk03_np_variants(tmp_path):
 
 
 def write_msmt(root, train_dir="train", test_dir="test"):
-    train = ["0000/0000_000_01_0303morning_0015_0.jpg 0", "0000/0000_001_05_0303morning_0016_0.jpg 0",
-             "0001/0001_000_15_0303noon_0001_1.jpg 1"]
+    train = [
+        "0000/0000_000_01_0303morning_0015_0.jpg 0",
+        "0000/0000_001_05_0303morning_0016_0.jpg 0",
+        "0001/0001_000_15_0303noon_0001_1.jpg 1",
+    ]
     val = ["0002/0002_000_02_0303noon_0002_0.jpg 2"]
     query = ["0000/0000_000_03_0303morning_0001_0.jpg 0"]
     gallery = ["0000/0000_001_04_0303morning_0002_0.jpg 0", "0001/0001_002_01_0303noon_0003_0.jpg 1"]
-    for name, lines, folder in (("list_train.txt", train, train_dir), ("list_val.txt", val, train_dir),
-                                ("list_query.txt", query, test_dir), ("list_gallery.txt", gallery, test_dir)):
+    for name, lines, folder in (
+        ("list_train.txt", train, train_dir),
+        ("list_val.txt", val, train_dir),
+        ("list_query.txt", query, test_dir),
+        ("list_gallery.txt", gallery, test_dir),
+    ):
         (root / name).write_text("\n".join(lines) + "\n")
         for line in lines:
             rel = line.split()[0]
@@ -158,11 +179,14 @@ def test_msmt17_wrong_folder(tmp_path):
 
 def test_market_duke_merge_relabels_ids(tmp_path):
     write_market(tmp_path / "market1501")
-    write_market(tmp_path / "DukeMTMC-reID", {
-        "bounding_box_train": ["0002_c7_f0000001.jpg", "0009_c1_f0000002.jpg"],
-        "query": ["0003_c8_f0000003.jpg"],
-        "bounding_box_test": ["0003_c1_f0000004.jpg"],
-    })
+    write_market(
+        tmp_path / "DukeMTMC-reID",
+        {
+            "bounding_box_train": ["0002_c7_f0000001.jpg", "0009_c1_f0000002.jpg"],
+            "query": ["0003_c8_f0000003.jpg"],
+            "bounding_box_test": ["0003_c1_f0000004.jpg"],
+        },
+    )
     data = market_duke(tmp_path)
     assert data.num_train_pids == 3 + 2  # Duke pid 2 is not Market pid 2
     duke_train = [(pid, cam) for p, pid, cam in data.train if "DukeMTMC" in p]
@@ -179,7 +203,13 @@ def test_market_duke_merge_relabels_ids(tmp_path):
 
 
 def test_registry_names():
-    assert set(REID_DATASETS) == {"market1501", "dukemtmc_reid", "cuhk03_labeled", "cuhk03_detected",
-                                  "msmt17", "market_duke"}
+    assert set(REID_DATASETS) == {
+        "market1501",
+        "dukemtmc_reid",
+        "cuhk03_labeled",
+        "cuhk03_detected",
+        "msmt17",
+        "market_duke",
+    }
     with pytest.raises(ValueError, match="dataset must be one of"):
         load_reid_dataset("viper", ".")

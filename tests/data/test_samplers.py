@@ -23,7 +23,7 @@ def test_pk_batches_have_p_distinct_ids_with_k_images_each():
     # identities with at least k images contribute distinct images within a batch group
     for batch in batches:
         for start in range(0, 12, 4):
-            group = batch[start:start + 4]
+            group = batch[start : start + 4]
             if pids.count(pids[group[0]]) >= 4:
                 assert len(set(group)) == 4
 
@@ -44,7 +44,7 @@ def test_pk_ranks_split_batches():
     rank0 = list(PKBatchSampler(pids, 2, 4, seed=3, rank=0, world_size=2))
     rank1 = list(PKBatchSampler(pids, 2, 4, seed=3, rank=1, world_size=2))
     assert len(rank0) == len(rank1) == len(whole) // 2
-    assert rank0 == whole[0::2][:len(rank0)] and rank1 == whole[1::2][:len(rank1)]
+    assert rank0 == whole[0::2][: len(rank0)] and rank1 == whole[1::2][: len(rank1)]
 
 
 def test_pk_errors():

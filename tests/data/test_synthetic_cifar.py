@@ -14,7 +14,8 @@ def test_cifar10_layout_and_reader(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     assert info == {"folder": str(folder), "train": 70, "test": 30}
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"])
+        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+    )
     with open(folder / "data_batch_2", "rb") as fh:
         batch = pickle.load(fh, encoding="bytes")
     assert set(batch) == {b"batch_label", b"data", b"labels", b"filenames"}

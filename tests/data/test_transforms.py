@@ -51,7 +51,7 @@ def test_pad_and_random_crop(image):
     # every crop is a window of the zero-padded image
     padded = torch.nn.functional.pad(image, (4, 4, 4, 4))
     for out in outs:
-        assert any(torch.equal(out, padded[:, t:t + 40, l:l + 20]) for t in range(9) for l in range(9))
+        assert any(torch.equal(out, padded[:, t : t + 40, l : l + 20]) for t in range(9) for l in range(9))  # noqa: E741
     assert len({o.sum().item() for o in outs}) > 1
     assert torch.equal(RandomCrop((40, 20))(image), image)
     with pytest.raises(ValueError, match="larger than the padded image"):
@@ -81,7 +81,7 @@ def test_random_erasing(image):
     assert erased.any()
     rows, cols = erased.nonzero(as_tuple=True)
     # a single filled rectangle
-    box = out[:, rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    box = out[:, rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     assert (box == 0).all()
     assert torch.equal(RandomErasing(p=0.0)(f), f)
     noisy = RandomErasing(p=1.0, value="random")(f)

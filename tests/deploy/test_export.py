@@ -6,12 +6,11 @@ import torch
 from ptl_ext import models, ops, reference
 from ptl_ext.deploy import export_checkpoint, export_model, load_exported, pure_pytorch_cells, run_exported
 from ptl_ext.deploy.export import EXTENSIONS
+from ptl_ext.models import create_model, mgn
+from ptl_ext.models.resnet import BasicBlock, Bottleneck
 from ptl_ext.nn import reset_states
 from ptl_ext.nn.cells import LatentStateCell
 from ptl_ext.train import save_checkpoint
-from ptl_ext.models import create_model
-from ptl_ext.models import mgn
-from ptl_ext.models.resnet import BasicBlock, Bottleneck
 
 FORMATS = ("torchscript", "exported-program", "onnx")
 # The project's own network classes on shallow ResNets (one block per layer; MGN's layer3 needs two) and
@@ -75,8 +74,10 @@ def test_exported_features_equal_eager_features(networks, arch, fmt, tmp_path):
     if fmt == "exported-program":  # the file holds the decomposition, not the compiled op
         graph = str(torch.export.load(str(path)).graph)
         assert "ptl_ext" not in graph and ("sigmoid" in graph or not cells)
-    print(f"{arch} {fmt}: max |diff| {float((got - expected).abs().max()):.3g} "
-          f"(features up to {float(expected.abs().max()):.3g})")
+    print(
+        f"{arch} {fmt}: max |diff| {float((got - expected).abs().max()):.3g} "
+        f"(features up to {float(expected.abs().max()):.3g})"
+    )
 
 
 def test_the_report_checks_the_file_against_eager_features(networks, tmp_path):
@@ -127,8 +128,16 @@ def test_bad_arguments_are_named(networks, tmp_path):
 def test_a_checkpoint_is_exported_at_its_training_size(tmp_path):
     torch.manual_seed(0)
     model = create_model("ptl_resnet34", 4, (32, 16))
-    meta = {"arch": "ptl_resnet34", "num_classes": 4, "height": 32, "width": 16, "v2": False, "last_stride": 1,
-            "head": "reid", "dropout": None}
+    meta = {
+        "arch": "ptl_resnet34",
+        "num_classes": 4,
+        "height": 32,
+        "width": 16,
+        "v2": False,
+        "last_stride": 1,
+        "head": "reid",
+        "dropout": None,
+    }
     save_checkpoint(str(tmp_path / "best.pt"), {"model": model.state_dict(), "meta": meta})
     report = export_checkpoint(str(tmp_path / "best.pt"), "torchscript", tmp_path / "net.pt")
     assert report["input_size"] == (32, 16) and report["max_abs_diff"] <= 1e-4 * report["max_abs_feature"]

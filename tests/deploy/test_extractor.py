@@ -10,8 +10,8 @@ from PIL import Image
 
 from ptl_ext.data import Resize, build_reid_eval_loaders, make_synthetic_market, market1501, read_image
 from ptl_ext.deploy import FeatureExtractor, UnreadableImagesError, extract_to_npz, parse_market_name
-from ptl_ext.train import extract_features, save_checkpoint
 from ptl_ext.models import create_model
+from ptl_ext.train import extract_features, save_checkpoint
 
 SIZE = (32, 16)
 
@@ -19,8 +19,17 @@ SIZE = (32, 16)
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
-    make_synthetic_market(root, num_train_ids=2, num_test_ids=3, num_cams=2, images_per_cam=2, num_distractors=1,
-                          num_junk=1, height=48, width=24)
+    make_synthetic_market(
+        root,
+        num_train_ids=2,
+        num_test_ids=3,
+        num_cams=2,
+        images_per_cam=2,
+        num_distractors=1,
+        num_junk=1,
+        height=48,
+        width=24,
+    )
     return root
 
 
@@ -28,8 +37,16 @@ def synthetic(tmp_path_factory):
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = create_model("resnet34", 2, SIZE)
-    meta = {"arch": "resnet34", "num_classes": 2, "height": SIZE[0], "width": SIZE[1], "v2": False,
-            "last_stride": 1, "head": "reid", "dropout": None}
+    meta = {
+        "arch": "resnet34",
+        "num_classes": 2,
+        "height": SIZE[0],
+        "width": SIZE[1],
+        "v2": False,
+        "last_stride": 1,
+        "head": "reid",
+        "dropout": None,
+    }
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
     save_checkpoint(str(path), {"model": model.state_dict(), "meta": meta})
     return str(path), model

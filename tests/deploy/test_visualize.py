@@ -14,8 +14,12 @@ from ptl_ext.deploy.visualize import BORDER, COLOURS, GAP, HEADER_H, THUMB
 
 Q_PIDS, Q_CAMS = [1, 2], [0, 0]
 G_PIDS, G_CAMS = [1, 1, 3, -1, 2], [0, 1, 1, 1, 1]
-DIST = torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.5],   # g0 same pid+cam, g1 match, g2 other, g3 junk, g4 other
-                     [0.1, 0.5, 0.2, 0.3, 0.4]])  # g0 other, g2 other, g3 junk, g4 match, g1 other
+DIST = torch.tensor(
+    [
+        [0.1, 0.2, 0.3, 0.4, 0.5],  # g0 same pid+cam, g1 match, g2 other, g3 junk, g4 other
+        [0.1, 0.5, 0.2, 0.3, 0.4],
+    ]
+)  # g0 other, g2 other, g3 junk, g4 match, g1 other
 
 
 @pytest.fixture()
@@ -40,8 +44,9 @@ def border_colours(png, count):
 def test_strips_show_the_known_ranking_with_its_colours(images, tmp_path):
     q_paths, g_paths = images
     out = tmp_path / "vis"
-    entries = write_ranked_results(DIST, q_paths, g_paths, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, out, topk=5,
-                                   num_queries=None)
+    entries = write_ranked_results(
+        DIST, q_paths, g_paths, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, out, topk=5, num_queries=None
+    )
     assert [e["ranked"] for e in entries] == [[0, 1, 2, 3, 4], [0, 2, 3, 4, 1]]
     assert entries[0]["kinds"] == ["ignored", "match", "wrong", "ignored", "wrong"]
     assert entries[1]["kinds"] == ["wrong", "wrong", "ignored", "match", "wrong"]
@@ -59,14 +64,38 @@ def test_one_png_per_query_and_the_html_references_each(images, tmp_path):
     torch.manual_seed(0)
     q_paths, q_pids, q_cams = q_paths * 4, Q_PIDS * 4, Q_CAMS * 4
     dist = torch.rand(8, 5)
-    entries = write_ranked_results(dist, q_paths, g_paths, q_pids, G_PIDS, q_cams, G_CAMS, tmp_path / "vis",
-                                   topk=3, num_queries=5, select="random", seed=3)
+    entries = write_ranked_results(
+        dist,
+        q_paths,
+        g_paths,
+        q_pids,
+        G_PIDS,
+        q_cams,
+        G_CAMS,
+        tmp_path / "vis",
+        topk=3,
+        num_queries=5,
+        select="random",
+        seed=3,
+    )
     pngs = sorted(f for f in os.listdir(tmp_path / "vis") if f.endswith(".png"))
     assert len(pngs) == 5 == len(entries) and sorted(e["png"] for e in entries) == pngs
     page = (tmp_path / "vis" / "index.html").read_text()
     assert sorted(re.findall(r'<img src="([^"]+)"', page)) == pngs
-    again = write_ranked_results(dist, q_paths, g_paths, q_pids, G_PIDS, q_cams, G_CAMS, tmp_path / "again",
-                                 topk=3, num_queries=5, select="random", seed=3)
+    again = write_ranked_results(
+        dist,
+        q_paths,
+        g_paths,
+        q_pids,
+        G_PIDS,
+        q_cams,
+        G_CAMS,
+        tmp_path / "again",
+        topk=3,
+        num_queries=5,
+        select="random",
+        seed=3,
+    )
     assert [e["query"] for e in again] == [e["query"] for e in entries]
     assert all(len(e["ranked"]) == 3 for e in entries)
 
@@ -81,8 +110,19 @@ def test_worst_queries_come_first_and_ap_matches_the_evaluator(images, tmp_path)
     result = reid.evaluate_rank(dist, np.array(q_pids), np.array(g_pids), np.array(q_cams), np.array(G_CAMS))
     valid = first > 0
     assert float(ap[valid].mean()) == pytest.approx(result.mAP)
-    entries = write_ranked_results(dist, q_paths * 3, g_paths, q_pids, g_pids, q_cams, G_CAMS, tmp_path / "vis",
-                                   topk=2, num_queries=3, select="worst")
+    entries = write_ranked_results(
+        dist,
+        q_paths * 3,
+        g_paths,
+        q_pids,
+        g_pids,
+        q_cams,
+        G_CAMS,
+        tmp_path / "vis",
+        topk=2,
+        num_queries=3,
+        select="worst",
+    )
     aps = [e["ap"] for e in entries]
     assert aps == sorted(aps) and aps[0] == pytest.approx(float(ap[valid].min()))
 
@@ -103,8 +143,9 @@ def test_bad_arguments_are_named(images, tmp_path):
 def test_an_unreadable_gallery_image_is_drawn_as_a_placeholder(images, tmp_path):
     q_paths, g_paths = images
     missing = [str(tmp_path / "gone.png")] + g_paths[1:]
-    entries = write_ranked_results(DIST, q_paths, missing, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, tmp_path / "vis", topk=2,
-                                   num_queries=1)
+    entries = write_ranked_results(
+        DIST, q_paths, missing, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, tmp_path / "vis", topk=2, num_queries=1
+    )
     assert os.path.isfile(tmp_path / "vis" / entries[0]["png"])
 
 
@@ -113,8 +154,9 @@ def test_dataset_items_give_the_same_pictures(images, tmp_path):
     query = list(zip(q_paths, Q_PIDS, Q_CAMS))
     gallery = list(zip(g_paths, G_PIDS, G_CAMS))
     entries = write_ranked_items(DIST, query, gallery, tmp_path / "vis", topk=5, num_queries=None)
-    direct = write_ranked_results(DIST, q_paths, g_paths, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, tmp_path / "direct", topk=5,
-                                  num_queries=None)
+    direct = write_ranked_results(
+        DIST, q_paths, g_paths, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, tmp_path / "direct", topk=5, num_queries=None
+    )
     assert entries == direct
     with pytest.raises(ValueError, match="gallery"):
         write_ranked_items(DIST, query, g_paths, tmp_path / "vis")

@@ -111,7 +111,9 @@ def test_resnet_shapes_and_last_stride(r50):
         resnet50(last_stride=3)
 
 
-@pytest.mark.parametrize("builder, size", [(densenet121, 32), (densenet_bc100, 32)], ids=["densenet121", "densenet_bc100"])
+@pytest.mark.parametrize(
+    "builder, size", [(densenet121, 32), (densenet_bc100, 32)], ids=["densenet121", "densenet_bc100"]
+)
 def test_densenet_stages_compose_to_forward(builder, size):
     torch.manual_seed(0)
     model = builder().eval()
@@ -138,7 +140,9 @@ def assert_same_state(a, b):
 
 def test_load_torchvision_resnet_checkpoint(r50, tmp_path):
     path = tmp_path / "resnet50.pth"
-    state = {k: v for k, v in r50.state_dict().items() if not k.endswith("num_batches_tracked")}  # like torchvision's files
+    state = {
+        k: v for k, v in r50.state_dict().items() if not k.endswith("num_batches_tracked")
+    }  # like torchvision's files
     torch.save(state, path)
     torch.manual_seed(1)
     loaded = resnet50(pretrained=str(path))

@@ -76,19 +76,25 @@ def test_branches_start_from_the_backbone_checkpoint(checkpoint):
     path, state = checkpoint
     for model in (MGN(CLASSES, pretrained=path), MGNPTL(CLASSES, pretrained=path)):  # fresh: BN statistics untouched
         own = model.state_dict()
-        trunk = {"stages.0.conv1": "conv1", "stages.0.bn1": "bn1", "stages.1": "layer1", "stages.2": "layer2",
-                 "stages.3": "layer3.0"}
+        trunk = {
+            "stages.0.conv1": "conv1",
+            "stages.0.bn1": "bn1",
+            "stages.1": "layer1",
+            "stages.2": "layer2",
+            "stages.3": "layer3.0",
+        }
         for prefix, source in trunk.items():
             keys = [k for k in own if k.startswith(prefix + ".")]
             assert keys
             for key in keys:
-                assert torch.equal(own[key], state[source + key[len(prefix):]]), key
+                assert torch.equal(own[key], state[source + key[len(prefix) :]]), key
         for b in range(3):
             keys = [k for k in own if k.startswith(f"branches.{b}.")]
-            assert len(keys) == len([k for k in state if k.startswith(("layer3.", "layer4."))
-                                     and not k.startswith("layer3.0.")])
+            assert len(keys) == len(
+                [k for k in state if k.startswith(("layer3.", "layer4.")) and not k.startswith("layer3.0.")]
+            )
             for key in keys:
-                rest = key[len(f"branches.{b}."):]
+                rest = key[len(f"branches.{b}.") :]
                 layer, index, tail = rest.split(".", 2)
                 source = f"{layer}.{int(index) + 1 if layer == 'layer3' else int(index)}.{tail}"
                 assert torch.equal(own[key], state[source]), key
@@ -172,8 +178,7 @@ def test_cell_state_rules_inside_mgn_ptl(mgn_ptl):
     model.train()
     with torch.no_grad():
         first = model(x)
-        assert all(c.states is not None and c.states[0].shape[0] == 4 and not c.states[0].requires_grad
-                   for c in cells)
+        assert all(c.states is not None and c.states[0].shape[0] == 4 and not c.states[0].requires_grad for c in cells)
         second = model(x)  # the state carried from the first forward changes the output
         assert not torch.allclose(first, second)
         carried = [c.states[0].clone() for c in cells]

@@ -318,7 +318,9 @@ def test_torch_compile_fullgraph_matches_eager():
         torch.testing.assert_close(compiled(x), eager(x), rtol=1e-5, atol=1e-6)
     compiled(xs[0]).sum().backward()
     eager(xs[0]).sum().backward()
-    torch.testing.assert_close(compiled_model.cells[2].conv.weight.grad, eager.cells[2].conv.weight.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        compiled_model.cells[2].conv.weight.grad, eager.cells[2].conv.weight.grad, rtol=1e-4, atol=1e-6
+    )
     compiled_model.eval(), eager.eval()
     torch.testing.assert_close(compiled(xs[1]), eager(xs[1]), rtol=1e-5, atol=1e-6)
 

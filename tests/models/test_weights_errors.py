@@ -8,8 +8,11 @@ from ptl_ext.models.weights import read_state_dict
 from ptl_ext.train import save_checkpoint
 
 
-@pytest.mark.parametrize("content", [b"\x80\x04garbage" * 50, bytes(range(256)) * 8, b"GIF89a" + b"\x00" * 100],
-                         ids=["pickle-like", "bytes", "gif"])
+@pytest.mark.parametrize(
+    "content",
+    [b"\x80\x04garbage" * 50, bytes(range(256)) * 8, b"GIF89a" + b"\x00" * 100],
+    ids=["pickle-like", "bytes", "gif"],
+)
 def test_garbage_is_not_a_state_dict(tmp_path, content):
     path = tmp_path / "weights.pth"
     path.write_bytes(content)

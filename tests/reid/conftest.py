@@ -30,8 +30,12 @@ def make_problem(rng, num_q, num_g, num_ids, num_cams, dim=16, duplicates=0, spr
             gf[dst] = qf[src] if src < num_q else gf[src - num_q]
             g_pids[dst] = q_pids[src] if src < num_q else g_pids[src - num_q]
     return dict(
-        qf=qf, gf=gf, q_pids=q_pids, g_pids=g_pids,
-        q_camids=rng.integers(0, num_cams, num_q), g_camids=rng.integers(0, num_cams, num_g),
+        qf=qf,
+        gf=gf,
+        q_pids=q_pids,
+        g_pids=g_pids,
+        q_camids=rng.integers(0, num_cams, num_q),
+        g_camids=rng.integers(0, num_cams, num_g),
     )
 
 

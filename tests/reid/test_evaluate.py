@@ -17,9 +17,10 @@ def _same(a, b):
 def test_matches_textbook(textbook, problem, seed):
     p = problem(seed, 30, 90, 10, 3, spread=1.5)
     x = np.concatenate([p["qf"], p["gf"]]).astype(np.float64)
-    exact = textbook.squared_distances(x)[: len(p["qf"]), len(p["qf"]):]
-    cmc, mAP, mINP, num_valid = textbook.evaluate_market(exact, p["q_pids"], p["g_pids"], p["q_camids"],
-                                                         p["g_camids"], 20)
+    exact = textbook.squared_distances(x)[: len(p["qf"]), len(p["qf"]) :]
+    cmc, mAP, mINP, num_valid = textbook.evaluate_market(
+        exact, p["q_pids"], p["g_pids"], p["q_camids"], p["g_camids"], 20
+    )
     res = evaluate_features(**p, max_rank=20, block_rows=7)
     np.testing.assert_allclose(res.cmc, cmc, atol=1e-6)
     assert (res.mAP, res.mINP, res.num_valid) == pytest.approx((mAP, mINP, num_valid), abs=1e-6)

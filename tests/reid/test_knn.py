@@ -47,9 +47,13 @@ def test_kernel_matches_exact_order(seed, block):
 
 
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("other", [
-    "twin", pytest.param("faiss", marks=pytest.mark.skipif(not knn.faiss_available(), reason="needs faiss")),
-])
+@pytest.mark.parametrize(
+    "other",
+    [
+        "twin",
+        pytest.param("faiss", marks=pytest.mark.skipif(not knn.faiss_available(), reason="needs faiss")),
+    ],
+)
 def test_twin_and_faiss_match_kernel(seed, other):
     x, norms = _points(seed, n=150, dim=20)
     dist, idx, rowmax = ops.rerank_knn(x, norms, 21, 16)

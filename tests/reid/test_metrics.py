@@ -13,8 +13,13 @@ def _tiny():
     # query 1 (pid 2, cam 1): its only gallery item has its camera -> skipped
     # query 2 (pid 3, cam 1): g3 first -> rank 1
     dist = np.array([[0.1, 0.2, 0.3, 0.4, 0.5], [0.5, 0.4, 0.3, 0.2, 0.1], [0.9, 0.8, 0.7, 0.1, 0.6]])
-    return dict(distmat=dist, q_pids=np.array([1, 2, 3]), g_pids=np.array([1, 2, 1, 3, 1]),
-                q_camids=np.array([0, 1, 1]), g_camids=np.array([0, 1, 1, 0, 2]))
+    return dict(
+        distmat=dist,
+        q_pids=np.array([1, 2, 3]),
+        g_pids=np.array([1, 2, 1, 3, 1]),
+        q_camids=np.array([0, 1, 1]),
+        g_camids=np.array([0, 1, 1, 0, 2]),
+    )
 
 
 def test_hand_computed():
@@ -32,8 +37,13 @@ def test_max_rank_capped_at_gallery_size():
 def _random_case(seed, num_q=40, num_g=120, num_ids=15, num_cams=3, ties=False):
     rng = np.random.default_rng(seed)
     dist = rng.integers(0, 6, (num_q, num_g)).astype(np.float32) if ties else rng.random((num_q, num_g))
-    return dict(distmat=dist, q_pids=rng.integers(0, num_ids, num_q), g_pids=rng.integers(0, num_ids, num_g),
-                q_camids=rng.integers(0, num_cams, num_q), g_camids=rng.integers(0, num_cams, num_g))
+    return dict(
+        distmat=dist,
+        q_pids=rng.integers(0, num_ids, num_q),
+        g_pids=rng.integers(0, num_ids, num_g),
+        q_camids=rng.integers(0, num_cams, num_q),
+        g_camids=rng.integers(0, num_cams, num_g),
+    )
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -52,8 +62,11 @@ def test_streamed_blocks_and_inputs_agree():
     case = _random_case(3)
     full = evaluate_rank(**case)
     tensors = {k: torch.from_numpy(v) for k, v in case.items()}
-    for res in (evaluate_rank(**case, block_rows=7), evaluate_rank(**tensors),
-                evaluate_rank(**{**tensors, "distmat": tensors["distmat"].double()})):
+    for res in (
+        evaluate_rank(**case, block_rows=7),
+        evaluate_rank(**tensors),
+        evaluate_rank(**{**tensors, "distmat": tensors["distmat"].double()}),
+    ):
         np.testing.assert_allclose(res.cmc, full.cmc, atol=1e-12)
         assert (res.mAP, res.mINP, res.num_valid) == pytest.approx((full.mAP, full.mINP, full.num_valid))
 
@@ -112,8 +125,13 @@ def test_cuhk03_deterministic_under_seed():
 def test_cuhk03_equals_market_with_one_item_per_identity():
     rng = np.random.default_rng(0)
     num_g = 30
-    case = dict(distmat=rng.random((20, num_g)), q_pids=rng.integers(0, num_g, 20), g_pids=np.arange(num_g),
-                q_camids=np.zeros(20, dtype=np.int64), g_camids=np.ones(num_g, dtype=np.int64))
+    case = dict(
+        distmat=rng.random((20, num_g)),
+        q_pids=rng.integers(0, num_g, 20),
+        g_pids=np.arange(num_g),
+        q_camids=np.zeros(20, dtype=np.int64),
+        g_camids=np.ones(num_g, dtype=np.int64),
+    )
     np.testing.assert_allclose(evaluate_rank(**case, protocol="cuhk03").cmc, evaluate_rank(**case).cmc)
 
 
@@ -136,8 +154,9 @@ def test_errors():
     with pytest.raises(ValueError, match="NaN"):
         evaluate_rank(**{**case, "distmat": np.where(case["distmat"] > 0.8, np.nan, case["distmat"])})
     with pytest.raises(ValueError, match="distmat must be non-empty"):
-        evaluate_rank(**{**case, "distmat": np.zeros((0, 5)), "q_pids": case["q_pids"][:0],
-                         "q_camids": case["q_camids"][:0]})
+        evaluate_rank(
+            **{**case, "distmat": np.zeros((0, 5)), "q_pids": case["q_pids"][:0], "q_camids": case["q_camids"][:0]}
+        )
     with pytest.raises(ValueError, match="2-D"):
         evaluate_rank(**{**case, "distmat": case["distmat"][0]})
     with pytest.raises(TypeError, match="q_pids must have an integer dtype"):

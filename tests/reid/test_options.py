@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from ptl_ext.reid import (AQEConfig, RerankConfig, aqe, compute_distance, evaluate_features, evaluate_rank,
-                          re_ranking, rerank_config)
+from ptl_ext.reid import (
+    AQEConfig,
+    RerankConfig,
+    aqe,
+    compute_distance,
+    evaluate_features,
+    evaluate_rank,
+    re_ranking,
+    rerank_config,
+)
 
 
 def _ids(p):
@@ -24,16 +32,19 @@ def test_rerank_config_is_the_one_home_of_the_defaults():
     assert rerank_config(RerankConfig(5, 2)) == RerankConfig(5, 2, 0.3)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"k1": 0}, ValueError, "k1 must be an integer >= 1"),
-    ({"k1": 2.5}, TypeError, "k1 must be an integer"),
-    ({"k2": 0}, ValueError, "k2 must be an integer >= 1"),
-    ({"k2": True}, TypeError, "k2 must be an integer"),
-    ({"lambda_value": 1.5}, ValueError, "lambda_value must be <= 1"),
-    ({"lambda_value": -0.1}, ValueError, "lambda_value must be >= 0"),
-    ({"lambda_value": float("nan")}, ValueError, "lambda_value must be a finite number"),
-    ({"lambda_value": "0.3"}, TypeError, "lambda_value must be a number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"k1": 0}, ValueError, "k1 must be an integer >= 1"),
+        ({"k1": 2.5}, TypeError, "k1 must be an integer"),
+        ({"k2": 0}, ValueError, "k2 must be an integer >= 1"),
+        ({"k2": True}, TypeError, "k2 must be an integer"),
+        ({"lambda_value": 1.5}, ValueError, "lambda_value must be <= 1"),
+        ({"lambda_value": -0.1}, ValueError, "lambda_value must be >= 0"),
+        ({"lambda_value": float("nan")}, ValueError, "lambda_value must be a finite number"),
+        ({"lambda_value": "0.3"}, TypeError, "lambda_value must be a number"),
+    ],
+)
 def test_rerank_options_are_validated(problem, kwargs, error, match):
     with pytest.raises(error, match=match):
         RerankConfig(**kwargs)
@@ -78,7 +89,7 @@ def _aqe_numpy(qf, gf, k, alpha):
         top = np.argsort(-sims, kind="stable")[:k]
         out[i] = (np.maximum(sims[top], 0.0) ** alpha) @ x[top]
     out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out[: len(qf)], out[len(qf):]
+    return out[: len(qf)], out[len(qf) :]
 
 
 @pytest.mark.parametrize("k, alpha", [(1, 3.0), (3, 3.0), (5, 0.0), (4, 1.5)])

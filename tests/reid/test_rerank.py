@@ -41,8 +41,10 @@ def test_parameters_match_textbook(textbook, problem, k1, k2, lam):
 def test_blocks_and_inputs_agree():
     qf, gf, k1, k2, lam = _case(3)
     base = re_ranking(qf, gf, k1, k2, lam)
-    for got in (re_ranking(qf, gf, k1, k2, lam, block_rows=2),
-                re_ranking(torch.from_numpy(qf).double(), torch.from_numpy(gf).double(), k1, k2, lam)):
+    for got in (
+        re_ranking(qf, gf, k1, k2, lam, block_rows=2),
+        re_ranking(torch.from_numpy(qf).double(), torch.from_numpy(gf).double(), k1, k2, lam),
+    ):
         torch.testing.assert_close(got, base, rtol=0, atol=1e-6)
 
 

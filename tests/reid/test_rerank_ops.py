@@ -99,8 +99,13 @@ def test_op_errors():
     with pytest.raises(ValueError, match="lambda_value"):
         ops.rerank_jaccard(dist, rowmax[:5], v, 0, inv, 2.0)
     with pytest.raises(ValueError, match="g_pids must have shape"):
-        ops.reid_rank_stats(dist, torch.zeros(5, dtype=torch.long), torch.zeros(3, dtype=torch.long),
-                            torch.zeros(5, dtype=torch.long), torch.zeros(20, dtype=torch.long))
+        ops.reid_rank_stats(
+            dist,
+            torch.zeros(5, dtype=torch.long),
+            torch.zeros(3, dtype=torch.long),
+            torch.zeros(5, dtype=torch.long),
+            torch.zeros(20, dtype=torch.long),
+        )
 
 
 def test_unchecked_jaccard_equals_checked_and_passes_opcheck():
@@ -109,11 +114,15 @@ def test_unchecked_jaccard_equals_checked_and_passes_opcheck():
     inv = _gallery_index(v, 12)
     dist = ops.squared_euclidean(x[4:12], x[12:], norms[4:12], norms[12:])
     checked = ops.rerank_jaccard(dist=dist, rowmax=rowmax[4:12], v=v, row_start=4, inverse=inv, lambda_value=0.3)
-    unchecked = ops.rerank_jaccard(dist=dist, rowmax=rowmax[4:12], v=v, row_start=4, inverse=inv, lambda_value=0.3,
-                                   check_csr=False)
+    unchecked = ops.rerank_jaccard(
+        dist=dist, rowmax=rowmax[4:12], v=v, row_start=4, inverse=inv, lambda_value=0.3, check_csr=False
+    )
     assert torch.equal(checked, unchecked)
-    torch.library.opcheck(torch.ops.ptl_ext.rerank_jaccard_unchecked.default,
-                          (dist, rowmax[4:12], *v, 4, *inv, 0.3), test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(
+        torch.ops.ptl_ext.rerank_jaccard_unchecked.default,
+        (dist, rowmax[4:12], *v, 4, *inv, 0.3),
+        test_utils=("test_schema", "test_faketensor"),
+    )
     with pytest.raises(ValueError, match="rerank_jaccard_unchecked: lambda_value"):  # O(1) checks stay
         ops.rerank_jaccard(dist, rowmax[4:12], v, 4, inv, 1.5, check_csr=False)
     with pytest.raises(ValueError, match="must lie within the 50 rows"):

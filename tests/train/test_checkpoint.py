@@ -12,8 +12,13 @@ from ptl_ext.train.checkpoint import capture_rng_state, content_digest, restore_
 def make_state():
     torch.manual_seed(0)
     model = torch.nn.Linear(64, 32)
-    return {"model": model.state_dict(), "epoch": 3, "history": [{"loss": 1.25, "mAP": None}],
-            "half": torch.ones(3, dtype=torch.bfloat16), "rng": capture_rng_state()}
+    return {
+        "model": model.state_dict(),
+        "epoch": 3,
+        "history": [{"loss": 1.25, "mAP": None}],
+        "half": torch.ones(3, dtype=torch.bfloat16),
+        "rng": capture_rng_state(),
+    }
 
 
 def test_roundtrip(tmp_path):

@@ -13,12 +13,54 @@ from ptl_ext.train.metrics import read_csv
 
 def test_torchrun_two_cpu_processes_gloo(tmp_path):
     data, out = tmp_path / "data", tmp_path / "run"
-    make_synthetic_market(data, num_train_ids=6, num_test_ids=5, num_cams=3, images_per_cam=2, num_distractors=3,
-                          num_junk=1, height=32, width=16, seed=5)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "ptl_ext", "train", "--root", str(data), "--arch", "ptl_resnet34", "--height", "32",
-               "--width", "16", "--p", "3", "--k", "2", "--epochs", "1", "--workers", "0", "--eval-batch-size", "8",
-               "--triplet-weight", "1", "--device", "cpu", "--no-progress", "--out", str(out)]
+    make_synthetic_market(
+        data,
+        num_train_ids=6,
+        num_test_ids=5,
+        num_cams=3,
+        images_per_cam=2,
+        num_distractors=3,
+        num_junk=1,
+        height=32,
+        width=16,
+        seed=5,
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "ptl_ext",
+        "train",
+        "--root",
+        str(data),
+        "--arch",
+        "ptl_resnet34",
+        "--height",
+        "32",
+        "--width",
+        "16",
+        "--p",
+        "3",
+        "--k",
+        "2",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--eval-batch-size",
+        "8",
+        "--triplet-weight",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
@@ -30,8 +72,21 @@ def test_torchrun_two_cpu_processes_gloo(tmp_path):
     # evaluating the DDP-trained weights in one process gives the same numbers: the two ranks' shards of
     # query and gallery features were gathered back in dataset order (on the CPU, as the run: a CUDA
     # evaluation would differ by more than the 1e-6 compared here)
-    metrics = run_eval(parse_args(["eval", "--checkpoint", str(out / "last.pt"), "--workers", "0",
-                                   "--eval-batch-size", "8", "--device", "cpu"]))
+    metrics = run_eval(
+        parse_args(
+            [
+                "eval",
+                "--checkpoint",
+                str(out / "last.pt"),
+                "--workers",
+                "0",
+                "--eval-batch-size",
+                "8",
+                "--device",
+                "cpu",
+            ]
+        )
+    )
     for key in ("mAP", "rank1", "mINP"):
         assert metrics[key] == pytest.approx(rows[0][key], abs=1e-6)
 

@@ -17,8 +17,13 @@ def test_loss_equals_the_formula_on_hand_made_tensors():
     teacher = torch.tensor([[0.0, -1.0], [2.5, 1.0]])
     loss, parts = STDLoss(lam=0.8)((logits, student), targets, teacher_features=teacher)
     # cross-entropy by hand: -log softmax at the targets
-    ce = -(torch.log(torch.exp(logits[0, 0]) / torch.exp(logits[0]).sum())
-           + torch.log(torch.exp(logits[1, 1]) / torch.exp(logits[1]).sum())) / 2
+    ce = (
+        -(
+            torch.log(torch.exp(logits[0, 0]) / torch.exp(logits[0]).sum())
+            + torch.log(torch.exp(logits[1, 1]) / torch.exp(logits[1]).sum())
+        )
+        / 2
+    )
     l1 = (1 + 1 + 2 + 3) / 4
     assert loss.item() == pytest.approx(0.2 * ce.item() + 0.8 * l1, rel=1e-6)
     assert parts["l1"].item() == pytest.approx(l1) and parts["ce"].item() == pytest.approx(ce.item(), rel=1e-6)
@@ -48,8 +53,9 @@ def test_errors():
     with pytest.raises(ValueError, match="needs a teacher"):
         STDLoss()((torch.zeros(2, 3), torch.zeros(2, 4)), torch.zeros(2, dtype=torch.long), torch.zeros(2, 3, 4, 4))
     with pytest.raises(ValueError, match="feature sizes must match"):
-        STDLoss()((torch.zeros(2, 3), torch.zeros(2, 4)), torch.zeros(2, dtype=torch.long),
-                  teacher_features=torch.zeros(2, 5))
+        STDLoss()(
+            (torch.zeros(2, 3), torch.zeros(2, 4)), torch.zeros(2, dtype=torch.long), teacher_features=torch.zeros(2, 5)
+        )
     student = models.BackboneNet(models.resnet34().stages(), 3, input_size=SIZE)
     teacher = models.PTLNet(models.resnet34().stages(), 3, input_size=SIZE, feature_dim=256)
     with pytest.raises(ValueError, match="student's feature size \\(512\\) differs from the teacher's \\(256\\)"):
@@ -78,14 +84,20 @@ def test_teacher_is_frozen_in_eval_mode_through_an_epoch(tmp_path):
     teacher_net.train()  # FrozenTeacher must switch it to eval itself
     before = {k: v.clone() for k, v in teacher_net.state_dict().items()}
     modes = []
-    teacher_net.register_forward_pre_hook(lambda module, args: modes.append(
-        [m.training for m in module.modules()] + [torch.is_grad_enabled()]))
+    teacher_net.register_forward_pre_hook(
+        lambda module, args: modes.append([m.training for m in module.modules()] + [torch.is_grad_enabled()])
+    )
     teacher = FrozenTeacher(teacher_net)
     check_feature_sizes(student, teacher)
     images, labels = torch.randn(24, 3, *SIZE), torch.arange(24) % 4
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=8)
-    trainer = Trainer(student, loader, TrainConfig(epochs=1, out_dir=str(tmp_path), progress=False, save_every=0),
-                      method=STD(teacher, 0.8), device="cpu")
+    trainer = Trainer(
+        student,
+        loader,
+        TrainConfig(epochs=1, out_dir=str(tmp_path), progress=False, save_every=0),
+        method=STD(teacher, 0.8),
+        device="cpu",
+    )
     history = trainer.fit()
     assert len(modes) == 3 and not any(any(flags) for flags in modes)  # eval everywhere, no autograd
     assert all(p.grad is None and not p.requires_grad for p in teacher_net.parameters())

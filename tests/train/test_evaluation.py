@@ -39,12 +39,15 @@ def test_reid_evaluator_matches_the_evaluator_library():
     q_img, g_img = torch.randn(6, 3, 2, 5), torch.randn(15, 3, 2, 5)
     q_pids, g_pids = [0, 1, 2, 3, 4, 5], [i % 6 for i in range(15)]
     q_cams, g_cams = [0] * 6, [i % 3 for i in range(15)]
-    evaluator = ReIDEvaluator(loader(q_img, q_pids, q_cams), loader(g_img, g_pids, g_cams), flip=False,
-                              normalize=False)
+    evaluator = ReIDEvaluator(loader(q_img, q_pids, q_cams), loader(g_img, g_pids, g_cams), flip=False, normalize=False)
     metrics = evaluator(ColumnFeatures())
-    expected = reid.evaluate_rank(reid.compute_distance(q_img[:, 0].mean(1), g_img[:, 0].mean(1)),
-                                  torch.tensor(q_pids), torch.tensor(g_pids), torch.tensor(q_cams),
-                                  torch.tensor(g_cams))
+    expected = reid.evaluate_rank(
+        reid.compute_distance(q_img[:, 0].mean(1), g_img[:, 0].mean(1)),
+        torch.tensor(q_pids),
+        torch.tensor(g_pids),
+        torch.tensor(q_cams),
+        torch.tensor(g_cams),
+    )
     assert metrics["mAP"] == pytest.approx(expected.mAP) and metrics["mINP"] == pytest.approx(expected.mINP)
     assert metrics["rank1"] == pytest.approx(expected.cmc[0]) and metrics["rank5"] == pytest.approx(expected.cmc[4])
     assert metrics["num_valid"] == expected.num_valid

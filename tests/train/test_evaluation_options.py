@@ -38,24 +38,28 @@ def test_options_reach_the_evaluator_library():
     for options, library in cases:
         evaluator = ReIDEvaluator(query, gallery, flip=False, **options)
         got = evaluator(MeanFeatures())
-        want = reid.evaluate_features(torch.as_tensor(qf), gf, **{k: torch.as_tensor(v) for k, v in ids.items()},
-                                      normalize=True, **library)
+        want = reid.evaluate_features(
+            torch.as_tensor(qf), gf, **{k: torch.as_tensor(v) for k, v in ids.items()}, normalize=True, **library
+        )
         assert got["mAP"] == pytest.approx(want.mAP, abs=1e-12), options
     assert ReIDEvaluator(query, gallery).aqe == reid.AQEConfig()
     assert ReIDEvaluator(query, gallery, rerank=True, k1=9).rerank == reid.RerankConfig(k1=9)
 
 
-@pytest.mark.parametrize("options, error, match", [
-    (dict(rerank=True, k1=0), ValueError, "k1 must be an integer >= 1"),
-    (dict(rerank=True, lambda_value=2), ValueError, "lambda_value must be <= 1"),
-    (dict(k2="6"), TypeError, "k2 must be an integer"),
-    (dict(aqe_k=-2), ValueError, "aqe_k must be an integer >= 0"),
-    (dict(aqe_k=3, aqe_alpha=float("inf")), ValueError, "aqe_alpha must be a finite number"),
-    (dict(metric="manhattan"), ValueError, "metric must be one of"),
-    (dict(rerank="false"), TypeError, "rerank must be true or false"),
-    (dict(flip="false"), TypeError, "flip must be true or false"),
-    (dict(protocol="viper"), ValueError, "protocol must be one of"),
-])
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        (dict(rerank=True, k1=0), ValueError, "k1 must be an integer >= 1"),
+        (dict(rerank=True, lambda_value=2), ValueError, "lambda_value must be <= 1"),
+        (dict(k2="6"), TypeError, "k2 must be an integer"),
+        (dict(aqe_k=-2), ValueError, "aqe_k must be an integer >= 0"),
+        (dict(aqe_k=3, aqe_alpha=float("inf")), ValueError, "aqe_alpha must be a finite number"),
+        (dict(metric="manhattan"), ValueError, "metric must be one of"),
+        (dict(rerank="false"), TypeError, "rerank must be true or false"),
+        (dict(flip="false"), TypeError, "flip must be true or false"),
+        (dict(protocol="viper"), ValueError, "protocol must be one of"),
+    ],
+)
 def test_bad_options_fail_when_made(options, error, match):
     with pytest.raises(error, match=match):
         ReIDEvaluator(None, None, **options)

@@ -10,8 +10,18 @@ from ptl_ext.train import ReIDEvaluator
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
-    make_synthetic_market(root, num_train_ids=2, num_test_ids=3, num_cams=2, images_per_cam=2, num_distractors=1,
-                          num_junk=0, height=16, width=8, seed=1)
+    make_synthetic_market(
+        root,
+        num_train_ids=2,
+        num_test_ids=3,
+        num_cams=2,
+        images_per_cam=2,
+        num_distractors=1,
+        num_junk=0,
+        height=16,
+        width=8,
+        seed=1,
+    )
     return market1501(root)
 
 

@@ -10,8 +10,9 @@ from ptl_ext.train import ClassificationLoss, ReIDLoss, batch_hard_triplet_loss
 def brute_force_triplet(features, labels, margin):
     losses = []
     for a in range(len(labels)):
-        pos = [torch.dist(features[a], features[p]).item() for p in range(len(labels))
-               if p != a and labels[p] == labels[a]]
+        pos = [
+            torch.dist(features[a], features[p]).item() for p in range(len(labels)) if p != a and labels[p] == labels[a]
+        ]
         neg = [torch.dist(features[a], features[n]).item() for n in range(len(labels)) if labels[n] != labels[a]]
         if pos and neg:
             gap = max(pos) - min(neg)

@@ -2,8 +2,20 @@ from ptl_ext.train.metrics import plot_curves, read_csv, write_csv
 
 HISTORY = [
     {"epoch": 1, "lr": 0.01, "loss": 2.0, "ce": 2.0, "train_acc": 0.1, "time_s": 1.0},
-    {"epoch": 2, "lr": 0.01, "loss": 1.5, "ce": 1.5, "train_acc": 0.3, "time_s": 1.0, "mAP": 0.25, "rank1": 0.5,
-     "rank5": 0.7, "rank10": 0.8, "mINP": 0.1, "custom": 7.0},
+    {
+        "epoch": 2,
+        "lr": 0.01,
+        "loss": 1.5,
+        "ce": 1.5,
+        "train_acc": 0.3,
+        "time_s": 1.0,
+        "mAP": 0.25,
+        "rank1": 0.5,
+        "rank5": 0.7,
+        "rank10": 0.8,
+        "mINP": 0.1,
+        "custom": 7.0,
+    },
 ]
 
 

@@ -12,8 +12,14 @@ import torch
 from torch import nn
 
 from ptl_ext.data import build_dataloader
-from ptl_ext.errors import (CheckpointError, DivergenceError, MethodMismatchError, ResumeMismatchError, RunFolderError,
-                            UserError)
+from ptl_ext.errors import (
+    CheckpointError,
+    DivergenceError,
+    MethodMismatchError,
+    ResumeMismatchError,
+    RunFolderError,
+    UserError,
+)
 from ptl_ext.train import Hook, RunFolder, TrainConfig, Trainer, load_checkpoint, save_checkpoint
 from ptl_ext.train import checkpoint as checkpoint_module
 from ptl_ext.train import trainer as trainer_module
@@ -57,8 +63,9 @@ def make(out, epochs=2, evaluator=None, hooks=(), meta=None, **config):
     images, labels = torch.randn(16, 3, 8, 8), torch.arange(16) % 4
     loader = build_dataloader(torch.utils.data.TensorDataset(images, labels), batch_size=8, shuffle=True, seed=0)
     settings = dict(epochs=epochs, lr=0.05, eval_every=1, out_dir=str(out), progress=False)
-    return Trainer(Net(), loader, TrainConfig(**{**settings, **config}), evaluator=evaluator, hooks=hooks,
-                   device="cpu", meta=meta)
+    return Trainer(
+        Net(), loader, TrainConfig(**{**settings, **config}), evaluator=evaluator, hooks=hooks, device="cpu", meta=meta
+    )
 
 
 def weights(trainer):
@@ -78,9 +85,17 @@ def test_a_new_run_into_a_used_folder_is_refused_and_overwrite_replaces_it(tmp_p
 
 
 def test_a_trainer_is_refused_while_another_process_holds_its_folder(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom ptl_ext.train import RunFolder\n"
-                               "folder = RunFolder(sys.argv[1]).acquire()\nprint('held', flush=True)\ntime.sleep(120)",
-                               str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom ptl_ext.train import RunFolder\n"
+            "folder = RunFolder(sys.argv[1]).acquire()\nprint('held', flush=True)\ntime.sleep(120)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         expected = f"run folder {tmp_path} is in use by another run \\(pid {holder.pid}\\)"
@@ -173,8 +188,12 @@ def test_resume_with_other_settings_lists_each_and_changes_nothing(tmp_path):
     with pytest.raises(ResumeMismatchError) as info:
         other.resume(tmp_path / "last.pt")
     message = str(info.value)
-    for expected in ("lr: saved 0.05, given 0.001", "step_size: saved 10, given 3", "height: saved 8, given 16",
-                     "seed: saved 0, given 1"):
+    for expected in (
+        "lr: saved 0.05, given 0.001",
+        "step_size: saved 10, given 3",
+        "height: saved 8, given 16",
+        "seed: saved 0, given 1",
+    ):
         assert expected in message
     assert "root:" not in message and "epochs:" not in message  # the data folder may move, epochs may grow
     assert [name for name, _, _ in info.value.differences] == ["lr", "step_size", "height", "seed"]
@@ -249,18 +268,21 @@ def test_a_full_disk_names_the_file_and_keeps_the_old_checkpoint(tmp_path, monke
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["last.pt"]
 
 
-@pytest.mark.parametrize("name, value, error", [
-    ("lr", float("nan"), "TrainConfig.lr must be a finite number"),
-    ("lr", float("inf"), "TrainConfig.lr must be a finite number"),
-    ("head_lr", -1.0, "TrainConfig.head_lr must be >= 0.0"),
-    ("momentum", 2.0, "TrainConfig.momentum must be in \\[0, 1\\)"),
-    ("momentum", 1.0, "TrainConfig.momentum must be in \\[0, 1\\)"),
-    ("epochs", True, "TrainConfig.epochs must be an integer"),
-    ("gamma", "0.1", "TrainConfig.gamma must be a number"),
-    ("amp", "false", "TrainConfig.amp must be true or false"),
-    ("overwrite", 1, "TrainConfig.overwrite must be true or false"),
-    ("eval_every", -1, "TrainConfig.eval_every must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "name, value, error",
+    [
+        ("lr", float("nan"), "TrainConfig.lr must be a finite number"),
+        ("lr", float("inf"), "TrainConfig.lr must be a finite number"),
+        ("head_lr", -1.0, "TrainConfig.head_lr must be >= 0.0"),
+        ("momentum", 2.0, "TrainConfig.momentum must be in \\[0, 1\\)"),
+        ("momentum", 1.0, "TrainConfig.momentum must be in \\[0, 1\\)"),
+        ("epochs", True, "TrainConfig.epochs must be an integer"),
+        ("gamma", "0.1", "TrainConfig.gamma must be a number"),
+        ("amp", "false", "TrainConfig.amp must be true or false"),
+        ("overwrite", 1, "TrainConfig.overwrite must be true or false"),
+        ("eval_every", -1, "TrainConfig.eval_every must be an integer >= 0"),
+    ],
+)
 def test_config_values_are_checked(name, value, error):
     with pytest.raises((ValueError, TypeError), match=error):
         TrainConfig(**{name: value})
@@ -268,7 +290,8 @@ def test_config_values_are_checked(name, value, error):
 
 def test_divergence_says_what_to_do(tmp_path):
     trainer = make(tmp_path, epochs=1, lr=1e30)
-    with pytest.raises(DivergenceError, match="training diverged: the loss is .* at epoch 1, step .*lower the "
-                                              "learning rate") as info:
+    with pytest.raises(
+        DivergenceError, match="training diverged: the loss is .* at epoch 1, step .*lower the learning rate"
+    ) as info:
         trainer.fit()
     assert isinstance(info.value, FloatingPointError) and isinstance(info.value, UserError)

@@ -20,9 +20,10 @@ def loader(num_classes=4, n=24, batch=8):
 
 def tiny_stages():
     """A small staged backbone (stem + 2 stages) so that training and checkpoints stay cheap."""
+
     def stage(i, o, s):
-        return torch.nn.Sequential(torch.nn.Conv2d(i, o, 3, s, 1, bias=False), torch.nn.BatchNorm2d(o),
-                                   torch.nn.ReLU())
+        return torch.nn.Sequential(torch.nn.Conv2d(i, o, 3, s, 1, bias=False), torch.nn.BatchNorm2d(o), torch.nn.ReLU())
+
     return [stage(3, 8, 2), stage(8, 16, 2), stage(16, 16, 1), stage(16, 32, 2)]
 
 
@@ -36,9 +37,12 @@ def test_default_blocks_of_each_network():
     assert default_blocks(resnet) == [["conv1", "bn1"], ["layer1"], ["layer2"], ["layer3"], ["layer4"]]
     assert head_prefix(resnet) == "fc"
     dense = models.densenet_bc100()
-    assert default_blocks(dense) == [["features.conv0"], ["features.denseblock1", "features.transition1"],
-                                     ["features.denseblock2", "features.transition2"],
-                                     ["features.denseblock3", "features.norm5"]]
+    assert default_blocks(dense) == [
+        ["features.conv0"],
+        ["features.denseblock1", "features.transition1"],
+        ["features.denseblock2", "features.transition2"],
+        ["features.denseblock3", "features.norm5"],
+    ]
     assert head_prefix(dense) == "classifier"
     net = models.BackboneNet(resnet.stages(), 4, input_size=SIZE)
     assert default_blocks(net) == [[f"stages.{i}"] for i in range(5)] and head_prefix(net) == "head"
@@ -50,15 +54,18 @@ def test_default_blocks_of_each_network():
         default_blocks(models.MGN(4))
 
 
-@pytest.mark.parametrize("blocks, message", [
-    ([], "at least one block"),
-    ("layer1", "list of lists"),
-    ([["conv1"], []], "B2 must be a non-empty list"),
-    ([["conv1"], ["layer9"]], "'layer9' names no parameter"),
-    ([["layer1"], ["layer1.0"]], "in both B1 and B2"),
-    ([["layer1"], ["fc"]], "holds the head"),
-    ([["conv1"], [3]], "B2 must be a non-empty list of module names"),
-])
+@pytest.mark.parametrize(
+    "blocks, message",
+    [
+        ([], "at least one block"),
+        ("layer1", "list of lists"),
+        ([["conv1"], []], "B2 must be a non-empty list"),
+        ([["conv1"], ["layer9"]], "'layer9' names no parameter"),
+        ([["layer1"], ["layer1.0"]], "in both B1 and B2"),
+        ([["layer1"], ["fc"]], "holds the head"),
+        ([["conv1"], [3]], "B2 must be a non-empty list of module names"),
+    ],
+)
 def test_misspecified_blocks_are_clear_errors(blocks, message):
     with pytest.raises(ValueError, match=message):
         check_blocks(models.resnet34(), blocks)
@@ -97,8 +104,11 @@ class SwitchProbe(Hook):
 
     def on_epoch_start(self, trainer, epoch):
         self.after[epoch] = copy.deepcopy(trainer.module.state_dict())
-        self.optimizers[epoch] = (trainer.optimizer, len(trainer.optimizer.state),
-                                  {g["name"]: g["lr"] for g in trainer.optimizer.param_groups})
+        self.optimizers[epoch] = (
+            trainer.optimizer,
+            len(trainer.optimizer.state),
+            {g["name"]: g["lr"] for g in trainer.optimizer.param_groups},
+        )
 
     def on_epoch_end(self, trainer, epoch, row):
         self.before[epoch + 1] = copy.deepcopy(trainer.module.state_dict())
@@ -172,12 +182,19 @@ def test_resume_with_another_schedule_is_refused(tmp_path):
 def test_trainer_misuse_is_reported(tmp_path):
     model = backbone_net()
     hook = RollbackHook(model, RollbackSchedule(periods=2, epochs_per_period=1))
-    trainer = Trainer(model, loader(), TrainConfig(epochs=3, out_dir=str(tmp_path), progress=False),
-                      optimizer_factory=hook.optimizer_factory, hooks=[hook], device="cpu")
+    trainer = Trainer(
+        model,
+        loader(),
+        TrainConfig(epochs=3, out_dir=str(tmp_path), progress=False),
+        optimizer_factory=hook.optimizer_factory,
+        hooks=[hook],
+        device="cpu",
+    )
     with pytest.raises(ValueError, match="must be periods x epochs_per_period = 2"):
         trainer.fit()
-    trainer = Trainer(model, loader(), TrainConfig(epochs=2, out_dir=str(tmp_path), progress=False), hooks=[hook],
-                      device="cpu")
+    trainer = Trainer(
+        model, loader(), TrainConfig(epochs=2, out_dir=str(tmp_path), progress=False), hooks=[hook], device="cpu"
+    )
     with pytest.raises(ValueError, match="optimizer_factory=hook.optimizer_factory"):
         trainer.fit()
 

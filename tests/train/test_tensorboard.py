@@ -44,10 +44,16 @@ def test_scalars_of_every_epoch_are_written_to_the_run_folder(tmp_path):
     torch.manual_seed(0)
     data = TensorDataset(torch.randn(12, 3, 8, 8), torch.tensor([0, 0, 1, 1, 2, 2] * 2))
     loader = build_dataloader(data, batch_size=6, shuffle=True)
-    config = TrainConfig(epochs=3, lr=0.01, step_size=2, gamma=0.5, eval_every=1, out_dir=str(tmp_path),
-                         progress=False)
-    trainer = Trainer(Net(), loader, config, evaluator=FakeReIDEvaluator(), loss_fn=ReIDLoss(0.1, 1.0),
-                      hooks=[TensorBoardHook()], device="cpu")
+    config = TrainConfig(epochs=3, lr=0.01, step_size=2, gamma=0.5, eval_every=1, out_dir=str(tmp_path), progress=False)
+    trainer = Trainer(
+        Net(),
+        loader,
+        config,
+        evaluator=FakeReIDEvaluator(),
+        loss_fn=ReIDLoss(0.1, 1.0),
+        hooks=[TensorBoardHook()],
+        device="cpu",
+    )
     history = trainer.fit()
     folder = tmp_path / "tensorboard"
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(folder))

@@ -29,8 +29,9 @@ class TinyNet(nn.Module):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
-    make_synthetic_market(root, num_train_ids=6, num_test_ids=3, num_cams=3, images_per_cam=4,
-                          height=32, width=16, seed=4)
+    make_synthetic_market(
+        root, num_train_ids=6, num_test_ids=3, num_cams=3, images_per_cam=4, height=32, width=16, seed=4
+    )
     return market1501(root)
 
 
@@ -54,8 +55,15 @@ def make_trainer(data, out_dir, epochs, hooks=(), **config):
     evaluator = ClassificationEvaluator(build_dataloader(Pairs(train_loader.dataset), batch_size=32))
     settings = dict(epochs=epochs, lr=0.05, step_size=5, eval_every=1, out_dir=str(out_dir), progress=False)
     settings.update(config)
-    return Trainer(TinyNet(data.num_train_pids), train_loader, TrainConfig(**settings), evaluator=evaluator,
-                   loss_fn=ReIDLoss(0.1, triplet_weight=1.0), hooks=hooks, device="cpu")
+    return Trainer(
+        TinyNet(data.num_train_pids),
+        train_loader,
+        TrainConfig(**settings),
+        evaluator=evaluator,
+        loss_fn=ReIDLoss(0.1, triplet_weight=1.0),
+        hooks=hooks,
+        device="cpu",
+    )
 
 
 class StateProbe(Hook):
