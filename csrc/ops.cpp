@@ -13,20 +13,21 @@ PyMODINIT_FUNC PyInit__C(void) {
 }
 
 TORCH_LIBRARY(ptl_ext, m) {
-  // Fused BConv-Cell gate/state update (SPEC section 1).
+  // Fused BConv-Cell gate/state update.
   m.def("bconv_cell_update(Tensor gates, Tensor? c_prev) -> (Tensor, Tensor)");
   m.def(
       "bconv_cell_update_backward(Tensor gates, Tensor? c_prev, Tensor c, Tensor? grad_y, Tensor? grad_c, "
       "bool need_grad_c_prev) -> (Tensor, Tensor)");
   // Name of the SIMD kernel family the CPU update runs with on this machine: "default", "avx2" or "avx512".
   m.def("cpu_kernel_isa() -> str", []() { return std::string(ptl_ext::cpu_isa_name(ptl_ext::cpu_isa())); });
-  // k-reciprocal re-ranking (SPEC section 5)
+  // k-reciprocal re-ranking
   m.def("squared_euclidean(Tensor a, Tensor b, Tensor norm_a, Tensor norm_b) -> Tensor");
   m.def("rerank_knn(Tensor feats, Tensor norms, int k, int block) -> (Tensor, Tensor, Tensor)");
   m.def(
       "rerank_sparse_v(Tensor feats, Tensor rowmax, Tensor nn_idx, int k1, int k_half) "
       "-> (Tensor, Tensor, Tensor)");
-  m.def("rerank_query_expansion(Tensor ptr, Tensor col, Tensor val, Tensor nn_idx, int k2) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "rerank_query_expansion(Tensor ptr, Tensor col, Tensor val, Tensor nn_idx, int k2) -> (Tensor, Tensor, Tensor)");
   m.def(
       "rerank_jaccard(Tensor dist, Tensor rowmax, Tensor ptr, Tensor col, Tensor val, int row_start, "
       "Tensor inv_ptr, Tensor inv_row, Tensor inv_val, float lambda_value) -> Tensor");

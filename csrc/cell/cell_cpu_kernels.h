@@ -9,17 +9,17 @@
 
 #include <c10/util/BFloat16.h>
 
-#define PTL_DECLARE_CELL_CPU_KERNELS(ISA)                                                              \
-  namespace ptl_ext {                                                                                  \
-  namespace cell {                                                                                     \
-  namespace ISA {                                                                                      \
-  template <typename T>                                                                                \
-  void forward(const T* gates, const T* c_prev, T* y, T* c, int64_t batch, int64_t khw);              \
-  template <typename T>                                                                                \
-  void backward(const T* gates, const T* c_prev, const T* c, const T* dy, const T* dc, T* dgates,      \
-                T* dc_prev, int64_t batch, int64_t khw);                                               \
-  }                                                                                                    \
-  }                                                                                                    \
+#define PTL_DECLARE_CELL_CPU_KERNELS(ISA)                                                                     \
+  namespace ptl_ext {                                                                                         \
+  namespace cell {                                                                                            \
+  namespace ISA {                                                                                             \
+  template <typename T>                                                                                       \
+  void forward(const T* gates, const T* c_prev, T* y, T* c, int64_t batch, int64_t khw);                      \
+  template <typename T>                                                                                       \
+  void backward(const T* gates, const T* c_prev, const T* c, const T* dy, const T* dc, T* dgates, T* dc_prev, \
+                int64_t batch, int64_t khw);                                                                  \
+  }                                                                                                           \
+  }                                                                                                           \
   }
 
 PTL_DECLARE_CELL_CPU_KERNELS(DEFAULT)

@@ -152,8 +152,8 @@ void backward_impl(const T* gates, const T* c_prev, const T* c, const T* dy, con
       const V dcv = kDc ? Io::load(dc + k, n) : V(0);
       V da_i, da_f, da_o, da_g, dcp;
       cell::backward<VecAct<V>>(Io::load(g + j, n), Io::load(g + khw + j, n), Io::load(g + 2 * khw + j, n),
-                                Io::load(g + 3 * khw + j, n), cp, Io::load(c + k, n), dyv, dcv, da_i, da_f, da_o,
-                                da_g, dcp);
+                                Io::load(g + 3 * khw + j, n), cp, Io::load(c + k, n), dyv, dcv, da_i, da_f, da_o, da_g,
+                                dcp);
       Io::store(dg + j, da_i, n);
       Io::store(dg + khw + j, da_f, n);
       Io::store(dg + 2 * khw + j, da_o, n);
@@ -204,8 +204,8 @@ void backward(const T* gates, const T* c_prev, const T* c, const T* dy, const T*
   }
 }
 
-#define PTL_INSTANTIATE_CELL_CPU_KERNELS(T)                                                        \
-  template void forward<T>(const T*, const T*, T*, T*, int64_t, int64_t);                          \
+#define PTL_INSTANTIATE_CELL_CPU_KERNELS(T)                               \
+  template void forward<T>(const T*, const T*, T*, T*, int64_t, int64_t); \
   template void backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, int64_t, int64_t);
 
 PTL_INSTANTIATE_CELL_CPU_KERNELS(float)

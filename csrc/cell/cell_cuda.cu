@@ -64,9 +64,8 @@ struct alignas(sizeof(T) * V) Pack {
 
 // Index space: packs of V elements; `row` packs per batch row of a [B, K, H, W] tensor.
 template <typename T, int V, typename I>
-__global__ void __launch_bounds__(kThreads)
-    forward_kernel(const T* __restrict__ gates, const T* __restrict__ c_prev, T* __restrict__ y,
-                   T* __restrict__ c, I row, I total) {
+__global__ void __launch_bounds__(kThreads) forward_kernel(const T* __restrict__ gates, const T* __restrict__ c_prev,
+                                                           T* __restrict__ y, T* __restrict__ c, I row, I total) {
   using P = Pack<T, V>;
   using A = Acc<T>;
   using F = typename A::type;
@@ -96,8 +95,8 @@ __global__ void __launch_bounds__(kThreads)
 template <typename T, int V, typename I>
 __global__ void __launch_bounds__(kThreads)
     backward_kernel(const T* __restrict__ gates, const T* __restrict__ c_prev, const T* __restrict__ c,
-                    const T* __restrict__ dy, const T* __restrict__ dc, T* __restrict__ dgates,
-                    T* __restrict__ dc_prev, I row, I total) {
+                    const T* __restrict__ dy, const T* __restrict__ dc, T* __restrict__ dgates, T* __restrict__ dc_prev,
+                    I row, I total) {
   using P = Pack<T, V>;
   using A = Acc<T>;
   using F = typename A::type;
@@ -136,9 +135,13 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-bool aligned(const void* p, int bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+bool aligned(const void* p, int bytes) {
+  return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
 
-int blocks_for(int64_t total) { return static_cast<int>(std::min((total + kThreads - 1) / kThreads, kMaxBlocks)); }
+int blocks_for(int64_t total) {
+  return static_cast<int>(std::min((total + kThreads - 1) / kThreads, kMaxBlocks));
+}
 
 // Picks the pack width (16 bytes when possible) and the index type, then runs `launch(V, I)`.
 // double stays at one element per thread: its tanh/exp need the registers two would spill.
@@ -179,16 +182,16 @@ cudaError_t launch_backward(const T* gates, const T* c_prev, const T* c, const T
     constexpr int V = decltype(vec)::value;
     using I = decltype(index);
     const int64_t total = batch * khw / V;
-    backward_kernel<T, V, I><<<blocks_for(total), kThreads, 0, stream>>>(gates, c_prev, c, dy, dc, dgates, dc_prev,
-                                                                         I(khw / V), I(total));
+    backward_kernel<T, V, I>
+        <<<blocks_for(total), kThreads, 0, stream>>>(gates, c_prev, c, dy, dc, dgates, dc_prev, I(khw / V), I(total));
     return cudaGetLastError();
   });
 }
 
-#define PTL_INSTANTIATE_CELL_CUDA(T)                                                                           \
-  template cudaError_t launch_forward<T>(const T*, const T*, T*, T*, int64_t, int64_t, cudaStream_t);          \
-  template cudaError_t launch_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, int64_t,    \
-                                          int64_t, cudaStream_t);
+#define PTL_INSTANTIATE_CELL_CUDA(T)                                                                                  \
+  template cudaError_t launch_forward<T>(const T*, const T*, T*, T*, int64_t, int64_t, cudaStream_t);                 \
+  template cudaError_t launch_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, int64_t, int64_t, \
+                                          cudaStream_t);
 
 PTL_INSTANTIATE_CELL_CUDA(float)
 PTL_INSTANTIATE_CELL_CUDA(double)

@@ -1,4 +1,4 @@
-// Per-element math of the fused BConv-Cell update (SPEC section 1), written once.
+// Per-element math of the fused BConv-Cell update, written once.
 //
 // Every function is a template over the value type T and an activation policy Act that supplies
 // Act::sigmoid and Act::tanh for T. The CUDA kernels and the scalar CPU tail map these with
@@ -38,8 +38,8 @@ PTL_HD void forward(T a_i, T a_f, T a_o, T a_g, T c_prev, T& y, T& c) {
 
 // Backward from the saved (gates, c_prev, c) and the incoming (dy, dc_out).
 template <typename Act, typename T>
-PTL_HD void backward(T a_i, T a_f, T a_o, T a_g, T c_prev, T c, T dy, T dc_out,
-                     T& da_i, T& da_f, T& da_o, T& da_g, T& dc_prev) {
+PTL_HD void backward(T a_i, T a_f, T a_o, T a_g, T c_prev, T c, T dy, T dc_out, T& da_i, T& da_f, T& da_o, T& da_g,
+                     T& dc_prev) {
   const T one(1);
   const T i = Act::sigmoid(a_i);
   const T f = Act::sigmoid(a_f);

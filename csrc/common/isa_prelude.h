@@ -2,11 +2,11 @@
 //
 // Each such unit defines CPU_CAPABILITY (DEFAULT, AVX2 or AVX512) and the matching
 // CPU_CAPABILITY_<ISA> macro, then includes this file and its kernel source; this file switches the
-// compiler to that instruction set for the rest of the unit. Everything that is not ISA-specific is included here BEFORE the target pragma, so
-// inline functions shared with other translation units (std::, c10::) are compiled for the baseline
-// ISA only and the linker can never pick a wide-register copy of them for the portable path. Only
-// at::vec (namespaced by CPU_CAPABILITY), our kernels, namespaced the same way, and sleef.h (plain
-// declarations, which it only makes when the target macros such as __AVX2__ are on) follow the pragma.
+// compiler to that instruction set for the rest of the unit. Everything that is not ISA-specific is included here
+// BEFORE the target pragma, so inline functions shared with other translation units (std::, c10::) are compiled for the
+// baseline ISA only and the linker can never pick a wide-register copy of them for the portable path. Only at::vec
+// (namespaced by CPU_CAPABILITY), our kernels, namespaced the same way, and sleef.h (plain declarations, which it only
+// makes when the target macros such as __AVX2__ are on) follow the pragma.
 #pragma once
 
 #include <algorithm>

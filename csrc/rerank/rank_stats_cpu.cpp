@@ -92,10 +92,8 @@ at::Tensor checked_ids(const at::Tensor& t, int64_t n, const char* arg, const ch
   return t.contiguous();
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> reid_rank_stats_cpu(const at::Tensor& distmat,
-                                                                   const at::Tensor& q_pids,
-                                                                   const at::Tensor& g_pids,
-                                                                   const at::Tensor& q_camids,
+std::tuple<at::Tensor, at::Tensor, at::Tensor> reid_rank_stats_cpu(const at::Tensor& distmat, const at::Tensor& q_pids,
+                                                                   const at::Tensor& g_pids, const at::Tensor& q_camids,
                                                                    const at::Tensor& g_camids) {
   check_rank(distmat, 2, kOp, "distmat", "[Q, G]");
   check_dtype(distmat, {at::kFloat, at::kDouble}, kOp, "distmat", "on CPU");
@@ -122,4 +120,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> reid_rank_stats_cpu(const at::Ten
 }  // namespace rerank
 }  // namespace ptl_ext
 
-TORCH_LIBRARY_IMPL(ptl_ext, CPU, m) { m.impl("reid_rank_stats", &ptl_ext::rerank::reid_rank_stats_cpu); }
+TORCH_LIBRARY_IMPL(ptl_ext, CPU, m) {
+  m.impl("reid_rank_stats", &ptl_ext::rerank::reid_rank_stats_cpu);
+}

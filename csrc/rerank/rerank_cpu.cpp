@@ -1,4 +1,4 @@
-// CPU kernels of exact sparse k-reciprocal re-ranking (SPEC section 5):
+// CPU kernels of exact sparse k-reciprocal re-ranking:
 //   squared_euclidean       GEMM, then one pass turning dot products into squared distances;
 //   rerank_knn              k nearest neighbours of every feature and each row's maximum distance, by
 //                           symmetric blocked GEMM (each block of the N x N distances computed once,
@@ -388,8 +388,8 @@ at::Tensor rerank_jaccard_cpu(const at::Tensor& dist, const at::Tensor& rowmax, 
 // rerank_jaccard for CSR matrices checked by an earlier call: no O(nnz) checks, no host synchronisation.
 at::Tensor rerank_jaccard_unchecked_cpu(const at::Tensor& dist, const at::Tensor& rowmax, const at::Tensor& ptr,
                                         const at::Tensor& col, const at::Tensor& val, int64_t row_start,
-                                        const at::Tensor& inv_ptr, const at::Tensor& inv_row,
-                                        const at::Tensor& inv_val, double lambda_value) {
+                                        const at::Tensor& inv_ptr, const at::Tensor& inv_row, const at::Tensor& inv_val,
+                                        double lambda_value) {
   const auto a = check_jaccard(dist, rowmax, ptr, col, val, row_start, inv_ptr, inv_row, inv_val, lambda_value,
                                /*check_contents=*/false);
   return jaccard_cpu(a, row_start, lambda_value);

@@ -14,7 +14,9 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarp = 32;
 
-int64_t blocks_for(int64_t work, int64_t per_block) { return (work + per_block - 1) / per_block; }
+int64_t blocks_for(int64_t work, int64_t per_block) {
+  return (work + per_block - 1) / per_block;
+}
 
 __global__ void expanded_counts_kernel(const int64_t* nn, int64_t row0, int64_t rows, int64_t K, int64_t k1,
                                        int64_t k_half, int64_t* counts, int64_t* workspace) {
@@ -120,8 +122,8 @@ __global__ void jaccard_kernel(const float* dist, const float* rowmax, const int
 
 }  // namespace
 
-cudaError_t launch_expanded_counts(const int64_t* nn, int64_t n, int64_t K, int64_t k1, int64_t k_half,
-                                   int64_t* counts, int64_t* workspace, int64_t workspace_rows, cudaStream_t stream) {
+cudaError_t launch_expanded_counts(const int64_t* nn, int64_t n, int64_t K, int64_t k1, int64_t k_half, int64_t* counts,
+                                   int64_t* workspace, int64_t workspace_rows, cudaStream_t stream) {
   for (int64_t r0 = 0; r0 < n; r0 += workspace_rows) {
     const int64_t rows = n - r0 < workspace_rows ? n - r0 : workspace_rows;
     expanded_counts_kernel<<<blocks_for(rows, kThreads), kThreads, 0, stream>>>(nn, r0, rows, K, k1, k_half, counts,
@@ -131,9 +133,8 @@ cudaError_t launch_expanded_counts(const int64_t* nn, int64_t n, int64_t K, int6
 }
 
 cudaError_t launch_sparse_v_fill(const int64_t* nn, int64_t n, int64_t K, int64_t k1, int64_t k_half,
-                                 const float* feats, int64_t dim, const float* rowmax,
-                                 const int64_t* ptr, int64_t* col, float* val, int64_t* workspace,
-                                 int64_t workspace_rows, cudaStream_t stream) {
+                                 const float* feats, int64_t dim, const float* rowmax, const int64_t* ptr, int64_t* col,
+                                 float* val, int64_t* workspace, int64_t workspace_rows, cudaStream_t stream) {
   for (int64_t r0 = 0; r0 < n; r0 += workspace_rows) {
     const int64_t rows = n - r0 < workspace_rows ? n - r0 : workspace_rows;
     expanded_fill_kernel<<<blocks_for(rows, kThreads), kThreads, 0, stream>>>(nn, r0, rows, K, k1, k_half, ptr, col,

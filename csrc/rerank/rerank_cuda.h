@@ -16,15 +16,14 @@ namespace cuda {
 
 // counts[i] = size of the expanded k-reciprocal set of row i. workspace: workspace_rows *
 // (expanded_capacity + expanded_scratch) int64 entries; rows are processed in chunks of workspace_rows.
-cudaError_t launch_expanded_counts(const int64_t* nn, int64_t n, int64_t K, int64_t k1, int64_t k_half,
-                                   int64_t* counts, int64_t* workspace, int64_t workspace_rows, cudaStream_t stream);
+cudaError_t launch_expanded_counts(const int64_t* nn, int64_t n, int64_t K, int64_t k1, int64_t k_half, int64_t* counts,
+                                   int64_t* workspace, int64_t workspace_rows, cudaStream_t stream);
 
 // Writes each row's expanded set (ascending) to col[ptr[i] ..], then val = exp(-d/rowmax) normalised
 // per row, with d the squared distance of the rows of feats [n, dim] float, summed in double.
 cudaError_t launch_sparse_v_fill(const int64_t* nn, int64_t n, int64_t K, int64_t k1, int64_t k_half,
-                                 const float* feats, int64_t dim, const float* rowmax,
-                                 const int64_t* ptr, int64_t* col, float* val, int64_t* workspace,
-                                 int64_t workspace_rows, cudaStream_t stream);
+                                 const float* feats, int64_t dim, const float* rowmax, const int64_t* ptr, int64_t* col,
+                                 float* val, int64_t* workspace, int64_t workspace_rows, cudaStream_t stream);
 
 // Query expansion: counts[i] = number of columns of row i of the mean of V's rows nn[i, :k2];
 // cursors: n * k2 int64 entries of workspace.

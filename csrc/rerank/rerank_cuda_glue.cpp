@@ -28,25 +28,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_sparse_v_cuda(const at::Te
   const c10::cuda::CUDAGuard guard(feats.device());
   const auto stream = at::cuda::getCurrentCUDAStream();
   const int64_t ws_rows = std::max<int64_t>(1, std::min(a.n, kWorkspaceRows));
-  auto workspace = at::empty({ws_rows * (expanded_capacity(k1, k_half) + expanded_scratch(k1, k_half))},
-                             a.nn.options());
+  auto workspace =
+      at::empty({ws_rows * (expanded_capacity(k1, k_half) + expanded_scratch(k1, k_half))}, a.nn.options());
   auto counts = at::empty({a.n}, a.nn.options());
   C10_CUDA_CHECK(cuda::launch_expanded_counts(a.nn.const_data_ptr<int64_t>(), a.n, a.K, k1, k_half,
-                                              counts.mutable_data_ptr<int64_t>(),
-                                              workspace.mutable_data_ptr<int64_t>(), ws_rows, stream));
+                                              counts.mutable_data_ptr<int64_t>(), workspace.mutable_data_ptr<int64_t>(),
+                                              ws_rows, stream));
   auto [ptr, nnz] = csr_ptr(counts);
   auto col = at::empty({nnz}, a.nn.options());
   auto val = at::empty({nnz}, a.feats.options());
   C10_CUDA_CHECK(cuda::launch_sparse_v_fill(
       a.nn.const_data_ptr<int64_t>(), a.n, a.K, k1, k_half, a.feats.const_data_ptr<float>(), a.dim,
-      a.rowmax.const_data_ptr<float>(), ptr.const_data_ptr<int64_t>(),
-      col.mutable_data_ptr<int64_t>(), val.mutable_data_ptr<float>(), workspace.mutable_data_ptr<int64_t>(), ws_rows,
-      stream));
+      a.rowmax.const_data_ptr<float>(), ptr.const_data_ptr<int64_t>(), col.mutable_data_ptr<int64_t>(),
+      val.mutable_data_ptr<float>(), workspace.mutable_data_ptr<int64_t>(), ws_rows, stream));
   return {ptr, col, val};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_query_expansion_cuda(const at::Tensor& ptr,
-                                                                           const at::Tensor& col,
+std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_query_expansion_cuda(const at::Tensor& ptr, const at::Tensor& col,
                                                                            const at::Tensor& val,
                                                                            const at::Tensor& nn_idx, int64_t k2) {
   const auto a = check_query_expansion(ptr, col, val, nn_idx, k2);
@@ -74,12 +72,12 @@ at::Tensor jaccard_cuda(const JaccardArgs& a, int64_t row_start, double lambda_v
   const c10::cuda::CUDAGuard guard(a.dist.device());
   auto acc = at::zeros({a.rows, a.gallery}, a.dist.options().dtype(at::kDouble));
   auto out = at::empty({a.rows, a.gallery}, a.dist.options());
-  C10_CUDA_CHECK(cuda::launch_jaccard(
-      a.dist.const_data_ptr<float>(), a.rowmax.const_data_ptr<float>(), a.v.ptr.const_data_ptr<int64_t>(),
-      a.v.col.const_data_ptr<int64_t>(), a.v.val.const_data_ptr<float>(), row_start,
-      a.inv.ptr.const_data_ptr<int64_t>(), a.inv.col.const_data_ptr<int64_t>(), a.inv.val.const_data_ptr<float>(),
-      a.rows, a.gallery, static_cast<float>(lambda_value), acc.mutable_data_ptr<double>(),
-      out.mutable_data_ptr<float>(), at::cuda::getCurrentCUDAStream()));
+  C10_CUDA_CHECK(cuda::launch_jaccard(a.dist.const_data_ptr<float>(), a.rowmax.const_data_ptr<float>(),
+                                      a.v.ptr.const_data_ptr<int64_t>(), a.v.col.const_data_ptr<int64_t>(),
+                                      a.v.val.const_data_ptr<float>(), row_start, a.inv.ptr.const_data_ptr<int64_t>(),
+                                      a.inv.col.const_data_ptr<int64_t>(), a.inv.val.const_data_ptr<float>(), a.rows,
+                                      a.gallery, static_cast<float>(lambda_value), acc.mutable_data_ptr<double>(),
+                                      out.mutable_data_ptr<float>(), at::cuda::getCurrentCUDAStream()));
   return out;
 }
 

@@ -1,4 +1,4 @@
-// Per-row logic of exact sparse k-reciprocal re-ranking (SPEC section 5), written once for the CPU
+// Per-row logic of exact sparse k-reciprocal re-ranking, written once for the CPU
 // kernels (rerank_cpu.cpp) and the CUDA kernels (rerank_cuda.cu). No torch header is included.
 //
 // Conventions: `nn` is the [N, K] row-major table of nearest-neighbour indices, each row sorted by
@@ -34,10 +34,14 @@ RR_HD float squared_distance(float norm_a, float norm_b, float dot) {
 }
 
 // Distance divided by its row's maximum (a row whose maximum is 0 holds only zeros).
-RR_HD float normalised(float d, float rowmax) { return rowmax > 0.0f ? d / rowmax : 0.0f; }
+RR_HD float normalised(float d, float rowmax) {
+  return rowmax > 0.0f ? d / rowmax : 0.0f;
+}
 
 // Strict order of neighbours: by distance, then by index.
-RR_HD bool knn_before(float da, int64_t ia, float db, int64_t ib) { return da < db || (da == db && ia < ib); }
+RR_HD bool knn_before(float da, int64_t ia, float db, int64_t ib) {
+  return da < db || (da == db && ia < ib);
+}
 
 // Final re-ranked distance from the raw squared distance d, its row maximum and m = sum min(V_q, V_g).
 RR_HD float final_distance(float d, float rowmax, float m, float lambda_value) {
@@ -46,8 +50,12 @@ RR_HD float final_distance(float d, float rowmax, float m, float lambda_value) {
 }
 
 // Capacity of the expanded-set buffer of expanded_set() and of its scratch buffer.
-RR_HD int64_t expanded_capacity(int64_t k1, int64_t k_half) { return (k1 + 1) * (k_half + 2); }
-RR_HD int64_t expanded_scratch(int64_t k1, int64_t k_half) { return (k1 + 1) + (k_half + 1); }
+RR_HD int64_t expanded_capacity(int64_t k1, int64_t k_half) {
+  return (k1 + 1) * (k_half + 2);
+}
+RR_HD int64_t expanded_scratch(int64_t k1, int64_t k_half) {
+  return (k1 + 1) + (k_half + 1);
+}
 
 // True when `target` is among the first `len` neighbours of `row`.
 RR_HD bool in_prefix(const int64_t* nn, int64_t K, int64_t row, int64_t len, int64_t target) {
@@ -122,8 +130,8 @@ RR_HD int64_t expanded_set(const int64_t* nn, int64_t K, int64_t p, int64_t k1, 
 
 // Row of the query-expanded V: the mean of the CSR rows of p's k2 nearest, merged by column.
 // cur: scratch of k2 entries. With out_col == nullptr only the number of columns is returned.
-RR_HD int64_t expanded_query_row(const int64_t* ptr, const int64_t* col, const float* val, const int64_t* nn,
-                                 int64_t K, int64_t p, int64_t k2, int64_t* cur, int64_t* out_col, float* out_val) {
+RR_HD int64_t expanded_query_row(const int64_t* ptr, const int64_t* col, const float* val, const int64_t* nn, int64_t K,
+                                 int64_t p, int64_t k2, int64_t* cur, int64_t* out_col, float* out_val) {
   const int64_t* nbr = nn + p * K;
   for (int64_t t = 0; t < k2; ++t) {
     cur[t] = ptr[nbr[t]];

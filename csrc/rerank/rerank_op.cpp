@@ -6,7 +6,9 @@ namespace ptl_ext {
 namespace rerank {
 namespace {
 
-const char* device_desc(const at::Tensor& t) { return t.is_cuda() ? "on CUDA" : "on CPU"; }
+const char* device_desc(const at::Tensor& t) {
+  return t.is_cuda() ? "on CUDA" : "on CPU";
+}
 
 at::Tensor checked_vector(const at::Tensor& t, int64_t n, at::ScalarType dtype, const at::Tensor& ref, const char* op,
                           const char* arg, const char* what) {
@@ -56,8 +58,8 @@ at::Tensor checked_nn(const at::Tensor& nn_idx, int64_t n, int64_t min_k, const 
   check_rank(nn_idx, 2, op, "nn_idx", "[N, K]");
   check_dtype(nn_idx, {at::kLong}, op, "nn_idx", device_desc(nn_idx));
   TORCH_CHECK_VALUE(nn_idx.size(0) == n, op, ": nn_idx must have ", n, " rows, got ", nn_idx.size(0));
-  TORCH_CHECK_VALUE(nn_idx.size(1) >= min_k, op, ": nn_idx must have at least ", min_k, " columns (", why,
-                    "), got ", nn_idx.size(1));
+  TORCH_CHECK_VALUE(nn_idx.size(1) >= min_k, op, ": nn_idx must have at least ", min_k, " columns (", why, "), got ",
+                    nn_idx.size(1));
   TORCH_CHECK_VALUE(nn_idx.device() == ref.device(), op, ": nn_idx must be on ", ref.device(), ", got ",
                     nn_idx.device());
   check_range(nn_idx, n, op, "nn_idx");
@@ -112,11 +114,11 @@ JaccardArgs check_jaccard(const at::Tensor& dist, const at::Tensor& rowmax, cons
   check_rank(ptr, 1, op, "ptr", "[N + 1]");
   const int64_t n = ptr.numel() - 1;
   TORCH_CHECK_VALUE(n >= 0, op, ": ptr must have N + 1 >= 1 entries");
-  TORCH_CHECK_VALUE(row_start >= 0 && row_start + a.rows <= n, op, ": rows [row_start, row_start + Qb) = [",
-                    row_start, ", ", row_start + a.rows, ") must lie within the ", n, " rows of V");
+  TORCH_CHECK_VALUE(row_start >= 0 && row_start + a.rows <= n, op, ": rows [row_start, row_start + Qb) = [", row_start,
+                    ", ", row_start + a.rows, ") must lie within the ", n, " rows of V");
   a.v = checked_csr(ptr, col, val, n, n, dist, op, "ptr", "col", "val", check_contents);
-  a.inv = checked_csr(inv_ptr, inv_row, inv_val, n, a.gallery, dist, op, "inv_ptr", "inv_row", "inv_val",
-                      check_contents);
+  a.inv =
+      checked_csr(inv_ptr, inv_row, inv_val, n, a.gallery, dist, op, "inv_ptr", "inv_row", "inv_val", check_contents);
   return a;
 }
 
