@@ -27,6 +27,23 @@ def data(tmp_path_factory):
     return root
 
 
+def tiny_set(root, train_ids, test_ids, seed=0):
+    """A 32×16 synthetic set with 2 cameras, 2 images per camera, no distractors or junk; returns ``root``."""
+    make_synthetic_market(
+        root,
+        num_train_ids=train_ids,
+        num_test_ids=test_ids,
+        num_cams=2,
+        images_per_cam=2,
+        num_distractors=0,
+        num_junk=0,
+        height=32,
+        width=16,
+        seed=seed,
+    )
+    return root
+
+
 def run(root, out, *extra):
     return main(
         [
@@ -131,46 +148,15 @@ def test_user_errors_are_one_line(data, tmp_path, capsys, case):
         one_line_error(capsys, "--pretrained", "--init-from")
     elif case == "one_identity":
         root = tmp_path / "one"
-        make_synthetic_market(
-            root,
-            num_train_ids=1,
-            num_test_ids=2,
-            num_cams=2,
-            images_per_cam=2,
-            num_distractors=0,
-            num_junk=0,
-            height=32,
-            width=16,
-        )
+        tiny_set(root, 1, 2)
         assert run(root, out) == 2
         one_line_error(capsys, "identit")
     elif case == "no_valid_query":
         root = tmp_path / "noquery"
-        make_synthetic_market(
-            root,
-            num_train_ids=4,
-            num_test_ids=2,
-            num_cams=2,
-            images_per_cam=2,
-            num_distractors=0,
-            num_junk=0,
-            height=32,
-            width=16,
-        )
+        tiny_set(root, 4, 2)
         for name in os.listdir(root / "bounding_box_test"):
             os.remove(root / "bounding_box_test" / name)
-        make_synthetic_market(
-            tmp_path / "other",
-            num_train_ids=2,
-            num_test_ids=2,
-            num_cams=2,
-            images_per_cam=2,
-            num_distractors=0,
-            num_junk=0,
-            height=32,
-            width=16,
-            seed=3,
-        )
+        tiny_set(tmp_path / "other", 2, 2, seed=3)
         for name in os.listdir(tmp_path / "other" / "bounding_box_test"):  # another set's ids: no query matches
             pid = int(name.split("_")[0]) + 50
             os.rename(
@@ -181,17 +167,7 @@ def test_user_errors_are_one_line(data, tmp_path, capsys, case):
         assert not (out / "last.pt").exists()  # refused before the first epoch
     elif case == "corrupt_image_with_workers":
         root = tmp_path / "corrupt"
-        make_synthetic_market(
-            root,
-            num_train_ids=4,
-            num_test_ids=2,
-            num_cams=2,
-            images_per_cam=2,
-            num_distractors=0,
-            num_junk=0,
-            height=32,
-            width=16,
-        )
+        tiny_set(root, 4, 2)
         victim = sorted(os.listdir(root / "bounding_box_train"))[0]
         (root / "bounding_box_train" / victim).write_bytes(b"not a jpeg")
         assert run(root, out, "--workers", "2") == 2
