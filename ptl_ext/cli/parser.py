@@ -188,6 +188,10 @@ def add_synth_options(parser):
     parser.add_argument("--width", type=count(8), default=synth("width"),
                         help="image width (default: %(default)s)")
     parser.add_argument("--seed", type=count(0), default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--domain", choices=("target", "source"), default=default_of(make_synthetic_market, "domain"),
+                        help="target: the ReID set to fine-tune and test on (default); source: a pre-training set "
+                             "with other people and other camera statistics (give it more --train-ids than the "
+                             "target), see `ptl pretrain`")
     parser.add_argument("--format", choices=("market", "cifar10", "cifar100"), default="market",
                         help="market (default) or a CIFAR-10/100 pickle set (classes differ by coarse colour "
                              "patterns; only --seed and the --*-per-class options apply)")

@@ -15,7 +15,8 @@ def run_synth(args):
     info = make_synthetic_market(args.out, num_train_ids=args.train_ids, num_test_ids=args.test_ids,
                                  num_cams=args.cams, images_per_cam=args.images_per_cam,
                                  num_distractors=args.distractors, num_junk=args.junk, height=args.height,
-                                 width=args.width, seed=args.seed)
+                                 width=args.width, seed=args.seed, domain=args.domain)
     counts = info["counts"]
-    print(f"wrote {sum(counts.values())} images to {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(f"wrote {sum(counts.values())} {args.domain}-domain images to {args.out}: "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return info
