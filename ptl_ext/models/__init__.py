@@ -1,6 +1,7 @@
 """Networks: torchvision-compatible backbones, the plain baseline, PTL networks and their heads."""
 
 from .densenet import DenseNet, densenet121, densenet161, densenet_bc100
+from .export import save_torchvision_backbone, torchvision_state_dict
 from .heads import MLPHead, make_head
 from .mgn import MGN, MGNPTL, MGNOutput
 from .ptl import PTLDenseNet161, PTLNet, PTLResNet50, ptl_densenet_bc100
@@ -30,4 +31,6 @@ __all__ = [
     "MGNPTL",
     "MGNOutput",
     "load_pretrained",
+    "torchvision_state_dict",
+    "save_torchvision_backbone",
 ]
