@@ -1,5 +1,7 @@
 """Neural-network building blocks: the BConv-Cells with their carried latent state."""
 
-from .cells import BConvCell, BConvCellV2, LatentStateCell, reset_states
+from .cells import (STATE_MODES, BConvCell, BConvCellV2, LatentStateCell, accumulate_eval_states, reset_states,
+                    set_state_mode)
 
-__all__ = ["BConvCell", "BConvCellV2", "LatentStateCell", "reset_states"]
+__all__ = ["BConvCell", "BConvCellV2", "LatentStateCell", "reset_states", "set_state_mode", "accumulate_eval_states",
+           "STATE_MODES"]
