@@ -1,8 +1,8 @@
-"""The ``ptl`` command: ``ptl demo | train | eval | synth`` (also ``python -m ptl_ext``).
+"""The ``ptl`` command: ``ptl demo | train | eval | synth | pretrain`` (also ``python -m ptl_ext``).
 
 One job per module: ``parser`` (options and their checks), ``options`` (config files, the demo's
 option dicts, defaults that depend on other options), ``run`` (the wiring of a training run),
-``chain``, ``demo``, ``evaluate``, ``synth`` and ``report`` (tables). :func:`main` dispatches.
+``chain``, ``demo``, ``evaluate``, ``synth``, ``pretrain`` and ``report`` (tables). :func:`main` dispatches.
 
 Options can also come from a TOML file (``--config run.toml``; YAML too when PyYAML is
 installed) whose keys are the long option names (``step_size`` or ``step-size``); options given
@@ -25,9 +25,10 @@ __all__ = ["main", "build_parser", "parse_args", "load_config_file", "train_opti
 
 def _commands():
     from .demo import run_demo
+    from .pretrain import run_pretrain
     from .synth import run_synth
 
-    return {"demo": run_demo, "train": run_train, "eval": run_eval, "synth": run_synth}
+    return {"demo": run_demo, "train": run_train, "eval": run_eval, "synth": run_synth, "pretrain": run_pretrain}
 
 
 def _user_errors():

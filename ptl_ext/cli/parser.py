@@ -203,17 +203,17 @@ def add_synth_options(parser):
 
 def build_parser():
     """``(parser, {command: subparser})`` of the ``ptl`` command line."""
-    from . import demo
+    from . import demo, pretrain
 
     parser = Parser(
         prog="ptl", description="Progressive transfer learning for person re-identification.",
         epilog="Distributed: torchrun --nproc_per_node N -m ptl_ext train ...")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of every error, user errors included")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,eval,synth}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,eval,synth,pretrain}")
 
     demo.add_options(commands.add_parser(
-        "demo", help="generate a synthetic set, compare baseline, PTL, PTL+STD and rolling back on it",
+        "demo", help="a transfer experiment on synthetic data: direct transfer, fine-tuning, PTL, STD, rolling back",
         description=demo.DESCRIPTION))
 
     train = commands.add_parser("train", help="train a network on a dataset",
@@ -235,4 +235,8 @@ def build_parser():
         "synth", help="write a synthetic Market-format dataset",
         description="Write a synthetic ReID dataset in the Market-1501 layout: identities differ by clothing, "
                     "cameras by lighting, background, viewpoint and occlusion. Deterministic under --seed."))
+
+    pretrain.add_options(commands.add_parser(
+        "pretrain", help="pre-train a plain backbone on a source set, export it with torchvision keys",
+        description=pretrain.DESCRIPTION))
     return parser, commands.choices
