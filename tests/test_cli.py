@@ -25,7 +25,7 @@ def synthetic(tmp_path_factory):
 
 def test_help_of_every_command(capsys):
     parser, commands = build_parser()
-    assert set(commands) == {"demo", "train", "eval", "synth"}
+    assert set(commands) == {"demo", "train", "eval", "synth", "pretrain"}
     for argv in (["--help"], *([name, "--help"] for name in commands)):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
@@ -96,21 +96,6 @@ def test_train_errors_are_reported(tmp_path, capsys):
     assert "missing bounding_box_train" in capsys.readouterr().err
     assert main(["train"]) == 2
     assert "--root is required" in capsys.readouterr().err
-
-
-def test_demo_end_to_end_reduced(tmp_path, capsys):
-    argv = ["demo", "--out", str(tmp_path), "--epochs", "1", "--train-ids", "6", "--test-ids", "4",
-            "--images-per-cam", "2", "--height", "32", "--width", "16", "--no-progress"]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    table = out[out.rindex("network"):]
-    names = [line.split("  ")[0] for line in table.splitlines()[1:5]]
-    assert names == ["resnet34", "ptl_resnet34", "resnet34 + STD", "resnet34 + rolling back"] and "plots:" in out
-    for arch in ("ptl_resnet34", "resnet34", "std_resnet34", "rollback_resnet34"):
-        assert (tmp_path / arch / "curves.png").stat().st_size > 0
-        assert (tmp_path / arch / "last.pt").exists()
-    rows = read_csv(tmp_path / "rollback_resnet34" / "metrics.csv")
-    assert [r["rollback"] for r in rows] == [None, 2, 3]  # 3 periods of 1 epoch
 
 
 def test_init_from_keeps_the_backbone_with_a_new_head(synthetic, tmp_path):
