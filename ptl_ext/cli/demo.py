@@ -58,8 +58,8 @@ def add_options(parser):
     opt("--images-per-cam", 4, "target images per identity and camera", count(2))
     opt("--source-ids", 64, "source (pre-training) identities, more than --train-ids", count(2))
     opt("--source-images-per-cam", 3, "source images per identity and camera", count(2))
-    opt("--pretrain-epochs", 8, "pre-training epochs")
-    opt("--pretrain-lr", 0.05, "pre-training learning rate (from scratch)", rate(exclusive_minimum=True))
+    opt("--pretrain-epochs", 16, "pre-training epochs")
+    opt("--pretrain-lr", 0.01, "pre-training learning rate (from scratch)", rate(exclusive_minimum=True))
     opt("--height", 64, "image height", count(16))
     opt("--width", 32, "image width", count(8))
     opt("--seed", 0, "seed of the data and of the pre-training; training seeds are SEED..SEED+N-1", count(0))
@@ -147,8 +147,8 @@ def pretraining_settings(args):
     return {"version": PRETRAIN_VERSION, "data_version": DATA_VERSION, "arch": args.arch,
             "source_ids": args.source_ids, "source_test_ids": 8, "cams": 4,
             "images_per_cam": args.source_images_per_cam, "height": args.height, "width": args.width,
-            "epochs": args.pretrain_epochs, "lr": args.pretrain_lr, "p": min(16, args.source_ids), "k": 4,
-            "seed": args.seed}
+            "epochs": args.pretrain_epochs, "lr": args.pretrain_lr, "p": min(8, args.source_ids), "k": 4, "pad": 4,
+            "erasing": 0.0, "last_stride": 2, "seed": args.seed}
 
 
 def pretrained_backbone(args, cache_root):
@@ -167,8 +167,9 @@ def pretrained_backbone(args, cache_root):
         run = os.path.join(folder, "run")
         path, _ = run_pretrain(pretrain_options(
             root=source, arch=settings["arch"], out=run, epochs=settings["epochs"], lr=settings["lr"],
-            height=settings["height"], width=settings["width"], p=settings["p"], k=settings["k"],
-            seed=settings["seed"], workers=args.workers, device="cpu", progress=args.progress))
+            height=settings["height"], width=settings["width"], p=settings["p"], k=settings["k"], pad=settings["pad"],
+            erasing=settings["erasing"], last_stride=settings["last_stride"], seed=settings["seed"],
+            workers=args.workers, device="cpu", progress=args.progress))
         os.replace(path, os.path.join(folder, "backbone.pth"))
         for name in ("last.pt", "best.pt"):
             if os.path.exists(os.path.join(run, name)):

@@ -32,7 +32,7 @@ def add_options(parser):
     parser.add_argument("--out", default="runs/pretrain",
                         help="run folder: backbone.pth, metrics.csv, curves.png, last.pt (default: %(default)s)")
     parser.add_argument("--epochs", type=count(), default=30, help="training epochs (default: %(default)s)")
-    parser.add_argument("--lr", type=rate(exclusive_minimum=True), default=0.05,
+    parser.add_argument("--lr", type=rate(exclusive_minimum=True), default=0.01,
                         help="learning rate, from scratch (default: %(default)s)")
     parser.add_argument("--step-size", type=count(), default=None,
                         help="epochs between x0.1 learning-rate steps (default: two thirds of --epochs)")
@@ -44,8 +44,13 @@ def add_options(parser):
                         help="identities per batch (default: %(default)s)")
     parser.add_argument("--k", type=count(), default=default_of(DataConfig, "k"),
                         help="images per identity in a batch (default: %(default)s)")
-    parser.add_argument("--last-stride", type=int, choices=(1, 2), default=1,
-                        help="ResNet layer4 stride while pre-training (default 1, as the ReID runs)")
+    parser.add_argument("--pad", type=count(0), default=default_of(DataConfig, "pad"),
+                        help="zero padding before the random crop (default: %(default)s; flips always)")
+    parser.add_argument("--erasing", type=rate(0.0, 1.0), default=0.0,
+                        help="random erasing probability (default: %(default)s, crop and flip only, as ImageNet's)")
+    parser.add_argument("--last-stride", type=int, choices=(1, 2), default=2,
+                        help="ResNet layer4 stride while pre-training (default 2, as torchvision's ImageNet networks; "
+                             "the weights fit either stride)")
     parser.add_argument("--seed", type=count(0), default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--workers", type=count(0), default=default_of(DataConfig, "workers"),
                         help="DataLoader worker processes (default: %(default)s)")
@@ -77,14 +82,15 @@ def _train_options(args):
 
     values = dict(FIXED, root=args.root, arch=args.arch, out=args.out, epochs=args.epochs, lr=args.lr,
                   step_size=args.step_size or max(1, 2 * args.epochs // 3), height=args.height, width=args.width,
-                  p=args.p, k=args.k, last_stride=args.last_stride, seed=args.seed, workers=args.workers,
+                  p=args.p, k=args.k, pad=args.pad, erasing=args.erasing, last_stride=args.last_stride,
+                  seed=args.seed, workers=args.workers,
                   eval_batch_size=args.eval_batch_size, progress=args.progress)
     if args.device is not None:
         values["device"] = args.device
     return train_options(**values)
 
 
-def build_pretrain_model(arch, num_classes, size, last_stride=1):
+def build_pretrain_model(arch, num_classes, size, last_stride=2):
     """``BackboneNet`` of ``arch`` with one linear classifier over ``num_classes`` (a torchvision-like net)."""
     from ..models import BackboneNet
     from ..train.builders import BACKBONES
