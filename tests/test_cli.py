@@ -7,13 +7,50 @@ import pytest
 from ptl_ext.cli import build_parser, load_config_file, main, parse_args
 from ptl_ext.train.metrics import read_csv
 
-TINY_DATA = ["--train-ids", "6", "--test-ids", "4", "--cams", "3", "--images-per-cam", "2", "--height", "32",
-             "--width", "16", "--distractors", "2", "--junk", "1"]
+TINY_DATA = [
+    "--train-ids",
+    "6",
+    "--test-ids",
+    "4",
+    "--cams",
+    "3",
+    "--images-per-cam",
+    "2",
+    "--height",
+    "32",
+    "--width",
+    "16",
+    "--distractors",
+    "2",
+    "--junk",
+    "1",
+]
 
 
 def train_args(root, out, *extra):
-    return ["train", "--root", str(root), "--arch", "resnet34", "--height", "32", "--width", "16", "--p", "3",
-            "--k", "2", "--workers", "0", "--eval-batch-size", "16", "--no-progress", "--out", str(out), *extra]
+    return [
+        "train",
+        "--root",
+        str(root),
+        "--arch",
+        "resnet34",
+        "--height",
+        "32",
+        "--width",
+        "16",
+        "--p",
+        "3",
+        "--k",
+        "2",
+        "--workers",
+        "0",
+        "--eval-batch-size",
+        "16",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +62,7 @@ def synthetic(tmp_path_factory):
 
 def test_help_of_every_command(capsys):
     parser, commands = build_parser()
-    assert set(commands) == {"demo", "train", "eval", "synth", "extract", "export", "info"}
+    assert set(commands) == {"demo", "train", "eval", "synth", "pretrain", "extract", "export", "info"}
     for argv in (["--help"], *([name, "--help"] for name in commands)):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
@@ -39,8 +76,9 @@ def test_help_of_every_command(capsys):
 
 
 def test_python_dash_m_entry_point():
-    result = subprocess.run([sys.executable, "-m", "ptl_ext", "synth", "--help"], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "ptl_ext", "synth", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and "--images-per-cam" in result.stdout
 
 
@@ -52,7 +90,7 @@ def test_synth_writes_market_layout(synthetic, capsys):
 
 def test_train_eval_and_resume_refusal(synthetic, tmp_path, capsys):
     config = tmp_path / "run.toml"
-    config.write_text('epochs = 2\nlr = 0.05\neval-every = 1\ntriplet_weight = 1.0\nnesterov = true\n')
+    config.write_text("epochs = 2\nlr = 0.05\neval-every = 1\ntriplet_weight = 1.0\nnesterov = true\n")
     out = tmp_path / "run"
     assert main([*train_args(synthetic, out), "--config", str(config)]) == 0
     printed = capsys.readouterr().out
@@ -63,8 +101,29 @@ def test_train_eval_and_resume_refusal(synthetic, tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(out / "last.pt"), "--workers", "0"]) == 0
     assert f"{100 * rows[1]['mAP']:.2f}%" in capsys.readouterr().out
     # re-ranking and query-expansion options reach the evaluator
-    assert main(["eval", "--checkpoint", str(out / "last.pt"), "--workers", "0", "--rerank", "--k1", "3", "--k2",
-                 "2", "--lambda", "0.5", "--aqe", "2", "--aqe-alpha", "2"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(out / "last.pt"),
+                "--workers",
+                "0",
+                "--rerank",
+                "--k1",
+                "3",
+                "--k2",
+                "2",
+                "--lambda",
+                "0.5",
+                "--aqe",
+                "2",
+                "--aqe-alpha",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "CMC-1" in capsys.readouterr().out
     # resuming from a corrupted checkpoint fails cleanly and changes no file
     last = out / "last.pt"
@@ -102,21 +161,6 @@ def test_train_errors_are_reported(tmp_path, capsys):
     assert "--root is required" in capsys.readouterr().err
 
 
-def test_demo_end_to_end_reduced(tmp_path, capsys):
-    argv = ["demo", "--out", str(tmp_path), "--epochs", "1", "--train-ids", "6", "--test-ids", "4",
-            "--images-per-cam", "2", "--height", "32", "--width", "16", "--no-progress"]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    table = out[out.rindex("network"):]
-    names = [line.split("  ")[0] for line in table.splitlines()[1:5]]
-    assert names == ["resnet34", "ptl_resnet34", "resnet34 + STD", "resnet34 + rolling back"] and "plots:" in out
-    for arch in ("ptl_resnet34", "resnet34", "std_resnet34", "rollback_resnet34"):
-        assert (tmp_path / arch / "curves.png").stat().st_size > 0
-        assert (tmp_path / arch / "last.pt").exists()
-    rows = read_csv(tmp_path / "rollback_resnet34" / "metrics.csv")
-    assert [r["rollback"] for r in rows] == [None, 2, 3]  # 3 periods of 1 epoch
-
-
 def test_init_from_keeps_the_backbone_with_a_new_head(synthetic, tmp_path):
     import torch
 
@@ -125,13 +169,31 @@ def test_init_from_keeps_the_backbone_with_a_new_head(synthetic, tmp_path):
     first = tmp_path / "first"
     assert main([*train_args(synthetic, first), "--epochs", "1", "--eval-every", "0"]) == 0
     second = tmp_path / "second"
-    assert main([*train_args(synthetic, second), "--epochs", "1", "--lr", "0", "--head-lr", "0.1",
-                 "--weight-decay", "0", "--init-from", str(first / "last.pt")]) == 0
+    assert (
+        main(
+            [
+                *train_args(synthetic, second),
+                "--epochs",
+                "1",
+                "--lr",
+                "0",
+                "--head-lr",
+                "0.1",
+                "--weight-decay",
+                "0",
+                "--init-from",
+                str(first / "last.pt"),
+            ]
+        )
+        == 0
+    )
     before, after = load_checkpoint(first / "last.pt")["model"], load_checkpoint(second / "last.pt")["model"]
     conv = "stages.0.conv1.weight"
     assert torch.equal(before[conv], after[conv])  # lr 0: the loaded backbone weights are kept
-    assert main([*train_args(synthetic, tmp_path / "third"), "--arch", "resnet50",
-                 "--init-from", str(first / "last.pt")]) == 2
+    assert (
+        main([*train_args(synthetic, tmp_path / "third"), "--arch", "resnet50", "--init-from", str(first / "last.pt")])
+        == 2
+    )
 
 
 def test_cifar_classification_run(tmp_path, capsys):
@@ -146,8 +208,29 @@ def test_cifar_classification_run(tmp_path, capsys):
         batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, n).tolist()}
         (folder / name).write_bytes(pickle.dumps(batch))
     out = tmp_path / "run"
-    assert main(["train", "--dataset", "cifar10", "--root", str(tmp_path), "--arch", "resnet34",
-                 "--batch-size", "10", "--epochs", "1", "--workers", "0", "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "cifar10",
+                "--root",
+                str(tmp_path),
+                "--arch",
+                "resnet34",
+                "--batch-size",
+                "10",
+                "--epochs",
+                "1",
+                "--workers",
+                "0",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "top-1 error" in capsys.readouterr().out
     rows = read_csv(out / "metrics.csv")
     assert 0.0 <= rows[0]["top1_error"] <= 1.0
@@ -155,11 +238,24 @@ def test_cifar_classification_run(tmp_path, capsys):
 
 def test_arch_dependent_defaults_and_task_checks(capsys):
     mgn = parse_args(["train", "--arch", "mgn_ptl"])
-    assert (mgn.height, mgn.width, mgn.p, mgn.k, mgn.loss, mgn.triplet_weight, mgn.triplet_margin) == \
-        (384, 128, 4, 4, "mgn", 1.0, 1.2)
+    assert (mgn.height, mgn.width, mgn.p, mgn.k, mgn.loss, mgn.triplet_weight, mgn.triplet_margin) == (
+        384,
+        128,
+        4,
+        4,
+        "mgn",
+        1.0,
+        1.2,
+    )
     plain = parse_args(["train", "--arch", "resnet50", "--p", "8", "--triplet-margin", "0.5"])
-    assert (plain.height, plain.width, plain.p, plain.loss, plain.triplet_weight, plain.triplet_margin) == \
-        (256, 128, 8, "ce", 0.0, 0.5)
+    assert (plain.height, plain.width, plain.p, plain.loss, plain.triplet_weight, plain.triplet_margin) == (
+        256,
+        128,
+        8,
+        "ce",
+        0.0,
+        0.5,
+    )
     assert parse_args(["train", "--task", "classification", "--dataset", "cifar100"]).task == "classification"
     with pytest.raises(ValueError, match="--task classification does not fit --dataset market1501"):
         parse_args(["train", "--task", "classification"])
@@ -172,8 +268,31 @@ def test_arch_dependent_defaults_and_task_checks(capsys):
 def test_mgn_ptl_train_and_eval(synthetic, tmp_path, capsys):
     out = tmp_path / "mgn"
     # default P×K of MGN (4 ids × 4 images) on 96×32 inputs: one batch of 16 per epoch here
-    assert main(["train", "--root", str(synthetic), "--arch", "mgn_ptl", "--height", "96", "--width", "32",
-                 "--epochs", "1", "--workers", "0", "--eval-batch-size", "16", "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--root",
+                str(synthetic),
+                "--arch",
+                "mgn_ptl",
+                "--height",
+                "96",
+                "--width",
+                "32",
+                "--epochs",
+                "1",
+                "--workers",
+                "0",
+                "--eval-batch-size",
+                "16",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "mgn_ptl" in capsys.readouterr().out
     row = read_csv(out / "metrics.csv")[0]
     assert 0.0 <= row["mAP"] <= 1.0 and row["ce"] > 0 and row["triplet"] is not None
@@ -188,9 +307,31 @@ def test_synthetic_cifar_classification_run(tmp_path, capsys):
     assert main(["synth", str(data), "--format", "cifar10", "--train-per-class", "2", "--test-per-class", "1"]) == 0
     assert "20 training and 10 test images" in capsys.readouterr().out
     out = tmp_path / "run"
-    assert main(["train", "--task", "classification", "--dataset", "cifar10", "--root", str(data),
-                 "--arch", "ptl_v2_densenet_bc100", "--batch-size", "10", "--epochs", "1", "--workers", "0",
-                 "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "classification",
+                "--dataset",
+                "cifar10",
+                "--root",
+                str(data),
+                "--arch",
+                "ptl_v2_densenet_bc100",
+                "--batch-size",
+                "10",
+                "--epochs",
+                "1",
+                "--workers",
+                "0",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "top-1 error" in capsys.readouterr().out
     rows = read_csv(out / "metrics.csv")
     assert len(rows) == 1 and 0.0 <= rows[0]["top1_error"] <= 1.0

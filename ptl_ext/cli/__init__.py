@@ -1,9 +1,10 @@
-"""The ``ptl`` command: ``ptl demo | train | eval | synth | extract | export | info`` (also ``python -m ptl_ext``).
+"""The ``ptl`` command: ``ptl demo | train | eval | synth | pretrain | extract | export | info`` (also
+``python -m ptl_ext``).
 
 One job per module: ``parser`` (options and their checks), ``options`` (config files, the demo's
 option dicts, defaults that depend on other options), ``run`` (the wiring of a training run),
-``chain``, ``demo``, ``evaluate``, ``synth``, ``extract``, ``export``, ``info`` and ``report`` (tables).
-:func:`main` dispatches.
+``chain``, ``demo``, ``evaluate``, ``synth``, ``pretrain``, ``extract``, ``export``, ``info`` and ``report``
+(tables). :func:`main` dispatches.
 
 Options can also come from a TOML file (``--config run.toml``; YAML too when PyYAML is
 installed) whose keys are the long option names (``step_size`` or ``step-size``); options given
@@ -20,8 +21,19 @@ from .parser import build_parser
 from .report import format_table
 from .run import run_train
 
-__all__ = ["main", "build_parser", "parse_args", "load_config_file", "train_options", "run_train", "run_eval",
-           "run_chain", "parse_chain", "format_table", "OptionError"]
+__all__ = [
+    "main",
+    "build_parser",
+    "parse_args",
+    "load_config_file",
+    "train_options",
+    "run_train",
+    "run_eval",
+    "run_chain",
+    "parse_chain",
+    "format_table",
+    "OptionError",
+]
 
 
 def _commands():
@@ -29,10 +41,19 @@ def _commands():
     from .export import run_export
     from .extract import run_extract
     from .info import run_info
+    from .pretrain import run_pretrain
     from .synth import run_synth
 
-    return {"demo": run_demo, "train": run_train, "eval": run_eval, "synth": run_synth, "extract": run_extract,
-            "export": run_export, "info": run_info}
+    return {
+        "demo": run_demo,
+        "train": run_train,
+        "eval": run_eval,
+        "synth": run_synth,
+        "pretrain": run_pretrain,
+        "extract": run_extract,
+        "export": run_export,
+        "info": run_info,
+    }
 
 
 def _user_errors():

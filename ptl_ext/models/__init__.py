@@ -4,10 +4,11 @@ model zoo (:func:`create_model` / :func:`list_models`).
 Uses ``ptl_ext.nn`` (the cells) and, through it, ``ptl_ext.ops``.
 """
 
-from . import _zoo  # noqa: F401  (registers the zoo's networks)
 from ._factory import count_parameters, create_model
 from ._registry import ALIASES, ModelInfo, is_model, list_models, model_info, register_model, resolve_model_name
+from ._zoo import build_backbone  # importing the zoo registers its networks
 from .densenet import DenseNet, densenet121, densenet161, densenet_bc100
+from .export import save_torchvision_backbone, torchvision_state_dict
 from .heads import MLPHead, make_head
 from .mgn import MGN, MGNPTL, MGNOutput
 from .ptl import PTLDenseNet161, PTLNet, PTLResNet50, ptl_densenet_bc100
@@ -25,6 +26,7 @@ __all__ = [
     "ModelInfo",
     "ALIASES",
     "count_parameters",
+    "build_backbone",
     "ResNet",
     "resnet34",
     "resnet50",
@@ -46,4 +48,6 @@ __all__ = [
     "MGNPTL",
     "MGNOutput",
     "load_pretrained",
+    "torchvision_state_dict",
+    "save_torchvision_backbone",
 ]

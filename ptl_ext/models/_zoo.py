@@ -26,6 +26,15 @@ _BACKBONES = {
 _PAPER_PTL = {"resnet50": PTLResNet50, "densenet161": PTLDenseNet161, "densenet_bc100": ptl_densenet_bc100}
 
 
+def build_backbone(name, pretrained=None, **options):
+    """The raw backbone ``name`` (``resnet50``, ``densenet161`` ...: a torchvision-keyed ``ResNet``/``DenseNet``
+    with ``.stages()``), from a local ``pretrained`` checkpoint when given; ``options`` go to its builder
+    (``last_stride`` for ResNets)."""
+    if name not in _BACKBONES:
+        raise ValueError(f"backbone must be one of {', '.join(_BACKBONES)}, got {name!r}")
+    return _BACKBONES[name][1](pretrained=pretrained, **options)
+
+
 def _backbone_builder(name, ptl, v2):
     """The builder of backbone ``name``: plain, PTL or PTL-v2."""
     family, backbone = _BACKBONES[name]

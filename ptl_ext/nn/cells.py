@@ -14,15 +14,36 @@ State rules shared by both cells (docs/methods.md):
 - Under ``torch.compile(mode="reduce-overhead")`` the stored state is an output of a CUDA graph, which
   the next replay overwrites: call :func:`clone_states` after each compiled training forward (outside
   the compiled region) so the next step reads the state it should.
+
+Options beyond the papers, for ablations (the defaults are the papers' behaviour):
+
+- ``state_mode`` (:data:`STATE_MODES`): ``"carry"`` (default) as above; ``"reset"`` clears the state
+  before every training batch (each forward starts from zeros; the state it leaves is only kept for
+  inspection); ``"zero"`` never stores a state, so ``c_prev`` is always zero, in training and at test.
+  Set it on a built network with :func:`set_state_mode`.
+- An eval state: :func:`accumulate_eval_states` averages the state the cells carry over a pass of
+  training batches and installs it, so eval forwards start from that fixed state instead of zeros
+  (each test feature still depends on its own image only). ``set_eval_states(None)`` returns to zeros.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import ops
+from .. import _checks, ops
 
-__all__ = ["BConvCell", "BConvCellV2", "LatentStateCell", "clone_states", "reset_states"]
+__all__ = [
+    "BConvCell",
+    "BConvCellV2",
+    "LatentStateCell",
+    "reset_states",
+    "clone_states",
+    "set_state_mode",
+    "accumulate_eval_states",
+    "STATE_MODES",
+]
+
+STATE_MODES = ("carry", "reset", "zero")
 
 
 def _check_int(name, value, minimum):
@@ -59,11 +80,34 @@ class LatentStateCell(nn.Module):
         self.update_fn = update_fn
         self._states = None
         self._input_hw = None
+        self.state_mode = "carry"
+        self._eval_states = None
+        self._eval_input_hw = None
 
     @property
     def states(self):
         """Tuple of the stored (detached) state tensors, or ``None`` when reset (zeros)."""
         return self._states
+
+    @property
+    def eval_states(self):
+        """The fixed state eval forwards start from (tensors ``[1, ...]``), or ``None`` (zeros, the default)."""
+        return self._eval_states
+
+    def set_state_mode(self, mode):
+        """``"carry"`` (the papers), ``"reset"`` (zeros before every training batch) or ``"zero"`` (never a state)."""
+        self.state_mode = _checks.choice(mode, "state_mode", STATE_MODES)
+        self.reset_state()
+
+    def set_eval_states(self, states, input_hw=None):
+        """Eval forwards start from ``states`` (a tuple like :attr:`states`, each ``[1, ...]``, made from inputs
+        of spatial size ``input_hw``) instead of zeros; ``None`` returns to zeros."""
+        if states is not None:
+            states = tuple(s.detach() for s in states)
+            if not states or any(s.dim() < 1 or s.shape[0] != 1 for s in states):
+                raise ValueError("set_eval_states: expected a tuple of state tensors with batch size 1")
+            input_hw = tuple(input_hw)
+        self._eval_states, self._eval_input_hw = states, (input_hw if states is not None else None)
 
     def reset_state(self):
         """Clear the carried state: the next training forward starts from zeros, any input size is accepted."""
@@ -82,11 +126,15 @@ class LatentStateCell(nn.Module):
             raise TypeError(f"{name}: input x must be a floating-point tensor (e.g. float32), got {x.dtype}")
 
     def _load_states(self, x):
-        """Stored states fitted to ``x``'s batch and device, or ``None`` (zeros; always in eval).
+        """Stored states fitted to ``x``'s batch and device, or ``None`` (zeros). Eval: the eval state, if set.
 
         Callers cast them to the dtype they compute in (the gates' dtype under autocast).
         """
-        if not self.training or self._states is None:
+        if self.state_mode == "zero":
+            return None
+        if not self.training:
+            return self._expanded_eval_states(x)
+        if self.state_mode == "reset" or self._states is None:
             return None
         hw = tuple(x.shape[-2:])
         if hw != self._input_hw:
@@ -97,9 +145,19 @@ class LatentStateCell(nn.Module):
         batch = x.shape[0]
         return tuple(_fit_batch(s, batch).to(device=x.device) for s in self._states)
 
+    def _expanded_eval_states(self, x):
+        if self._eval_states is None:
+            return None
+        if tuple(x.shape[-2:]) != self._eval_input_hw:
+            raise RuntimeError(
+                f"{type(self).__name__}: input spatial size {tuple(x.shape[-2:])} differs from "
+                f"{self._eval_input_hw}, the size the eval state was accumulated at"
+            )
+        return tuple(s.to(device=x.device).expand(x.shape[0], *s.shape[1:]) for s in self._eval_states)
+
     def _save_states(self, x, *states):
-        """Store detached ``states`` made from input ``x`` (training mode only)."""
-        if self.training:
+        """Store detached ``states`` made from input ``x`` (training mode only; never in ``"zero"`` mode)."""
+        if self.training and self.state_mode != "zero":
             self._states = tuple(s.detach() for s in states)
             self._input_hw = tuple(x.shape[-2:])
 
@@ -200,6 +258,64 @@ def reset_states(model):
     return count
 
 
+def _cells(model):
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    return [module for module in model.modules() if isinstance(module, LatentStateCell)]
+
+
+def set_state_mode(model, mode):
+    """Set every cell of ``model`` to state ``mode`` (see :data:`STATE_MODES`); returns how many cells."""
+    cells = _cells(model)
+    for cell in cells:
+        cell.set_state_mode(mode)
+    return len(cells)
+
+
+@torch.no_grad()
+def accumulate_eval_states(model, batches):
+    """Average the states ``model``'s cells carry over ``batches`` and make them the cells' eval state.
+
+    The cells run in training mode (each batch starts from the state the previous one left, from zeros
+    at the first) while every other module runs in eval mode: BatchNorm uses and keeps its running
+    statistics, dropout is off; no parameter changes. A cell's eval state is the mean of its state over
+    every sample of every batch, ``[1, K, H', W']``. The carried training state is reset before and after.
+
+    Args:
+        model: a network with cells (``nn.Module``).
+        batches: an iterable of image tensors ``[B, 3, H, W]`` on the model's device, all of one size.
+    Returns:
+        the number of cells that got an eval state (cells in ``"zero"`` mode carry none and keep zeros).
+    """
+    cells = _cells(model)
+    flags = [(module, module.training) for module in model.modules()]
+    reset_states(model)
+    model.eval()
+    for cell in cells:
+        cell.set_eval_states(None)
+        cell.train()
+    sums, sizes, count = {}, {}, 0
+    try:
+        for images in batches:
+            model(images)
+            count += images.shape[0]
+            for cell in cells:
+                if cell.states is not None:
+                    sizes[cell] = cell._input_hw
+                    batch_sums = tuple(s.float().sum(0, keepdim=True) for s in cell.states)
+                    previous = sums.get(cell)
+                    sums[cell] = batch_sums if previous is None else tuple(a + b for a, b in zip(previous, batch_sums))
+    finally:
+        for module, flag in flags:
+            module.training = flag
+        reset_states(model)
+    if count == 0:
+        raise ValueError("accumulate_eval_states: batches yielded no images")
+    for cell, total in sums.items():
+        cell.set_eval_states(tuple(t / count for t in total), sizes[cell])
+    return len(sums)
+
+
 def clone_states(model):
     """Give every cell in ``model`` a private copy of its carried state; returns how many cells hold one.
 
@@ -207,11 +323,9 @@ def clone_states(model):
     there the state each cell stores is CUDA-graph memory that the next replay reuses. Call it outside
     the compiled module, after the forward (copies ``[B, K, H', W']`` per cell; a no-op for reset cells).
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     count = 0
-    for module in model.modules():
-        if isinstance(module, LatentStateCell) and module.states is not None:
+    for module in _cells(model):
+        if module.states is not None:
             module.clone_state()
             count += 1
     return count
