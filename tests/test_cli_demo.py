@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ptl_ext.cli import main, parse_args
-from ptl_ext.cli.demo import pretrained_backbone, target_dataset
+from ptl_ext.cli.demo_data import pretrained_backbone, target_dataset
 from ptl_ext.cli.demo_stats import mean_sd, paired_interval, read_seed_csv, t_quantile
 from ptl_ext.models import create_model, resnet34
 

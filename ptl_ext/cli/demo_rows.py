@@ -1,0 +1,198 @@
+"""One row of the demo for one seed: direct transfer, or a fine-tuning run (with the PTL ablations)."""
+
+import os
+import time
+
+from . import demo_stats
+from .demo_data import snapshot_digest, stage_digest
+
+TRAIN_STATE_ROW = "PTL, eval w/ train state*"
+
+
+def common_options(args, data_dir, backbone):
+    """The ``ptl train`` options every fine-tuning row shares."""
+    period = args.epochs // args.rollback_periods
+    return {
+        "dataset": "market1501",
+        "root": data_dir,
+        "pretrained": backbone,
+        "height": args.height,
+        "width": args.width,
+        "dropout": 0.0,
+        "p": min(8, args.train_ids),
+        "k": 4,
+        "triplet_weight": 1.0,
+        "pad": 4,
+        "erasing": 0.3,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "head_lr": 10 * args.lr,
+        "step_size": max(1, 2 * args.epochs // 3),
+        "eval_every": period,
+        "save_every": 0,
+        "workers": args.workers,
+        "device": "cpu",
+        "progress": args.progress,
+    }
+
+
+def _narrow_ptl(run, num_classes, size):
+    """ptl_ARCH with every side-stream width halved (the ablation)."""
+    import torch
+
+    from ..models import PTLNet, build_backbone, probe_stages
+    from ..models.ptl import default_widths
+
+    torch.manual_seed(run.seed)
+    options = {"last_stride": run.last_stride} if run.arch.startswith("ptl_resnet") else {}
+    stages = build_backbone(run.arch[len("ptl_") :], pretrained=run.pretrained, **options).stages()
+    cells, fuses = default_widths([shape[0] for shape in probe_stages(stages, size)])
+    return PTLNet(
+        stages,
+        num_classes,
+        cell_channels=[max(4, c // 2) for c in cells],
+        fuse_channels=[max(4, c // 2) for c in fuses],
+        dropout=run.dropout,
+        input_size=size,
+    )
+
+
+def _direct_transfer(args, data_dir, backbone, out):
+    """Evaluate the pre-trained backbone as is (no fine-tuning): a record without seed."""
+    from ..models import count_parameters
+    from ..train import DistInfo
+    from .dataset import build_data
+    from .options import train_options
+    from .run import build_model, select_device
+
+    run = train_options(
+        **common_options(args, data_dir, backbone), arch=args.arch, out=os.path.join(out, "direct_transfer")
+    )
+    started = time.perf_counter()
+    _, evaluator, num_classes, _ = build_data(run, DistInfo(), run.height, run.width, train=False)
+    model = build_model(run, num_classes, (run.height, run.width))
+    digest = stage_digest(model.stages)
+    metrics = evaluator(model, select_device(run.device), run.amp, DistInfo())
+    return {
+        "row": "direct transfer",
+        **metrics,
+        "parameters": count_parameters(model.stages),
+        "epochs": 0,
+        "time_s": time.perf_counter() - started,
+        "curve": [(0, metrics["mAP"])],
+        "start_digest": digest,
+    }
+
+
+def train_row(row, seed, args, data_dir, backbone, seed_dir):
+    """Train one row for one seed; returns ``(record, trainer, evaluator, train_loader)``."""
+    import torch
+
+    from ..models import count_parameters
+    from ..nn import set_state_mode
+    from ..train import STD, DistInfo, FrozenTeacher, TrainConfig, Trainer, load_checkpoint
+    from ..train.checkpoint import model_from_checkpoint
+    from ..train.distill import check_feature_sizes
+    from .dataset import build_data
+    from .methods import rollback_hook
+    from .options import train_options
+    from .resume import run_meta
+    from .run import build_loss, build_model, select_device
+
+    options = {
+        **common_options(args, data_dir, backbone),
+        **row.options,
+        "seed": seed,
+        "out": os.path.join(seed_dir, row.folder),
+    }
+    if row.teacher:
+        options["teacher"] = os.path.join(seed_dir, row.teacher, "last.pt")
+    run = train_options(**options)
+    device, info, size = select_device(run.device), DistInfo(), (run.height, run.width)
+    train_loader, evaluator, num_classes, protocol = build_data(run, info, *size)
+    model = _narrow_ptl(run, num_classes, size) if row.narrow else build_model(run, num_classes, size)
+    if row.state_mode:
+        set_state_mode(model, row.state_mode)
+    record = {"row": row.name, "seed": seed, "start_digest": stage_digest(model.stages)}
+    torch.manual_seed(run.seed)
+    methods = []
+    if run.teacher:  # not evaluated again: the PTL row's table line is its evaluation
+        teacher = FrozenTeacher(model_from_checkpoint(load_checkpoint(run.teacher), run.teacher), device, run.amp)
+        check_feature_sizes(model, teacher)
+        methods.append(STD(teacher, run.std_lambda))
+    rollback = rollback_hook(run, model)
+    if rollback is not None:
+        record["rollback_digest"] = snapshot_digest(rollback.pretrained)
+        methods.append(rollback)
+    config = TrainConfig(
+        epochs=run.epochs,
+        lr=run.lr,
+        head_lr=run.head_lr,
+        momentum=run.momentum,
+        weight_decay=run.weight_decay,
+        step_size=run.step_size,
+        gamma=run.gamma,
+        eval_every=run.eval_every,
+        save_every=0,
+        out_dir=run.out,
+        progress=run.progress,
+        title=f"{row.name} (seed {seed})",
+        overwrite=True,
+    )
+    meta = run_meta(run, num_classes, protocol, count_parameters(model))
+    trainer = Trainer(
+        model,
+        train_loader,
+        config,
+        evaluator=evaluator,
+        loss_fn=build_loss(run),
+        method=methods,
+        device=device,
+        info=info,
+        meta=meta,
+    )
+    curve = []
+    if args.ablations and run.arch.startswith("ptl_"):  # where the PTL network starts, for the probe
+        curve.append((0, evaluator(model, device, False, info)["mAP"]))
+        record["start_mAP"] = curve[0][1]
+    started = time.perf_counter()
+    trainer.fit()
+    last = trainer.history[-1]
+    record.update(
+        {key: last[key] for key in demo_stats.METRICS},
+        parameters=meta["parameters"],
+        epochs=len(trainer.history),
+        time_s=time.perf_counter() - started,
+        curve=curve + [(r["epoch"], r["mAP"]) for r in trainer.history if r.get("mAP") is not None],
+    )
+    return record, trainer, evaluator, train_loader
+
+
+def train_state_row(record, trainer, evaluator, train_loader):
+    """Re-evaluate a trained PTL network from a state accumulated over its training set (not in the papers).
+
+    Returns ``(record, probe)``: the row's record and ``{layer: (probe with zero state, probe with that
+    state)}`` of :func:`ptl_ext.cli.demo_probe.bn_input_shift` on the query images.
+    """
+    from ..nn import accumulate_eval_states
+    from .demo_probe import bn_input_shift
+
+    model, device = trainer.module, trainer.device
+    started = time.perf_counter()
+    zero_shift = bn_input_shift(model, evaluator.query_loader, device)
+    accumulate_eval_states(model, (batch[0].to(device) for batch in train_loader))
+    metrics = evaluator(model, device, False, trainer.info)
+    state_shift = bn_input_shift(model, evaluator.query_loader, device)
+    for cell in model.cells:
+        cell.set_eval_states(None)
+    out = {
+        "row": TRAIN_STATE_ROW,
+        "seed": record["seed"],
+        **metrics,
+        "parameters": record["parameters"],
+        "epochs": record["epochs"],
+        "time_s": time.perf_counter() - started,
+        "curve": [(record["epochs"], metrics["mAP"])],
+        "start_digest": record["start_digest"],
+    }
+    return out, {name: (zero_shift[name], state_shift[name]) for name in zero_shift}

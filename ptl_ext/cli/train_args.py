@@ -1,0 +1,170 @@
+"""``ptl train`` options: the data, the network and the optimisation (defaults read from their homes)."""
+
+from .option_types import count, default_of, flag, rate
+
+
+def add_data_options(parser):
+    """``ptl train``: dataset, input size and sampling."""
+    from ..data import list_datasets
+    from ..data.config import DataConfig
+
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        choices=list_datasets(aliases=True),
+        default="market1501",
+        metavar="DATASET",
+        help=f"dataset reader, one of {', '.join(list_datasets(aliases=True))}; a `ptl synth` folder "
+        f"is read as market1501 (default: %(default)s)",
+    )
+    data.add_argument(
+        "--root", default=None, help="dataset folder (or its parent; market_duke: the parent of both datasets)"
+    )
+    data.add_argument(
+        "--task",
+        choices=("reid", "classification"),
+        default=None,
+        help="reid or classification (default: the dataset's; CIFAR datasets are classification)",
+    )
+    data.add_argument(
+        "--height",
+        type=count(),
+        default=None,
+        help="input height (default: the network's, 256, or 384 for MGN; CIFAR: 32)",
+    )
+    data.add_argument(
+        "--width", type=count(), default=None, help="input width (default: the network's, 128; CIFAR: 32)"
+    )
+    data.add_argument(
+        "--p",
+        type=count(),
+        default=None,
+        help=f"identities per ReID batch, P of P×K (default {default_of(DataConfig, 'p')}, 4 for MGN)",
+    )
+    data.add_argument(
+        "--k",
+        type=count(),
+        default=default_of(DataConfig, "k"),
+        help="images per identity in a ReID batch, K of P×K (default: %(default)s)",
+    )
+    data.add_argument(
+        "--batch-size",
+        type=count(),
+        default=default_of(DataConfig, "batch_size"),
+        help="classification batch size (default: %(default)s)",
+    )
+    data.add_argument(
+        "--erasing",
+        type=rate(0.0, 1.0),
+        default=default_of(DataConfig, "erasing"),
+        help="random erasing probability, ReID, 0 = off (default: %(default)s)",
+    )
+    data.add_argument(
+        "--pad",
+        type=count(0),
+        default=default_of(DataConfig, "pad"),
+        help="zero padding before the random crop, ReID (default: %(default)s)",
+    )
+    flag(data, "augment", default_of(DataConfig, "augment"), "CIFAR standard augmentation: pad 4 + random crop + flip")
+
+
+def add_model_options(parser):
+    """``ptl train``: the network."""
+    from ..models import list_models
+
+    names = list_models(aliases=True)
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--arch",
+        choices=names,
+        default="ptl_resnet50",
+        metavar="ARCH",
+        help=f"network: a backbone NAME, its PTL version ptl_NAME or PTL-v2 version ptl_v2_NAME "
+        f"(default: %(default)s); one of {', '.join(names)}",
+    )
+    flag(model, "v2", False, "PTL-v2 cells for a ptl_* network (the same as naming ptl_v2_*)")
+    model.add_argument("--pretrained", default=None, help="local torchvision checkpoint of the backbone")
+    model.add_argument("--last-stride", type=int, choices=(1, 2), default=1, help="ResNet layer4 stride (default 1)")
+    model.add_argument(
+        "--dropout",
+        type=rate(0.0, below=1.0),
+        default=None,
+        help="dropout of the head (default: 0.5 for ReID, none for MGN)",
+    )
+    model.add_argument(
+        "--init-from", default=None, help="start from a ptl checkpoint's weights with a new head (chained fine-tuning)"
+    )
+
+
+def add_optim_options(parser):
+    """``ptl train``: SGD-M, schedule and loss."""
+    from ..train import ReIDLoss, TrainConfig
+
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument(
+        "--epochs",
+        type=count(),
+        default=default_of(TrainConfig, "epochs"),
+        help="training epochs (default: %(default)s)",
+    )
+    optim.add_argument(
+        "--lr", type=rate(), default=default_of(TrainConfig, "lr"), help="learning rate (default: %(default)s)"
+    )
+    optim.add_argument(
+        "--head-lr",
+        type=rate(),
+        default=default_of(TrainConfig, "head_lr"),
+        help="learning rate of the head (default: --lr)",
+    )
+    optim.add_argument(
+        "--momentum",
+        type=rate(0.0, below=1.0),
+        default=default_of(TrainConfig, "momentum"),
+        help="SGD momentum in [0, 1) (default: %(default)s)",
+    )
+    flag(optim, "nesterov", default_of(TrainConfig, "nesterov"), "Nesterov momentum")
+    optim.add_argument(
+        "--weight-decay",
+        type=rate(),
+        default=default_of(TrainConfig, "weight_decay"),
+        help="weight decay (default: %(default)s)",
+    )
+    optim.add_argument(
+        "--step-size",
+        type=count(),
+        default=default_of(TrainConfig, "step_size"),
+        help="epochs between learning-rate steps (default: %(default)s)",
+    )
+    optim.add_argument(
+        "--gamma",
+        type=rate(),
+        default=default_of(TrainConfig, "gamma"),
+        help="learning-rate factor at each step (default: %(default)s)",
+    )
+    optim.add_argument(
+        "--label-smoothing",
+        type=rate(0.0, below=1.0),
+        default=default_of(ReIDLoss, "label_smoothing"),
+        help="cross-entropy label smoothing (default: %(default)s)",
+    )
+    optim.add_argument(
+        "--loss",
+        choices=("auto", "ce", "mgn"),
+        default="auto",
+        help="ce: cross-entropy (+ --triplet-weight batch-hard triplet); mgn: CE averaged over MGN's "
+        "8 classifiers + triplet averaged over its 3 global features; auto: mgn for MGN networks",
+    )
+    optim.add_argument(
+        "--triplet-weight",
+        type=rate(),
+        default=None,
+        help=f"weight of the batch-hard triplet loss, ReID, 0 = off (default "
+        f"{default_of(ReIDLoss, 'triplet_weight')}, 1 with --loss mgn)",
+    )
+    optim.add_argument(
+        "--triplet-margin",
+        type=rate(minimum=None),
+        default=None,
+        help=f"triplet margin, negative = soft margin (default {default_of(ReIDLoss, 'triplet_margin')}"
+        f", 1.2 with --loss mgn)",
+    )
