@@ -56,6 +56,25 @@ def evaluate_features(
     Returns:
         :class:`ptl_ext.reid.RankResult`.
     """
+    _checks.positive_int(max_rank, "max_rank")
+    backend = resolve_backend(backend)
+    qf, gf, config, expansion = _checked_options(qf, gf, metric, rerank, k1, k2, lambda_value, aqe_k, aqe_alpha)
+    device = qf.device
+    q_pids = _validate.ids(q_pids, "q_pids", qf.shape[0], "query features", device)
+    q_camids = _validate.ids(q_camids, "q_camids", qf.shape[0], "query features", device)
+    g_pids = _validate.ids(g_pids, "g_pids", gf.shape[0], "gallery features", device)
+    g_camids = _validate.ids(g_camids, "g_camids", gf.shape[0], "gallery features", device)
+    acc = RankAccumulator(g_pids, g_camids, protocol, num_draws, seed)
+    blocks = _retrieval_blocks(qf, gf, metric, config, expansion, normalize, backend, block_rows)
+    for q0, dist in blocks:
+        rows = slice(q0, q0 + dist.shape[0])
+        acc.add(dist, q_pids[rows], q_camids[rows])
+    return acc.result(max_rank)
+
+
+def _checked_options(qf, gf, metric, rerank, k1, k2, lambda_value, aqe_k, aqe_alpha):
+    """``(qf, gf, RerankConfig or None, AQEConfig)``: the retrieval options and the features checked once
+    (features float32 when re-ranked; k1/k2 checked against Q + G)."""
     _checks.choice(metric, "metric", METRICS)
     config = rerank_config(rerank, k1, k2, lambda_value)
     if config is not None and metric != "euclidean":
@@ -64,22 +83,10 @@ def evaluate_features(
             "(with normalize=True for cosine-like ranking)"
         )
     expansion = AQEConfig(aqe_k, aqe_alpha)
-    _checks.positive_int(max_rank, "max_rank")
-    backend = resolve_backend(backend)
     qf, gf = _validate.feature_pair(qf, gf, torch.float32 if config is not None else None)
-    device = qf.device
-    q_pids = _validate.ids(q_pids, "q_pids", qf.shape[0], "query features", device)
-    q_camids = _validate.ids(q_camids, "q_camids", qf.shape[0], "query features", device)
-    g_pids = _validate.ids(g_pids, "g_pids", gf.shape[0], "gallery features", device)
-    g_camids = _validate.ids(g_camids, "g_camids", gf.shape[0], "gallery features", device)
-    acc = RankAccumulator(g_pids, g_camids, protocol, num_draws, seed)
     if config is not None:
         config.check_size(qf.shape[0] + gf.shape[0])
-    blocks = _retrieval_blocks(qf, gf, metric, config, expansion, normalize, backend, block_rows)
-    for q0, dist in blocks:
-        rows = slice(q0, q0 + dist.shape[0])
-        acc.add(dist, q_pids[rows], q_camids[rows])
-    return acc.result(max_rank)
+    return qf, gf, config, expansion
 
 
 def _retrieval_blocks(qf, gf, metric, config, expansion, normalize, backend, block_rows):
@@ -114,14 +121,7 @@ def retrieval_distances(
     ``qf [Q, D]``, ``gf [G, D]``: float tensors or numpy arrays; returns a float tensor on their device
     (float32 when re-ranked).
     """
-    _checks.choice(metric, "metric", METRICS)
-    config = rerank_config(rerank, k1, k2, lambda_value)
-    if config is not None and metric != "euclidean":
-        raise ValueError("rerank=True works on squared euclidean distances: pass metric='euclidean'")
-    expansion = AQEConfig(aqe_k, aqe_alpha)
-    qf, gf = _validate.feature_pair(qf, gf, torch.float32 if config is not None else None)
-    if config is not None:
-        config.check_size(qf.shape[0] + gf.shape[0])
+    qf, gf, config, expansion = _checked_options(qf, gf, metric, rerank, k1, k2, lambda_value, aqe_k, aqe_alpha)
     dtype = torch.float32 if config is not None else qf.dtype
     out = torch.empty(qf.shape[0], gf.shape[0], dtype=dtype, device=qf.device)
     return gather_blocks(
