@@ -100,18 +100,17 @@ def test_extract_writes_features_names_and_market_ids(trained, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("rerank", [False, True])
-def test_eval_visualize_writes_strips_and_an_index(trained, tmp_path, rerank):
+def test_eval_visualize_writes_strips_and_an_index(trained, tmp_path, capsys, rerank):
     _, checkpoint = trained
     out = tmp_path / "ranked"
     extra = ["--rerank", "--k1", "3", "--k2", "2"] if rerank else []
+    common = ["eval", "--checkpoint", str(checkpoint), "--workers", "0", *extra]
+    assert main(common) == 0
+    plain_table = capsys.readouterr().out
     assert (
         main(
             [
-                "eval",
-                "--checkpoint",
-                str(checkpoint),
-                "--workers",
-                "0",
+                *common,
                 "--visualize",
                 "4",
                 "--vis-out",
@@ -120,11 +119,11 @@ def test_eval_visualize_writes_strips_and_an_index(trained, tmp_path, rerank):
                 "3",
                 "--vis-select",
                 "worst",
-                *extra,
             ]
         )
         == 0
     )
+    assert capsys.readouterr().out.startswith(plain_table)  # the pictures' distances give the same metrics
     pngs = sorted(name for name in os.listdir(out) if name.endswith(".png"))
     html = (out / "index.html").read_text()
     assert len(pngs) == 3 and all(name in html for name in pngs)

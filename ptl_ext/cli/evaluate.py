@@ -49,24 +49,27 @@ def run_eval(args):
         from .options import OptionError
 
         raise OptionError(f"--visualize draws ranked ReID results; {args.dataset} is a classification dataset")
-    metrics = evaluator(model.to(device), device, args.amp, info)
+    model = model.to(device)
+    if not args.visualize:
+        metrics = evaluator(model, device, args.amp, info)
+    else:  # features and distances computed once, for the metrics and the pictures
+        features = evaluator.features(model, device, args.amp, info)
+        distmat = evaluator.distances(features[0], features[3]) if info.is_main else None
+        metrics = evaluator.score(features, distmat, info)
     if info.is_main:
         print(format_table([(meta["arch"], meta.get("parameters"), metrics)]))
-    if args.visualize:
-        _visualize(args, evaluator, model, device, info)
+        if args.visualize:
+            _visualize(args, evaluator, distmat)
     return metrics
 
 
-def _visualize(args, evaluator, model, device, info):
-    """Write the ranked-result PNGs and index.html of ``--visualize`` (features from every rank, drawn by rank 0)."""
+def _visualize(args, evaluator, distmat):
+    """Write the ranked-result PNGs and index.html of ``--visualize`` from the evaluator's distances."""
     from ..deploy import write_ranked_items
 
-    qf, _, _, gf, _, _ = evaluator.features(model, device, args.amp, info)
-    if not info.is_main:
-        return
     out = args.vis_out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "ranked")
     drawn = write_ranked_items(
-        evaluator.distances(qf, gf),
+        distmat,
         evaluator.query_loader.dataset.items,
         evaluator.gallery_loader.dataset.items,
         out,

@@ -159,25 +159,36 @@ class ReIDEvaluator:
         )
 
     def __call__(self, model, device="cpu", amp=False, info=DistInfo()):
+        return self.score(self.features(model, device, amp, info), info=info)
+
+    def score(self, features, distmat=None, info=DistInfo()):
+        """The metrics dict of :meth:`features`' output (on every rank; computed on rank 0).
+
+        ``distmat``: the ``[Q, G]`` matrix of :meth:`distances` when the caller already holds it (it is then
+        ranked as is instead of being computed again by blocks).
+        """
         from .. import reid
 
-        qf, q_pids, q_cams, gf, g_pids, g_cams = self.features(model, device, amp, info)
         metrics = None
         if info.is_main:
-            result = reid.evaluate_features(
-                qf,
-                gf,
-                q_pids,
-                g_pids,
-                q_cams,
-                g_cams,
-                metric=self.metric,
-                rerank=self.rerank or False,
-                normalize=self.normalize,
-                protocol=self.protocol,
-                aqe_k=self.aqe.k,
-                aqe_alpha=self.aqe.alpha,
-            )
+            qf, q_pids, q_cams, gf, g_pids, g_cams = features
+            if distmat is None:
+                result = reid.evaluate_features(
+                    qf,
+                    gf,
+                    q_pids,
+                    g_pids,
+                    q_cams,
+                    g_cams,
+                    metric=self.metric,
+                    rerank=self.rerank or False,
+                    normalize=self.normalize,
+                    protocol=self.protocol,
+                    aqe_k=self.aqe.k,
+                    aqe_alpha=self.aqe.alpha,
+                )
+            else:
+                result = reid.evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams, protocol=self.protocol)
             cmc = [float(v) for v in result.cmc]
             metrics = {"mAP": float(result.mAP), "mINP": float(result.mINP), "num_valid": float(result.num_valid)}
             for rank in (1, 5, 10):
