@@ -90,14 +90,14 @@ def train_row(row, seed, args, data_dir, backbone, seed_dir):
 
     from ..models import count_parameters
     from ..nn import set_state_mode
-    from ..train import STD, DistInfo, FrozenTeacher, TrainConfig, Trainer, load_checkpoint
+    from ..train import STD, DistInfo, FrozenTeacher, Trainer, load_checkpoint
     from ..train.checkpoint import model_from_checkpoint
     from ..train.distill import check_feature_sizes
     from .dataset import build_data
     from .methods import rollback_hook
     from .options import train_options
     from .resume import run_meta
-    from .run import build_loss, build_model, select_device
+    from .run import build_loss, build_model, select_device, train_config
 
     options = {
         **common_options(args, data_dir, backbone),
@@ -124,21 +124,7 @@ def train_row(row, seed, args, data_dir, backbone, seed_dir):
     if rollback is not None:
         record["rollback_digest"] = snapshot_digest(rollback.pretrained)
         methods.append(rollback)
-    config = TrainConfig(
-        epochs=run.epochs,
-        lr=run.lr,
-        head_lr=run.head_lr,
-        momentum=run.momentum,
-        weight_decay=run.weight_decay,
-        step_size=run.step_size,
-        gamma=run.gamma,
-        eval_every=run.eval_every,
-        save_every=0,
-        out_dir=run.out,
-        progress=run.progress,
-        title=f"{row.name} (seed {seed})",
-        overwrite=True,
-    )
+    config = train_config(run, f"{row.name} (seed {seed})", save_every=0, overwrite=True)
     meta = run_meta(run, num_classes, protocol, count_parameters(model))
     trainer = Trainer(
         model,

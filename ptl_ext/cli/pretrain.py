@@ -170,10 +170,10 @@ def run_pretrain(args):
     import torch
 
     from ..models import build_backbone, count_parameters, save_torchvision_backbone
-    from ..train import DistInfo, TrainConfig, Trainer
+    from ..train import DistInfo, Trainer
     from .dataset import build_data
     from .report import format_table
-    from .run import build_loss, select_device
+    from .run import build_loss, select_device, train_config
 
     run = _train_options(args)
     device, info = select_device(run.device), DistInfo()
@@ -181,20 +181,7 @@ def run_pretrain(args):
     train_loader, evaluator, num_classes, protocol = build_data(run, info, *size)
     torch.manual_seed(run.seed)
     model = build_pretrain_model(run.arch, num_classes, size, run.last_stride)
-    config = TrainConfig(
-        epochs=run.epochs,
-        lr=run.lr,
-        momentum=run.momentum,
-        weight_decay=run.weight_decay,
-        step_size=run.step_size,
-        gamma=run.gamma,
-        eval_every=run.eval_every,
-        save_every=run.save_every,
-        out_dir=run.out,
-        progress=run.progress,
-        title=f"pre-training {run.arch} on {run.root}",
-        overwrite=run.overwrite,
-    )
+    config = train_config(run, f"pre-training {run.arch} on {run.root}")
     meta = {
         "arch": run.arch,
         "num_classes": num_classes,

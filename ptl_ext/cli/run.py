@@ -89,6 +89,31 @@ def _dry_run(model, size):
         model.train()
 
 
+def train_config(args, title, **overrides):
+    """The :class:`~ptl_ext.train.TrainConfig` of a ``ptl train`` namespace (``overrides`` replace fields)."""
+    from ..train import TrainConfig
+
+    fields = {
+        name: getattr(args, name)
+        for name in (
+            "epochs",
+            "lr",
+            "head_lr",
+            "momentum",
+            "nesterov",
+            "weight_decay",
+            "step_size",
+            "gamma",
+            "amp",
+            "eval_every",
+            "save_every",
+            "progress",
+            "overwrite",
+        )
+    }
+    return TrainConfig(**{**fields, "out_dir": args.out, "title": title, **overrides})
+
+
 def run_train(args):
     """Train as ``args`` says (see ``ptl train --help``); returns the trainer (rank 0 prints a summary).
 
@@ -135,7 +160,7 @@ def _train(args, device, info, folder):
 
     from ..errors import MethodMismatchError, ResumeMismatchError
     from ..models import count_parameters
-    from ..train import TrainConfig, Trainer
+    from ..train import Trainer
     from ..train.tensorboard import TensorBoardHook
     from .dataset import build_data
     from .methods import rollback_hook, std_method
@@ -147,23 +172,7 @@ def _train(args, device, info, folder):
     torch.manual_seed(args.seed + 1000 * info.rank)  # ranks augment differently
     std, teacher_rows = std_method(args, model, evaluator, size, device, info)
     methods = [method for method in (std, rollback_hook(args, model)) if method is not None]
-    config = TrainConfig(
-        epochs=args.epochs,
-        lr=args.lr,
-        head_lr=args.head_lr,
-        momentum=args.momentum,
-        nesterov=args.nesterov,
-        weight_decay=args.weight_decay,
-        step_size=args.step_size,
-        gamma=args.gamma,
-        amp=args.amp,
-        eval_every=args.eval_every,
-        save_every=args.save_every,
-        out_dir=args.out,
-        progress=args.progress,
-        title=f"{args.arch} on {args.dataset}",
-        overwrite=args.overwrite,
-    )
+    config = train_config(args, f"{args.arch} on {args.dataset}")
     meta = run_meta(args, num_classes, protocol, count_parameters(model))
     if teacher_rows:
         meta["teacher"] = {"checkpoint": os.path.abspath(args.teacher), "metrics": teacher_rows[0][2]}
