@@ -150,17 +150,24 @@ def parse_args(argv=None):
     return args
 
 
+def command_options(command, values, argv=()):
+    """The namespace of ``ptl COMMAND`` with ``values`` (option dests) over the defaults, checked like a
+    config file; ``argv`` supplies the options the command requires (parsed, then overridden by ``values``)."""
+    _, commands = build_parser()
+    sub = commands[command]
+    args = sub.parse_args(list(argv))
+    args.command, args.debug, args.paper = command, False, None
+    for key, value in checked_values(sub, values, f"ptl {command}").items():
+        setattr(args, key, value)
+    return args
+
+
 def train_options(**values):
     """The namespace of ``ptl train`` with ``values`` (option dests) over the defaults, checked and resolved.
 
     What the demo builds its runs from: no argv strings, the same checks as a config file.
     """
-    _, commands = build_parser()
-    sub = commands["train"]
-    args = sub.parse_args([])
-    args.command, args.debug, args.paper = "train", False, None
-    for key, value in checked_values(sub, values, "ptl train").items():
-        setattr(args, key, value)
+    args = command_options("train", values)
     resolve_train_options(args)
     return args
 

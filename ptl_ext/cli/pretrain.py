@@ -104,18 +104,11 @@ def add_options(parser):
 
 def pretrain_options(**values):
     """The checked namespace of ``ptl pretrain`` with ``values`` (option dests) over the defaults."""
-    from .options import checked_values
-    from .parser import build_parser
+    from .options import command_options
 
-    _, commands = build_parser()
-    sub = commands["pretrain"]
     if "root" not in values:
         raise ValueError("ptl pretrain: option root is required")
-    args = sub.parse_args(["--root", str(values["root"])])
-    args.command, args.debug = "pretrain", False
-    for key, value in checked_values(sub, values, "ptl pretrain").items():
-        setattr(args, key, value)
-    return args
+    return command_options("pretrain", values, ["--root", str(values["root"])])
 
 
 def _train_options(args):
