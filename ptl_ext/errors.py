@@ -12,6 +12,7 @@ message holding the worker's whole traceback; the constructor keeps only the ori
 
 __all__ = [
     "UserError",
+    "MissingPackageError",
     "RunFolderError",
     "ResumeMismatchError",
     "MethodMismatchError",
@@ -92,6 +93,10 @@ class ImageNotFoundError(UserError, FileNotFoundError):
 
 class WeightsFileError(UserError, ValueError):
     """A pre-trained weights file is not a usable state dict (unreadable, not tensors, non-finite values)."""
+
+
+class MissingPackageError(UserError, ImportError):
+    """An optional package a feature needs is not installed; the message gives the pip command."""
 
 
 class DivergenceError(UserError, FloatingPointError):

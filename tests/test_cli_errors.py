@@ -175,3 +175,18 @@ def test_user_errors_are_one_line(data, tmp_path, capsys, case):
     elif case == "divergence":
         assert run(data, out, "--lr", "1e30", "--momentum", "0") == 2
         one_line_error(capsys)
+
+
+def test_a_missing_optional_package_is_one_line(data, tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    assert run(data, tmp_path / "tb", "--tensorboard") == 2
+    one_line_error(capsys, "pip install tensorboard")

@@ -60,7 +60,7 @@ def _user_errors():
     """Exception types caused by what the user gave (options, files, data, folders), printed as one line."""
     from ..errors import UserError
 
-    return (UserError, ValueError, OSError, ImportError)  # ImportError: an optional package, named with its pip
+    return (UserError, ValueError, OSError)  # a missing optional package is a UserError (MissingPackageError)
 
 
 def main(argv=None):

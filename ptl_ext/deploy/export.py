@@ -22,6 +22,7 @@ from torch import nn
 
 from .. import _checks, reference
 from .._io import atomic_write
+from ..errors import MissingPackageError
 from ..nn.cells import LatentStateCell
 from ._model import load_network, meta_input_size
 
@@ -85,7 +86,7 @@ def _write_onnx(program, path, opset):
         import onnx  # noqa: F401  (the exporter needs both; say which to install before it fails deeper)
         import onnxscript  # noqa: F401
     except ImportError as exc:
-        raise ImportError(
+        raise MissingPackageError(
             f"ONNX export needs the onnx and onnxscript packages ({exc}): pip install onnx onnxscript"
         ) from exc
     with warnings.catch_warnings():
@@ -199,7 +200,7 @@ def load_exported(path, format):
     try:
         import onnxruntime
     except ImportError as exc:
-        raise ImportError("running an ONNX file needs onnxruntime: pip install onnxruntime") from exc
+        raise MissingPackageError("running an ONNX file needs onnxruntime: pip install onnxruntime") from exc
     return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .. import _checks, _torch_kernels, ops
+from ..errors import MissingPackageError
 from . import _validate
 
 BACKENDS = ("auto", "torch", "faiss")
@@ -32,7 +33,7 @@ def _faiss():
     try:
         import faiss
     except ImportError as exc:
-        raise ImportError(
+        raise MissingPackageError(
             "backend='faiss' needs the optional faiss package: pip install faiss-cpu (or faiss-gpu), "
             "or `pip install ptl-ext[faiss]`; backend='torch' needs nothing extra"
         ) from exc

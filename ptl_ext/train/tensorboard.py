@@ -7,6 +7,7 @@ so when it is missing, before training starts.
 import numbers
 import os
 
+from ..errors import MissingPackageError
 from .trainer import Hook
 
 __all__ = ["TensorBoardHook", "scalar_tag", "TENSORBOARD_MISSING"]
@@ -39,7 +40,7 @@ def _summary_writer():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:
-        raise ImportError(TENSORBOARD_MISSING) from exc
+        raise MissingPackageError(TENSORBOARD_MISSING) from exc
     return SummaryWriter
 
 
