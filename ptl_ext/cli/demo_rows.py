@@ -124,7 +124,7 @@ def train_row(row, seed, args, data_dir, backbone, seed_dir):
     if rollback is not None:
         record["rollback_digest"] = snapshot_digest(rollback.pretrained)
         methods.append(rollback)
-    config = train_config(run, f"{row.name} (seed {seed})", save_every=0, overwrite=True)
+    config = train_config(run, f"{row.name} (seed {seed})", save_every=0, checkpoints="final", overwrite=True)
     meta = run_meta(run, num_classes, protocol, count_parameters(model))
     trainer = Trainer(
         model,

@@ -18,7 +18,8 @@ def add_run_options(parser):
         "--save-every",
         type=count(0),
         default=default_of(TrainConfig, "save_every"),
-        help="write last.pt every N epochs and after the last, 0 = after the last only (default: %(default)s)",
+        help="write last.pt (and redraw curves.png) every N epochs and after the last, 0 = after the last only; "
+        "both are also written at every evaluation (default: %(default)s)",
     )
     run.add_argument(
         "--out",

@@ -19,7 +19,9 @@ from ..errors import MethodMismatchError, ResumeMismatchError
 
 __all__ = ["CONFIG_MAY_CHANGE", "META_MAY_CHANGE", "setting_differences", "check_resume"]
 
-CONFIG_MAY_CHANGE = frozenset({"epochs", "eval_every", "save_every", "progress", "title", "out_dir", "overwrite"})
+CONFIG_MAY_CHANGE = frozenset(
+    {"epochs", "eval_every", "save_every", "checkpoints", "progress", "title", "out_dir", "overwrite"}
+)
 META_MAY_CHANGE = frozenset({"root", "parameters", "teacher"})
 
 

@@ -38,6 +38,9 @@ from .resume import check_resume
 from .run_folder import RunFolder
 
 
+CHECKPOINT_POLICIES = ("all", "final")
+
+
 @dataclass
 class TrainConfig:
     """Optimisation and bookkeeping settings of a run (PTL defaults).
@@ -45,6 +48,8 @@ class TrainConfig:
     ``head_lr=None`` trains the head at ``lr``. The learning rate is multiplied by ``gamma`` every
     ``step_size`` epochs. ``eval_every`` evaluates every N epochs and always after the last (0 =
     only after the last); ``save_every`` writes ``last.pt`` likewise (and before every evaluation).
+    ``checkpoints="final"`` writes only ``last.pt`` after the last epoch (no ``best.pt``, nothing around the
+    evaluations): for throw-away runs such as the demo's; a run killed before its end cannot be resumed.
     ``amp`` autocasts to bfloat16 on CPU, float16 with loss scaling on CUDA. ``overwrite`` lets a new
     run replace the run already in ``out_dir`` (whose files are removed first); without it such a folder
     is refused unless the trainer resumes (a resume ignores ``overwrite``: it continues the run). Every value
@@ -66,6 +71,7 @@ class TrainConfig:
     progress: bool = True
     title: str = ""
     overwrite: bool = False
+    checkpoints: str = "all"
 
     def __post_init__(self):
         name = "TrainConfig.{}".format
@@ -87,6 +93,8 @@ class TrainConfig:
         self.out_dir = os.fspath(self.out_dir)
         if not isinstance(self.title, str):
             raise TypeError(f"TrainConfig.title must be a string, got {self.title!r}")
+        if self.checkpoints not in CHECKPOINT_POLICIES:
+            raise ValueError(f"TrainConfig.checkpoints must be one of {CHECKPOINT_POLICIES}, got {self.checkpoints!r}")
         if self.nesterov and self.momentum == 0:
             raise ValueError("TrainConfig.nesterov needs momentum > 0")
 
@@ -145,9 +153,9 @@ class Trainer:
             opened (and releases); by default the trainer opens one when :meth:`fit` or :meth:`resume` starts
             (``overwrite`` from the config) and releases it when :meth:`fit` ends.
 
-    Files in ``config.out_dir`` (rank 0): ``metrics.csv`` and ``curves.png`` (every epoch),
-    ``last.pt`` (every ``save_every`` epochs, before and after every evaluation, and after the last) and
-    ``best.pt`` (best evaluation so far, written before ``last.pt`` records it).
+    Files in ``config.out_dir`` (rank 0): ``metrics.csv`` (every epoch), ``last.pt`` (every ``save_every``
+    epochs, before and after every evaluation, and after the last), ``best.pt`` (best evaluation so far,
+    written before ``last.pt`` records it) and ``curves.png`` (redrawn whenever a checkpoint is written).
     """
 
     def __init__(
@@ -302,7 +310,7 @@ class Trainer:
         self.epoch = epoch + 1
         self.history.append(row)
         evaluating = self.evaluator is not None and self._due(epoch, self.config.eval_every)
-        if evaluating:
+        if evaluating and self.config.checkpoints == "all":
             self._pending_eval = True
             state = self.state_dict()  # a collective call: every rank takes part
             if self.info.is_main:
@@ -321,7 +329,7 @@ class Trainer:
             row.update(self.evaluate())
             row["time_s"] = row.get("time_s", 0.0) + time.perf_counter() - started
         self._pending_eval = False
-        improved = self._update_best(row)
+        improved = self._update_best(row) and self.config.checkpoints == "all"
         for hook in self.hooks:
             hook.on_epoch_end(self, epoch, row)
         self._write_outputs(improved, rewrite_last=evaluating)
@@ -425,7 +433,10 @@ class Trainer:
         }
 
     def _write_outputs(self, improved, rewrite_last=False):
-        due = rewrite_last or self._due(self.epoch - 1, self.config.save_every)
+        if self.config.checkpoints == "final":
+            due = self.epoch == self.config.epochs
+        else:
+            due = rewrite_last or self._due(self.epoch - 1, self.config.save_every)
         state = self.state_dict() if improved or due else None  # a collective call: every rank takes part
         if not self.info.is_main:
             return
@@ -436,8 +447,9 @@ class Trainer:
         elif due:
             save_checkpoint(self.path("last.pt"), state)
         metrics_files.write_csv(self.path("metrics.csv"), self.history)
-        primary = self.evaluator.primary if self.evaluator is not None else "mAP"
-        metrics_files.plot_curves(self.path("curves.png"), self.history, primary, self.config.title)
+        if improved or due:  # drawing costs about as much as a checkpoint: redrawn with one, not every epoch
+            primary = self.evaluator.primary if self.evaluator is not None else "mAP"
+            metrics_files.plot_curves(self.path("curves.png"), self.history, primary, self.config.title)
 
     def _stateful_hooks(self):
         """The hooks whose state a checkpoint keeps (observers such as logging are left out)."""

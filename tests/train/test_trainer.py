@@ -6,7 +6,15 @@ from torch import nn
 
 from ptl_ext.data import build_dataloader, build_reid_loaders, make_synthetic_market, market1501
 from ptl_ext.nn import BConvCell
-from ptl_ext.train import CheckpointError, ClassificationEvaluator, Hook, ReIDLoss, TrainConfig, Trainer
+from ptl_ext.train import (
+    CheckpointError,
+    ClassificationEvaluator,
+    Hook,
+    ReIDLoss,
+    TrainConfig,
+    Trainer,
+    load_checkpoint,
+)
 from ptl_ext.train.metrics import read_csv
 
 
@@ -94,6 +102,40 @@ def test_two_epochs_learn_reset_states_and_write_files(dataset, tmp_path):
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert {"last.pt", "best.pt", "metrics.csv", "curves.png"} <= set(os.listdir(tmp_path))
     assert not [f for f in os.listdir(tmp_path) if "tmp" in f]
+
+
+def test_curves_are_redrawn_with_each_checkpoint_not_every_epoch(dataset, tmp_path, monkeypatch):
+    from ptl_ext.train import metrics
+
+    drawn = []
+    monkeypatch.setattr(metrics, "plot_curves", lambda path, history, *a: drawn.append(len(history)))
+    make_trainer(dataset, tmp_path / "quiet", epochs=4, eval_every=2, save_every=0).fit()
+    assert drawn == [2, 4]  # the evaluations (epoch 4 is also the last)
+    drawn.clear()
+    make_trainer(dataset, tmp_path / "busy", epochs=3, eval_every=0, save_every=1).fit()
+    assert drawn == [1, 2, 3]
+
+
+def test_final_checkpoints_write_only_the_last_epoch(dataset, tmp_path, monkeypatch):
+    from ptl_ext.train import trainer as trainer_module
+
+    saved = []
+    real_save = trainer_module.save_checkpoint
+    monkeypatch.setattr(
+        trainer_module,
+        "save_checkpoint",
+        lambda path, state, *copies: (saved.append(state["epoch"]), real_save(path, state, *copies)),
+    )
+    history = make_trainer(dataset, tmp_path, epochs=3, eval_every=1, checkpoints="final").fit()
+    assert saved == [3] and sorted(os.listdir(tmp_path)) == ["curves.png", "last.pt", "metrics.csv"]
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["epoch"] == 3 and not state["pending_eval"]
+    assert [row["top1_error"] for row in state["history"]] == [row["top1_error"] for row in history]
+    saved.clear()
+    make_trainer(dataset, tmp_path / "all", epochs=3, eval_every=1, save_every=0).fit()
+    assert len(saved) >= 6  # before and after each evaluation
+    with pytest.raises(ValueError, match="TrainConfig.checkpoints must be one of"):
+        TrainConfig(checkpoints="best")
 
 
 def test_resume_gives_the_same_next_epoch(dataset, tmp_path):
