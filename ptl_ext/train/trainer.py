@@ -37,7 +37,6 @@ from .optim import sgd_step_optimizer
 from .resume import check_resume
 from .run_folder import RunFolder
 
-
 CHECKPOINT_POLICIES = ("all", "final")
 
 
