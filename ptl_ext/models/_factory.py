@@ -9,7 +9,16 @@ __all__ = ["create_model", "count_parameters"]
 
 
 def create_model(
-    name, num_classes, input_size=None, *, head="reid", pretrained=None, last_stride=1, dropout=None, v2=False
+    name,
+    num_classes,
+    input_size=None,
+    *,
+    head="reid",
+    pretrained=None,
+    last_stride=1,
+    dropout=None,
+    v2=False,
+    side_width=1.0,
 ):
     """The network called ``name`` (see :func:`~ptl_ext.models.list_models`), freshly initialised.
 
@@ -24,6 +33,8 @@ def create_model(
         last_stride: ResNet layer4's stride, 1 (ReID) or 2 (the ResNet families only).
         dropout: the head's dropout (``None``: the head's default, 0.5 for ReID); MGN has none.
         v2: the old spelling of PTL-v2: ``ptl_NAME`` with ``v2=True`` builds ``ptl_v2_NAME``.
+        side_width: scale of the PTL side stream's widths (:class:`~ptl_ext.models.PTLNet`); 1 is the
+            papers' network. Backbone PTL networks only (not plain backbones, not MGN).
 
     Returns an ``nn.Module``: :class:`~ptl_ext.models.BackboneNet`, :class:`~ptl_ext.models.PTLNet`,
     :class:`~ptl_ext.models.MGN` or :class:`~ptl_ext.models.MGNPTL`. Bad arguments raise ``ValueError``
@@ -35,9 +46,16 @@ def create_model(
     _checks.choice(head, "head", tuple(HEADS))
     _checks.choice(last_stride, "last_stride", (1, 2))
     dropout = _checks.real(dropout, "dropout", 0.0, allow_none=True)
-    return info.build(
-        num_classes, input_size, head=head, pretrained=pretrained, last_stride=last_stride, dropout=dropout
-    )
+    side_width = _checks.real(side_width, "side_width", 0.0, exclusive_minimum=True)
+    options = {"head": head, "pretrained": pretrained, "last_stride": last_stride, "dropout": dropout}
+    if side_width != 1.0:
+        if not info.name.startswith("ptl_") or info.family == "mgn":
+            raise ValueError(
+                f"side_width applies to the PTL networks of a backbone (ptl_resnet50, ptl_densenet161 ...), "
+                f"not to {info.name}; got side_width={side_width}"
+            )
+        options["side_width"] = side_width
+    return info.build(num_classes, input_size, **options)
 
 
 def count_parameters(model):

@@ -39,14 +39,16 @@ def _backbone_builder(name, ptl, v2):
     """The builder of backbone ``name``: plain, PTL or PTL-v2."""
     family, backbone = _BACKBONES[name]
 
-    def build(num_classes, input_size, *, head, pretrained, last_stride, dropout):
+    def build(num_classes, input_size, *, head, pretrained, last_stride, dropout, side_width=1.0):
         options = {"last_stride": last_stride} if family == "resnet" else {}
         common = {"head": head, "input_size": input_size, "dropout": dropout}
         if ptl and name in _PAPER_PTL:
-            return _PAPER_PTL[name](num_classes, pretrained=pretrained, v2=v2, **common, **options)
+            return _PAPER_PTL[name](
+                num_classes, pretrained=pretrained, v2=v2, side_width=side_width, **common, **options
+            )
         stages = backbone(pretrained=pretrained, **options).stages()
         if ptl:
-            return PTLNet(stages, num_classes, v2=v2, **common)
+            return PTLNet(stages, num_classes, v2=v2, side_width=side_width, **common)
         return BackboneNet(stages, num_classes, **common)
 
     return build

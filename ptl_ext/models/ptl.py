@@ -16,6 +16,7 @@ import math
 import torch
 from torch import nn
 
+from .. import _checks
 from ..nn import BConvCell, BConvCellV2
 from .densenet import densenet161, densenet_bc100
 from .heads import make_head
@@ -100,6 +101,8 @@ class PTLNet(HeadedNet):
         num_classes: classifier outputs.
         cell_channels: ``N + 1`` cell output widths (default :func:`default_widths`).
         fuse_channels: ``N - 1`` fuse block widths.
+        side_width: scale of every cell and fuse width (given or default), each at least 4; 1 (default)
+            is the papers' network, 0.5 a side stream of half width (an ablation).
         feature_dim: width of the final fusion = feature size (default: the last stage's channels).
         v2: use :class:`~ptl_ext.nn.BConvCellV2` (PTL-v2) with ``momentum``.
         head, head_hidden, dropout: the classifier (see :func:`ptl_ext.models.heads.make_head`).
@@ -125,8 +128,10 @@ class PTLNet(HeadedNet):
         dropout=None,
         input_size=(256, 128),
         update_fn=None,
+        side_width=1.0,
     ):
         super().__init__()
+        side_width = _checks.real(side_width, "side_width", 0.0, exclusive_minimum=True)
         self.stages = nn.ModuleList(stages)
         self.stage_shapes = probe_stages(self.stages, input_size)  # also validates input_size
         stage_channels = [s[0] for s in self.stage_shapes]
@@ -146,6 +151,10 @@ class PTLNet(HeadedNet):
         ):
             if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
                 raise ValueError(f"{name} must hold positive ints, got {widths!r}")
+        if side_width != 1.0:
+            cell_channels, fuse_channels = (
+                tuple(max(4, int(w * side_width)) for w in widths) for widths in (cell_channels, fuse_channels)
+            )
         strides = side_stream_strides(input_size, [s[1:] for s in self.stage_shapes])
         cell_inputs = (3, cell_channels[0]) + fuse_channels
         self.cells = nn.ModuleList(

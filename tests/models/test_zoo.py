@@ -172,12 +172,54 @@ def test_create_model_on_the_cpu_runs():
         ({"head": "linear"}, ValueError, "head must be one of 'reid', 'cifar'"),
         ({"last_stride": 3}, ValueError, "last_stride must be one of 1, 2"),
         ({"dropout": -0.5}, ValueError, "dropout must be >= 0"),
+        ({"side_width": 0}, ValueError, "side_width must be > 0"),
+        (
+            {"name": "resnet34", "side_width": 0.5},
+            ValueError,
+            "side_width applies to the PTL networks.*not to resnet34",
+        ),
+        ({"name": "ptl_mgn", "side_width": 0.5}, ValueError, "not to ptl_mgn"),
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs, error, message):
     arguments = {"name": "ptl_resnet34", "num_classes": 4, **kwargs}
     with pytest.raises(error, match=message), torch.device("meta"):
         create_model(**arguments)
+
+
+@pytest.mark.parametrize("name", ["ptl_resnet34", "ptl_v2_resnet50", "ptl_densenet161", "ptl_densenet_bc100"])
+def test_side_width_scales_every_cell_and_fuse_and_keeps_the_backbone_and_features(name):
+    full, half = meta_model(name), meta_model_with(name, side_width=0.5)
+    assert half.cell_channels == tuple(max(4, c // 2) for c in full.cell_channels)
+    assert half.fuse_channels == tuple(max(4, c // 2) for c in full.fuse_channels)
+    assert half.feature_dim == full.feature_dim
+    stages = {k: v for k, v in shapes(full).items() if k.startswith("stages.")}
+    assert {k: v for k, v in shapes(half).items() if k.startswith("stages.")} == stages
+    assert count_parameters(half) < count_parameters(full)
+
+
+def test_side_width_builds_what_explicit_half_widths_build():
+    from ptl_ext.models import PTLNet, build_backbone
+
+    torch.manual_seed(3)
+    built = create_model("ptl_resnet34", 4, (64, 32), side_width=0.5)
+    torch.manual_seed(3)
+    stages = build_backbone("resnet34", last_stride=1).stages()
+    full = meta_model_with("ptl_resnet34", input_size=(64, 32))
+    by_hand = PTLNet(
+        stages,
+        4,
+        cell_channels=[max(4, c // 2) for c in full.cell_channels],
+        fuse_channels=[max(4, c // 2) for c in full.fuse_channels],
+        input_size=(64, 32),
+    )
+    expected = by_hand.state_dict()
+    assert all(torch.equal(value, expected[key]) for key, value in built.state_dict().items())
+
+
+def meta_model_with(name, input_size=SIZE, **options):
+    with torch.device("meta"):
+        return create_model(name, 5, input_size, **options)
 
 
 def test_a_name_registers_once():
