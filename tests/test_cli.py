@@ -338,3 +338,42 @@ def test_synthetic_cifar_classification_run(tmp_path, capsys):
     assert (out / "curves.png").stat().st_size > 0
     weights = load_checkpoint(out / "last.pt")["model"]
     assert any(key.endswith("recover.weight") for key in weights)  # PTL-v2 cells
+
+
+def test_ptl_ablation_options_train_record_and_rebuild(synthetic, tmp_path, capsys):
+    from ptl_ext.cli.run import build_model
+    from ptl_ext.models import create_model
+    from ptl_ext.train import load_checkpoint
+    from ptl_ext.train.checkpoint import model_from_checkpoint
+
+    with pytest.raises(ValueError, match="--side-width: only for the PTL network of a backbone.*--arch resnet34"):
+        parse_args(["train", "--arch", "resnet34", "--side-width", "0.5"])
+    with pytest.raises(ValueError, match="--side-width: only .* not for --arch ptl_mgn"):
+        parse_args(["train", "--arch", "ptl_mgn", "--side-width", "0.5"])
+    with pytest.raises(ValueError, match="--cell-state: only for the PTL networks"):
+        parse_args(["train", "--arch", "resnet50", "--cell-state", "reset"])
+    assert parse_args(["train", "--arch", "ptl_mgn", "--cell-state", "zero"]).cell_state == "zero"
+    args = parse_args(["train", "--arch", "ptl_resnet34", "--cell-state", "reset", "--height", "32", "--width", "16"])
+    assert {cell.state_mode for cell in build_model(args, 3, (32, 16)).cells} == {"reset"}
+    assert main(["train", "--arch", "ptl_resnet34", "--side-width", "0"]) == 2
+    assert "--side-width" in capsys.readouterr().err
+
+    out = tmp_path / "narrow"
+    options = ["--arch", "ptl_resnet34", "--side-width", "0.5", "--cell-state", "zero", "--epochs", "1"]
+    assert main([*train_args(synthetic, out), *options]) == 0
+    capsys.readouterr()
+    state = load_checkpoint(out / "last.pt")
+    assert (state["meta"]["side_width"], state["meta"]["cell_state"]) == (0.5, "zero")
+    rebuilt = model_from_checkpoint(state, "last.pt")  # the half-width network, weights loaded
+    full = create_model("ptl_resnet34", 6, (32, 16))
+    assert rebuilt.cell_channels == tuple(max(4, c // 2) for c in full.cell_channels)
+    assert main(["eval", "--checkpoint", str(out / "last.pt"), "--workers", "0"]) == 0
+    assert "CMC-1" in capsys.readouterr().out
+    # the state mode changes what is trained: a resume must keep it
+    assert (
+        main(
+            [*train_args(synthetic, out), "--arch", "ptl_resnet34", "--side-width", "0.5", "--epochs", "2", "--resume"]
+        )
+        == 2
+    )
+    assert "--cell-state: saved 'zero', given 'carry'" in capsys.readouterr().err

@@ -16,6 +16,8 @@ def run_meta(args, num_classes, protocol, parameters):
         "last_stride": args.last_stride,
         "head": "cifar" if args.task == "classification" else "reid",
         "dropout": args.dropout,
+        "side_width": args.side_width,
+        "cell_state": args.cell_state,
         "dataset": args.dataset,
         "root": os.path.abspath(args.root),
         "protocol": protocol,

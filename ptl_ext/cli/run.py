@@ -50,6 +50,7 @@ def build_model(args, num_classes, size):
     import torch
 
     from ..models import create_model
+    from ..nn import set_state_mode
     from ..train.checkpoint import load_weights_except_head
 
     torch.manual_seed(args.seed)
@@ -63,6 +64,7 @@ def build_model(args, num_classes, size):
             pretrained=args.pretrained,
             last_stride=args.last_stride,
             dropout=args.dropout,
+            side_width=args.side_width,
         )
         _dry_run(model, size)
     except RuntimeError as exc:
@@ -72,6 +74,8 @@ def build_model(args, num_classes, size):
             f"--height/--width {size[0]}x{size[1]}: the images are too small for --arch {args.arch} "
             f"({str(exc).splitlines()[0]})"
         ) from None
+    if args.cell_state != "carry":
+        set_state_mode(model, args.cell_state)
     if args.init_from and not args.resume:  # a resume restores the weights (and the rollback snapshot) anyway
         load_weights_except_head(model, args.init_from, "--init-from")
     return model

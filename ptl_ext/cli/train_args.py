@@ -71,6 +71,7 @@ def add_data_options(parser):
 def add_model_options(parser):
     """``ptl train``: the network."""
     from ..models import list_models
+    from ..nn import STATE_MODES
 
     names = list_models(aliases=True)
     model = parser.add_argument_group("model")
@@ -93,6 +94,20 @@ def add_model_options(parser):
     )
     model.add_argument(
         "--init-from", default=None, help="start from a ptl checkpoint's weights with a new head (chained fine-tuning)"
+    )
+    ablation = parser.add_argument_group("PTL ablations (not in the papers; the defaults are the papers' network)")
+    ablation.add_argument(
+        "--side-width",
+        type=rate(exclusive_minimum=True),
+        default=1.0,
+        help="scale of every BConv-Cell and fuse width of a ptl_* network, e.g. 0.5 (default: %(default)s)",
+    )
+    ablation.add_argument(
+        "--cell-state",
+        choices=STATE_MODES,
+        default=STATE_MODES[0],
+        help="the cells' state in training: carry it from batch to batch (the papers), reset it before every "
+        "batch, or zero (c_prev always 0) (default: %(default)s)",
     )
 
 
