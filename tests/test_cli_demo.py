@@ -182,3 +182,31 @@ def test_bn_input_shift_probe_of_a_ptl_network():
     state = bn_input_shift(model, loader)
     assert all(shift >= 0 and ratio > 0 for shift, ratio in zero.values())
     assert state != zero  # the eval state changes what the fuse layers see
+
+
+def test_demo_ablations_run_the_ptl_variants_through_the_train_options(tmp_path, capsys):
+    from ptl_ext.train import load_checkpoint
+
+    out = tmp_path / "demo"
+    argv = ["demo", *TINY, "--out", str(out), "--cache", str(tmp_path / "cache"), "--epochs", "2"]
+    assert main([*argv, "--rollback-periods", "2", "--ablations", "--keep-checkpoints"]) == 0
+    printed = capsys.readouterr().out
+    records = {r["row"]: r for r in read_seed_csv(out / "seeds.csv")}
+    ablations = ["PTL, state reset per batch", "PTL, c_prev always 0", "PTL, half-width side"]
+    assert set(ablations + ["PTL, eval w/ train state*"]) <= set(records)
+    assert "evaluated from the mean state the cells carried" in printed
+    seed = out / "seed0"
+    metas = {
+        folder: load_checkpoint(seed / folder / "last.pt")["meta"]
+        for folder in ("ptl_resnet34", "ptl_resnet34_reset", "ptl_resnet34_zero", "ptl_resnet34_narrow")
+    }
+    assert [(m["cell_state"], m["side_width"]) for m in metas.values()] == [
+        ("carry", 1.0),
+        ("reset", 1.0),
+        ("zero", 1.0),
+        ("carry", 0.5),
+    ]
+    # zeros before every batch and a c_prev that is always zero are the same arithmetic
+    assert records["PTL, state reset per batch"]["mAP"] == records["PTL, c_prev always 0"]["mAP"]
+    assert records["PTL, half-width side"]["parameters"] < records["PTL"]["parameters"]
+    assert (out / "ptl_probe.csv").read_text().startswith("seed,layer,")

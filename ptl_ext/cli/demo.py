@@ -95,14 +95,12 @@ def add_options(parser):
 
 @dataclass
 class Row:
-    """One row of the demo: its name, run folder, option overrides and model tweaks."""
+    """One row of the demo: its name, run folder and ``ptl train`` option overrides."""
 
     name: str
     folder: str
     options: dict = field(default_factory=dict)
     teacher: str = None  # folder of the row whose last.pt teaches (STD)
-    state_mode: str = None  # cell state mode (ablation)
-    narrow: bool = False  # half-width side stream (ablation)
     extra: str = None  # "train_state": also evaluate with an eval state accumulated over the training set
 
 
@@ -136,9 +134,9 @@ def demo_rows(args):
     ]
     if args.ablations:
         rows += [
-            Row("PTL, state reset per batch", f"{ptl}_reset", {"arch": ptl}, state_mode="reset"),
-            Row("PTL, c_prev always 0", f"{ptl}_zero", {"arch": ptl}, state_mode="zero"),
-            Row("PTL, half-width side", f"{ptl}_narrow", {"arch": ptl}, narrow=True),
+            Row("PTL, state reset per batch", f"{ptl}_reset", {"arch": ptl, "cell_state": "reset"}),
+            Row("PTL, c_prev always 0", f"{ptl}_zero", {"arch": ptl, "cell_state": "zero"}),
+            Row("PTL, half-width side", f"{ptl}_narrow", {"arch": ptl, "side_width": 0.5}),
         ]
     return rows
 

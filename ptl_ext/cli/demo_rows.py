@@ -36,27 +36,6 @@ def common_options(args, data_dir, backbone):
     }
 
 
-def _narrow_ptl(run, num_classes, size):
-    """ptl_ARCH with every side-stream width halved (the ablation)."""
-    import torch
-
-    from ..models import PTLNet, build_backbone, probe_stages
-    from ..models.ptl import default_widths
-
-    torch.manual_seed(run.seed)
-    options = {"last_stride": run.last_stride} if run.arch.startswith("ptl_resnet") else {}
-    stages = build_backbone(run.arch[len("ptl_") :], pretrained=run.pretrained, **options).stages()
-    cells, fuses = default_widths([shape[0] for shape in probe_stages(stages, size)])
-    return PTLNet(
-        stages,
-        num_classes,
-        cell_channels=[max(4, c // 2) for c in cells],
-        fuse_channels=[max(4, c // 2) for c in fuses],
-        dropout=run.dropout,
-        input_size=size,
-    )
-
-
 def _direct_transfer(args, data_dir, backbone, out):
     """Evaluate the pre-trained backbone as is (no fine-tuning): a record without seed."""
     from ..models import count_parameters
@@ -89,7 +68,6 @@ def train_row(row, seed, args, data_dir, backbone, seed_dir):
     import torch
 
     from ..models import count_parameters
-    from ..nn import set_state_mode
     from ..train import STD, DistInfo, FrozenTeacher, Trainer, load_checkpoint
     from ..train.checkpoint import model_from_checkpoint
     from ..train.distill import check_feature_sizes
@@ -110,9 +88,7 @@ def train_row(row, seed, args, data_dir, backbone, seed_dir):
     run = train_options(**options)
     device, info, size = select_device(run.device), DistInfo(), (run.height, run.width)
     train_loader, evaluator, num_classes, protocol = build_data(run, info, *size)
-    model = _narrow_ptl(run, num_classes, size) if row.narrow else build_model(run, num_classes, size)
-    if row.state_mode:
-        set_state_mode(model, row.state_mode)
+    model = build_model(run, num_classes, size)
     record = {"row": row.name, "seed": seed, "start_digest": stage_digest(model.stages)}
     torch.manual_seed(run.seed)
     methods = []
