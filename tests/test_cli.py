@@ -377,3 +377,28 @@ def test_ptl_ablation_options_train_record_and_rebuild(synthetic, tmp_path, caps
         == 2
     )
     assert "--cell-state: saved 'zero', given 'carry'" in capsys.readouterr().err
+
+
+def test_eval_from_a_training_state_is_an_eval_option_for_carried_ptl_states(synthetic, tmp_path, capsys, monkeypatch):
+    import ptl_ext.nn
+
+    accumulated = []
+    real = ptl_ext.nn.accumulate_eval_states
+    monkeypatch.setattr(
+        ptl_ext.nn, "accumulate_eval_states", lambda *a: accumulated.append(real(*a)) or accumulated[-1]
+    )
+    runs = {}
+    for name, options in {
+        "ptl": ["--arch", "ptl_resnet34"],
+        "zero": ["--arch", "ptl_resnet34", "--cell-state", "zero"],
+        "plain": [],
+    }.items():
+        runs[name] = tmp_path / name / "last.pt"
+        assert main([*train_args(synthetic, tmp_path / name), "--epochs", "1", *options]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(runs["ptl"]), "--workers", "0", "--eval-state", "train"]) == 0
+    assert "eval state: the mean state of the cells over the training split" in capsys.readouterr().out
+    assert accumulated == [6]  # every cell of ptl_resnet34 got an eval state
+    for name, message in (("zero", "trained with --cell-state zero"), ("plain", "only for PTL networks")):
+        assert main(["eval", "--checkpoint", str(runs[name]), "--workers", "0", "--eval-state", "train"]) == 2
+        assert message in capsys.readouterr().err

@@ -29,8 +29,46 @@ def add_visualize_options(parser):
     group.add_argument("--vis-seed", type=count(0), default=0, help="seed of the random sample (default: 0)")
 
 
+# The training-loader settings ``--eval-state train`` takes from the checkpoint (recorded by ``ptl train``).
+TRAIN_LOADER_KEYS = ("p", "k", "seed", "erasing", "pad", "batch_size", "augment")
+
+
+def add_state_options(parser):
+    """``ptl eval --eval-state``: the state the PTL cells start from at test time."""
+    parser.add_argument(
+        "--eval-state",
+        choices=("zero", "train"),
+        default="zero",
+        help="PTL networks: evaluate from zero cell states (the papers) or, not in the papers, from the mean "
+        "state the cells carry over one pass of the training split (default: %(default)s)",
+    )
+
+
+def _train_state_settings(args, meta, info):
+    """Check ``--eval-state train`` against the checkpoint and copy its training-loader settings to ``args``."""
+    from .options import OptionError
+
+    if not meta["arch"].startswith("ptl_"):
+        raise OptionError(f"--eval-state train: only for PTL networks; the checkpoint holds {meta['arch']}")
+    if meta.get("cell_state", "carry") != "carry":
+        raise OptionError(
+            f"--eval-state train: the checkpoint was trained with --cell-state {meta['cell_state']}, so its cells "
+            "never started a batch from a carried state; there is no training state to evaluate from"
+        )
+    if info.world_size > 1:
+        raise OptionError("--eval-state train: run ptl eval in one process (the state is averaged over every batch)")
+    missing = [key for key in TRAIN_LOADER_KEYS if key not in meta]
+    if missing:
+        raise OptionError(
+            f"--eval-state train: the checkpoint does not record {', '.join(missing)} (an older ptl train?)"
+        )
+    for key in TRAIN_LOADER_KEYS:
+        setattr(args, key, meta[key])
+
+
 def run_eval(args):
     """Evaluate ``args.checkpoint`` (see ``ptl eval --help``); returns the metrics dict."""
+    from ..nn import accumulate_eval_states
     from ..train import init_distributed, load_checkpoint
     from ..train.checkpoint import model_from_checkpoint
     from .dataset import build_data
@@ -43,13 +81,22 @@ def run_eval(args):
     args.root = args.root or meta["root"]
     device = select_device(args.device)
     info = init_distributed(device.type)
-    _, evaluator, _, _ = build_data(args, info, meta["height"], meta["width"], train=False)
+    train_state = args.eval_state == "train"
+    if train_state:
+        _train_state_settings(args, meta, info)
+    train_loader, evaluator, _, _ = build_data(args, info, meta["height"], meta["width"], train=train_state)
     evaluator.check()
     if args.visualize and not hasattr(evaluator, "distances"):
         from .options import OptionError
 
         raise OptionError(f"--visualize draws ranked ReID results; {args.dataset} is a classification dataset")
     model = model.to(device)
+    if train_state:
+        accumulate_eval_states(model, (batch[0].to(device) for batch in train_loader))
+        print(
+            f"eval state: the mean state of the cells over the training split of {args.root} "
+            "(not in the papers, which evaluate from zeros)"
+        )
     if not args.visualize:
         metrics = evaluator(model, device, args.amp, info)
     else:  # features and distances computed once, for the metrics and the pictures

@@ -135,6 +135,7 @@ def build_parser():
     evaluate.add_argument("--dataset", default=None, help="dataset reader (default: the checkpoint's)")
     evaluate.add_argument("--root", default=None, help="dataset folder (default: the checkpoint's)")
     add_eval_options(evaluate)
+    evaluate_command.add_state_options(evaluate)
     evaluate_command.add_visualize_options(evaluate)
 
     synth.add_options(
