@@ -5,16 +5,18 @@ them. It does not import ``ptl_ext.data``: the loaders come from the caller (the
 """
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import TrainConfig
 from .distill import STD, FrozenTeacher, STDLoss
 from .distributed import DistInfo, gather_interleaved, init_distributed
 from .evaluation import ClassificationEvaluator, ReIDEvaluator, extract_features
+from .hooks import Hook
 from .losses import ClassificationLoss, ReIDLoss, batch_hard_triplet_loss
 from .method import CombinedMethod, TrainingMethod
 from .mgn_loss import MGNLoss
 from .optim import param_groups, sgd_step_optimizer
 from .rolling_back import RollbackHook, RollbackSchedule, rollback
 from .run_folder import RunFolder
-from .trainer import Hook, TrainConfig, Trainer
+from .trainer import Trainer
 
 __all__ = [
     "CheckpointError",

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .hooks import Hook
 from .method import TrainingMethod
-from .trainer import Hook
 
 __all__ = [
     "RollbackSchedule",

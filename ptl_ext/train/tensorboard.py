@@ -8,7 +8,7 @@ import numbers
 import os
 
 from ..errors import MissingPackageError
-from .trainer import Hook
+from .hooks import Hook
 
 __all__ = ["TensorBoardHook", "scalar_tag", "TENSORBOARD_MISSING"]
 

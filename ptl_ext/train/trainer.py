@@ -5,7 +5,8 @@ Extension points for later methods (STD, rolling back, MGN):
 - ``loss_fn(output, targets, inputs) -> (loss, parts)`` (see :mod:`ptl_ext.train.losses`);
 - ``optimizer_factory(model, config) -> (optimizer, scheduler)`` and :meth:`Trainer.set_optimizer`
   to swap them mid-run (see :mod:`ptl_ext.train.optim`);
-- :class:`Hook` objects called at fit/epoch start and end, whose ``state_dict`` goes into checkpoints;
+- :class:`~ptl_ext.train.hooks.Hook` objects called at fit/epoch start and end, whose ``state_dict`` goes
+  into checkpoints;
 - ``evaluator(model, device, amp, info) -> dict`` (see :mod:`ptl_ext.train.evaluation`);
 - a :class:`~ptl_ext.train.method.TrainingMethod` (``method=``) bringing all of the above at once.
 
@@ -18,17 +19,17 @@ best; a resume is refused, before anything changes, when the checkpoint's settin
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .. import _checks
 from ..errors import CheckpointError, DivergenceError, RunFolderError
 from ..nn import reset_states
 from . import metrics as metrics_files
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .config import TrainConfig
 from .distributed import DistInfo, all_gather_objects, all_reduce_mean, broadcast_buffers, broadcast_object
 from .evaluation import autocast
 from .losses import ClassificationLoss
@@ -36,93 +37,6 @@ from .method import as_method
 from .optim import sgd_step_optimizer
 from .resume import check_resume
 from .run_folder import RunFolder
-
-CHECKPOINT_POLICIES = ("all", "final")
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation and bookkeeping settings of a run (PTL defaults).
-
-    ``head_lr=None`` trains the head at ``lr``. The learning rate is multiplied by ``gamma`` every
-    ``step_size`` epochs. ``eval_every`` evaluates every N epochs and always after the last (0 =
-    only after the last); ``save_every`` writes ``last.pt`` likewise (and before every evaluation).
-    ``checkpoints="final"`` writes only ``last.pt`` after the last epoch (no ``best.pt``, nothing around the
-    evaluations): for throw-away runs such as the demo's; a run killed before its end cannot be resumed.
-    ``amp`` autocasts to bfloat16 on CPU, float16 with loss scaling on CUDA. ``overwrite`` lets a new
-    run replace the run already in ``out_dir`` (whose files are removed first); without it such a folder
-    is refused unless the trainer resumes (a resume ignores ``overwrite``: it continues the run). Every value
-    is checked here (finite rates, momentum in [0, 1)).
-    """
-
-    epochs: int = 50
-    lr: float = 0.01
-    head_lr: float = None
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    step_size: int = 10
-    gamma: float = 0.1
-    amp: bool = False
-    eval_every: int = 10
-    save_every: int = 1
-    out_dir: str = "runs/ptl"
-    progress: bool = True
-    title: str = ""
-    overwrite: bool = False
-    checkpoints: str = "all"
-
-    def __post_init__(self):
-        name = "TrainConfig.{}".format
-        self.epochs = _checks.positive_int(self.epochs, name("epochs"))
-        self.step_size = _checks.positive_int(self.step_size, name("step_size"))
-        self.eval_every = _checks.integer(self.eval_every, name("eval_every"), minimum=0)
-        self.save_every = _checks.integer(self.save_every, name("save_every"), minimum=0)
-        self.lr = _checks.real(self.lr, name("lr"), 0.0)
-        self.head_lr = _checks.real(self.head_lr, name("head_lr"), 0.0, allow_none=True)
-        self.weight_decay = _checks.real(self.weight_decay, name("weight_decay"), 0.0)
-        self.gamma = _checks.real(self.gamma, name("gamma"), 0.0)
-        self.momentum = _checks.real(self.momentum, name("momentum"), 0.0)
-        if self.momentum >= 1.0:
-            raise ValueError(f"TrainConfig.momentum must be in [0, 1), got {self.momentum!r}")
-        for flag in ("nesterov", "amp", "progress", "overwrite"):
-            _checks.boolean(getattr(self, flag), name(flag))
-        if not isinstance(self.out_dir, (str, os.PathLike)) or not os.fspath(self.out_dir):
-            raise TypeError(f"TrainConfig.out_dir must be a non-empty path, got {self.out_dir!r}")
-        self.out_dir = os.fspath(self.out_dir)
-        if not isinstance(self.title, str):
-            raise TypeError(f"TrainConfig.title must be a string, got {self.title!r}")
-        if self.checkpoints not in CHECKPOINT_POLICIES:
-            raise ValueError(f"TrainConfig.checkpoints must be one of {CHECKPOINT_POLICIES}, got {self.checkpoints!r}")
-        if self.nesterov and self.momentum == 0:
-            raise ValueError("TrainConfig.nesterov needs momentum > 0")
-
-
-class Hook:
-    """Base of trainer hooks; override what you need. ``row`` is the epoch's metrics dict (editable)."""
-
-    def on_fit_start(self, trainer):
-        """Before the first epoch of :meth:`Trainer.fit` (also after a resume)."""
-
-    def on_epoch_start(self, trainer, epoch):
-        """After the latent states were reset, before the first batch of ``epoch`` (0-based)."""
-
-    def on_epoch_end(self, trainer, epoch, row):
-        """After training and evaluation of ``epoch``, before the metrics files and checkpoint are written.
-
-        (``last.pt`` may already hold the epoch, saved before its evaluation; it is written again after.)"""
-
-    def on_fit_end(self, trainer):
-        """After the last epoch."""
-
-    stateful = True  # False for observers (logging): kept out of checkpoints, free to differ on a resume
-
-    def state_dict(self):
-        """What the hook needs to continue after a resume (saved in checkpoints)."""
-        return {}
-
-    def load_state_dict(self, state):
-        """Restore :meth:`state_dict`'s output."""
 
 
 class Trainer:
@@ -142,7 +56,7 @@ class Trainer:
             are used.
         optimizer_factory: default :func:`~ptl_ext.train.optim.sgd_step_optimizer` (not with a method that
             brings its own).
-        hooks: more :class:`Hook` objects, called in order after the method's.
+        hooks: more :class:`~ptl_ext.train.hooks.Hook` objects, called in order after the method's.
         device: default CUDA when available, else CPU.
         info: :class:`~ptl_ext.train.distributed.DistInfo`; with ``world_size > 1`` the model is
             wrapped in ``DistributedDataParallel`` (the process group must exist).

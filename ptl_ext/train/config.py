@@ -1,0 +1,68 @@
+"""The settings of a training run: :class:`TrainConfig`, the one home of the trainer's defaults."""
+
+import os
+from dataclasses import dataclass
+
+from .. import _checks
+
+__all__ = ["CHECKPOINT_POLICIES", "TrainConfig"]
+
+CHECKPOINT_POLICIES = ("all", "final")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping settings of a run (PTL defaults).
+
+    ``head_lr=None`` trains the head at ``lr``. The learning rate is multiplied by ``gamma`` every
+    ``step_size`` epochs. ``eval_every`` evaluates every N epochs and always after the last (0 =
+    only after the last); ``save_every`` writes ``last.pt`` likewise (and before every evaluation).
+    ``checkpoints="final"`` writes only ``last.pt`` after the last epoch (no ``best.pt``, nothing around the
+    evaluations): for throw-away runs such as the demo's; a run killed before its end cannot be resumed.
+    ``amp`` autocasts to bfloat16 on CPU, float16 with loss scaling on CUDA. ``overwrite`` lets a new
+    run replace the run already in ``out_dir`` (whose files are removed first); without it such a folder
+    is refused unless the trainer resumes (a resume ignores ``overwrite``: it continues the run). Every value
+    is checked here (finite rates, momentum in [0, 1)).
+    """
+
+    epochs: int = 50
+    lr: float = 0.01
+    head_lr: float = None
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    step_size: int = 10
+    gamma: float = 0.1
+    amp: bool = False
+    eval_every: int = 10
+    save_every: int = 1
+    out_dir: str = "runs/ptl"
+    progress: bool = True
+    title: str = ""
+    overwrite: bool = False
+    checkpoints: str = "all"
+
+    def __post_init__(self):
+        name = "TrainConfig.{}".format
+        self.epochs = _checks.positive_int(self.epochs, name("epochs"))
+        self.step_size = _checks.positive_int(self.step_size, name("step_size"))
+        self.eval_every = _checks.integer(self.eval_every, name("eval_every"), minimum=0)
+        self.save_every = _checks.integer(self.save_every, name("save_every"), minimum=0)
+        self.lr = _checks.real(self.lr, name("lr"), 0.0)
+        self.head_lr = _checks.real(self.head_lr, name("head_lr"), 0.0, allow_none=True)
+        self.weight_decay = _checks.real(self.weight_decay, name("weight_decay"), 0.0)
+        self.gamma = _checks.real(self.gamma, name("gamma"), 0.0)
+        self.momentum = _checks.real(self.momentum, name("momentum"), 0.0)
+        if self.momentum >= 1.0:
+            raise ValueError(f"TrainConfig.momentum must be in [0, 1), got {self.momentum!r}")
+        for flag in ("nesterov", "amp", "progress", "overwrite"):
+            _checks.boolean(getattr(self, flag), name(flag))
+        if not isinstance(self.out_dir, (str, os.PathLike)) or not os.fspath(self.out_dir):
+            raise TypeError(f"TrainConfig.out_dir must be a non-empty path, got {self.out_dir!r}")
+        self.out_dir = os.fspath(self.out_dir)
+        if not isinstance(self.title, str):
+            raise TypeError(f"TrainConfig.title must be a string, got {self.title!r}")
+        if self.checkpoints not in CHECKPOINT_POLICIES:
+            raise ValueError(f"TrainConfig.checkpoints must be one of {CHECKPOINT_POLICIES}, got {self.checkpoints!r}")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("TrainConfig.nesterov needs momentum > 0")
