@@ -198,11 +198,11 @@ def run_demo(args):
         records.append({**direct, "seed": seed})
         for row in demo_rows(args):
             print(f"\n== {row.name}, seed {seed}", flush=True)
-            record, trainer, evaluator, train_loader = train_row(row, seed, args, data_dir, backbone, seed_dir)
+            record, trainer = train_row(row, seed, args, data_dir, backbone, seed_dir)
             records.append(record)
             print(f"   {row.name}: mAP {100 * record['mAP']:.1f} %, {record['time_s']:.0f} s", flush=True)
             if row.extra == "train_state":
-                extra, probe = train_state_row(record, trainer, evaluator, train_loader)
+                extra, probe = train_state_row(record, trainer)
                 records.append(extra)
                 probes.append((seed, probe))
             del trainer

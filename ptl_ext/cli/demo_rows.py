@@ -64,18 +64,11 @@ def _direct_transfer(args, data_dir, backbone, out):
 
 
 def train_row(row, seed, args, data_dir, backbone, seed_dir):
-    """Train one row for one seed; returns ``(record, trainer, evaluator, train_loader)``."""
-    import torch
-
-    from ..models import count_parameters
-    from ..train import STD, DistInfo, FrozenTeacher, Trainer, load_checkpoint
-    from ..train.checkpoint import model_from_checkpoint
-    from ..train.distill import check_feature_sizes
-    from .dataset import build_data
-    from .methods import rollback_hook
+    """Train one row for one seed (a ``ptl train`` run, :func:`ptl_ext.cli.run.build_trainer`); returns
+    ``(record, trainer)``. The STD teacher is not evaluated again: the PTL row's line is its evaluation."""
+    from ..train import DistInfo, RollbackHook
     from .options import train_options
-    from .resume import run_meta
-    from .run import build_loss, build_model, select_device, train_config
+    from .run import build_trainer, select_device
 
     options = {
         **common_options(args, data_dir, backbone),
@@ -86,33 +79,22 @@ def train_row(row, seed, args, data_dir, backbone, seed_dir):
     if row.teacher:
         options["teacher"] = os.path.join(seed_dir, row.teacher, "last.pt")
     run = train_options(**options)
-    device, info, size = select_device(run.device), DistInfo(), (run.height, run.width)
-    train_loader, evaluator, num_classes, protocol = build_data(run, info, *size)
-    model = build_model(run, num_classes, size)
-    record = {"row": row.name, "seed": seed, "start_digest": stage_digest(model.stages)}
-    torch.manual_seed(run.seed)
-    methods = []
-    if run.teacher:  # not evaluated again: the PTL row's table line is its evaluation
-        teacher = FrozenTeacher(model_from_checkpoint(load_checkpoint(run.teacher), run.teacher), device, run.amp)
-        check_feature_sizes(model, teacher)
-        methods.append(STD(teacher, run.std_lambda))
-    rollback = rollback_hook(run, model)
-    if rollback is not None:
-        record["rollback_digest"] = snapshot_digest(rollback.pretrained)
-        methods.append(rollback)
-    config = train_config(run, f"{row.name} (seed {seed})", save_every=0, checkpoints="final", overwrite=True)
-    meta = run_meta(run, num_classes, protocol, count_parameters(model))
-    trainer = Trainer(
-        model,
-        train_loader,
-        config,
-        evaluator=evaluator,
-        loss_fn=build_loss(run),
-        method=methods,
-        device=device,
-        info=info,
-        meta=meta,
+    device, info = select_device(run.device), DistInfo()
+    trainer, _ = build_trainer(
+        run,
+        device,
+        info,
+        evaluate_teacher=False,
+        title=f"{row.name} (seed {seed})",
+        save_every=0,
+        checkpoints="final",
+        overwrite=True,
     )
+    model, evaluator = trainer.module, trainer.evaluator
+    record = {"row": row.name, "seed": seed, "start_digest": stage_digest(model.stages)}
+    for hook in trainer.hooks:
+        if isinstance(hook, RollbackHook):
+            record["rollback_digest"] = snapshot_digest(hook.pretrained)
     curve = []
     if args.ablations and run.arch.startswith("ptl_"):  # where the PTL network starts, for the probe
         curve.append((0, evaluator(model, device, False, info)["mAP"]))
@@ -122,15 +104,15 @@ def train_row(row, seed, args, data_dir, backbone, seed_dir):
     last = trainer.history[-1]
     record.update(
         {key: last[key] for key in demo_stats.METRICS},
-        parameters=meta["parameters"],
+        parameters=trainer.meta["parameters"],
         epochs=len(trainer.history),
         time_s=time.perf_counter() - started,
         curve=curve + [(r["epoch"], r["mAP"]) for r in trainer.history if r.get("mAP") is not None],
     )
-    return record, trainer, evaluator, train_loader
+    return record, trainer
 
 
-def train_state_row(record, trainer, evaluator, train_loader):
+def train_state_row(record, trainer):
     """Re-evaluate a trained PTL network from a state accumulated over its training set (not in the papers).
 
     Returns ``(record, probe)``: the row's record and ``{layer: (probe with zero state, probe with that
@@ -139,10 +121,10 @@ def train_state_row(record, trainer, evaluator, train_loader):
     from ..nn import accumulate_eval_states
     from .demo_probe import bn_input_shift
 
-    model, device = trainer.module, trainer.device
+    model, device, evaluator = trainer.module, trainer.device, trainer.evaluator
     started = time.perf_counter()
     zero_shift = bn_input_shift(model, evaluator.query_loader, device)
-    accumulate_eval_states(model, (batch[0].to(device) for batch in train_loader))
+    accumulate_eval_states(model, (batch[0].to(device) for batch in trainer.train_loader))
     metrics = evaluator(model, device, False, trainer.info)
     state_shift = bn_input_shift(model, evaluator.query_loader, device)
     for cell in model.cells:

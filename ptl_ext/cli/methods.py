@@ -4,8 +4,9 @@ from .options import OptionError
 from .report import format_table
 
 
-def std_method(args, model, evaluator, size, device, info):
-    """STD (``--teacher``): ``(STD training method, teacher table rows)``; the teacher is evaluated once.
+def std_method(args, model, evaluator, size, device, info, evaluate=True):
+    """STD (``--teacher``): ``(STD training method, teacher table rows)``; the teacher is evaluated once
+    (not with ``evaluate=False``: no rows then).
 
     Without ``--teacher`` returns ``(None, [])``.
     """
@@ -26,6 +27,8 @@ def std_method(args, model, evaluator, size, device, info):
     parameters = count_parameters(teacher_net)  # before freezing: it counts trainable parameters
     teacher = FrozenTeacher(teacher_net, device, args.amp)
     check_feature_sizes(model, teacher)
+    if not evaluate:
+        return STD(teacher, args.std_lambda), []
     metrics = evaluator(teacher.model, device, args.amp, info)
     rows = [(f"teacher {state['meta']['arch']}", parameters, metrics)]
     if info.is_main:

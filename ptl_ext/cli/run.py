@@ -158,25 +158,30 @@ def run_train(args):
         return _train(args, device, info, folder)
 
 
-def _train(args, device, info, folder):
-    """:func:`run_train` once the device and the run folder are settled."""
+def build_trainer(args, device, info, folder=None, *, evaluate_teacher=True, **config_overrides):
+    """The :class:`~ptl_ext.train.Trainer` of a ``ptl train`` namespace, ready to fit: ``(trainer, teacher_rows)``.
+
+    Data, network (with its starting weights), loss, training methods (STD, rolling back), config and
+    meta, in the order that fixes the random streams. ``evaluate_teacher=False`` skips the STD teacher's
+    evaluation (``teacher_rows`` is then empty); ``config_overrides`` replace :func:`train_config` fields.
+    """
     import torch
 
-    from ..errors import MethodMismatchError, ResumeMismatchError
     from ..models import count_parameters
     from ..train import Trainer
     from ..train.tensorboard import TensorBoardHook
     from .dataset import build_data
     from .methods import rollback_hook, std_method
-    from .resume import resume_error, run_meta
+    from .resume import run_meta
 
     size = input_size(args)
     train_loader, evaluator, num_classes, protocol = build_data(args, info, *size)
     model = build_model(args, num_classes, size)
     torch.manual_seed(args.seed + 1000 * info.rank)  # ranks augment differently
-    std, teacher_rows = std_method(args, model, evaluator, size, device, info)
+    std, teacher_rows = std_method(args, model, evaluator, size, device, info, evaluate=evaluate_teacher)
     methods = [method for method in (std, rollback_hook(args, model)) if method is not None]
-    config = train_config(args, f"{args.arch} on {args.dataset}")
+    title = config_overrides.pop("title", f"{args.arch} on {args.dataset}")
+    config = train_config(args, title, **config_overrides)
     meta = run_meta(args, num_classes, protocol, count_parameters(model))
     if teacher_rows:
         meta["teacher"] = {"checkpoint": os.path.abspath(args.teacher), "metrics": teacher_rows[0][2]}
@@ -194,6 +199,16 @@ def _train(args, device, info, folder):
         meta=meta,
         run_folder=folder,
     )
+    return trainer, teacher_rows
+
+
+def _train(args, device, info, folder):
+    """:func:`run_train` once the device and the run folder are settled."""
+    from ..errors import MethodMismatchError, ResumeMismatchError
+    from .resume import resume_error
+
+    trainer, teacher_rows = build_trainer(args, device, info, folder)
+    meta, num_classes = trainer.meta, trainer.meta["num_classes"]
     if args.resume:
         path = os.path.join(args.out, "last.pt") if args.resume == "auto" else args.resume
         try:
