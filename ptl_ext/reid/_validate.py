@@ -76,7 +76,10 @@ def ids(x, name, n, length_name, device):
     return t.to(device=device, dtype=torch.int64)
 
 
-def block_rows(block_rows, columns, budget=1 << 24):
+BLOCK_ENTRIES = 1 << 24  # entries of one block of a query x gallery result (64 MiB in float32)
+
+
+def block_rows(block_rows, columns, budget=BLOCK_ENTRIES):
     """Rows per block: ``block_rows`` if given, else enough for ``budget`` entries of ``columns`` each."""
     if block_rows is None:
         return max(1, budget // max(1, columns))

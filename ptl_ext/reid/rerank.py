@@ -34,6 +34,13 @@ def _gallery_index(v, num_query):
     return ops.CSR(torch.cat([counts.new_zeros(1), counts.cumsum(0)]), g_row[order], g_val[order])
 
 
+def rerank_block_entries(device):
+    """Default entries of one re-ranked block on ``device``: the CPU Jaccard step accumulates one row at a time,
+    the CUDA one a float64 accumulator of the whole block beside its float32 input and output, so its blocks
+    are half as large (the same bytes)."""
+    return _validate.BLOCK_ENTRIES // (2 if torch.device(device).type == "cuda" else 1)
+
+
 def rerank_blocks(qf, gf, config, backend="auto", block_rows=None):
     """Yield ``(q0, block)``: re-ranked distances ``[rows, G]`` float32 of query rows ``q0 ..``.
 
@@ -54,7 +61,7 @@ def rerank_blocks(qf, gf, config, backend="auto", block_rows=None):
     del nn_idx
     inverse = _gallery_index(v, num_q)
     gallery, g_norms = x[num_q:], norms[num_q:]
-    rows = _validate.block_rows(block_rows, num_g)
+    rows = _validate.block_rows(block_rows, num_g, rerank_block_entries(x.device))
     for q0 in range(0, num_q, rows):
         q1 = min(num_q, q0 + rows)
         dist = ops.squared_euclidean(x[q0:q1], gallery, norms[q0:q1], g_norms)
@@ -89,7 +96,7 @@ def re_ranking(
         k1, k2, lambda_value: as in :class:`RerankConfig` (defaults from it), with ``k1 + 1 <= Q + G``
             and ``k2 <= Q + G``.
         backend: neighbour search, ``"auto"``, ``"torch"`` or ``"faiss"`` (see :mod:`ptl_ext.reid.knn`).
-        block_rows: query rows per block of the result (default: about 2^24 entries).
+        block_rows: query rows per block of the result (default: about 2^24 entries, 2^23 on CUDA).
 
     Returns:
         ``[Q, G]`` float32 tensor on the features' device.

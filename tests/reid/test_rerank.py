@@ -94,3 +94,20 @@ def test_errors():
         re_ranking(qf[:0], gf, k1=2)
     with pytest.raises(ValueError, match="same feature size"):
         re_ranking(qf, gf[:, :1], k1=2)
+
+
+def test_default_blocks_are_sized_for_the_device(monkeypatch):
+    from ptl_ext.reid import _validate
+    from ptl_ext.reid.config import RerankConfig
+    from ptl_ext.reid.rerank import rerank_block_entries, rerank_blocks
+
+    assert rerank_block_entries("cpu") == _validate.BLOCK_ENTRIES
+    # the CUDA Jaccard step also holds a float64 accumulator of the whole block: half the entries
+    assert rerank_block_entries(torch.device("cuda", 0)) == _validate.BLOCK_ENTRIES // 2
+    monkeypatch.setattr(_validate, "BLOCK_ENTRIES", 40)
+    g = torch.Generator().manual_seed(0)
+    qf, gf = torch.randn(9, 8, generator=g), torch.randn(10, 8, generator=g)
+    blocks = list(rerank_blocks(qf, gf, RerankConfig(k1=4, k2=2, lambda_value=0.3), "torch"))
+    assert [(q0, block.shape[0]) for q0, block in blocks] == [(0, 4), (4, 4), (8, 1)]
+    whole = re_ranking(qf, gf, k1=4, k2=2, lambda_value=0.3, backend="torch", block_rows=9)
+    assert torch.equal(torch.cat([block for _, block in blocks]), whole)
