@@ -46,9 +46,10 @@ def add_state_options(parser):
 
 def _train_state_settings(args, meta, info):
     """Check ``--eval-state train`` against the checkpoint and copy its training-loader settings to ``args``."""
+    from ..models import model_info
     from .options import OptionError
 
-    if not meta["arch"].startswith("ptl_"):
+    if not model_info(meta["arch"], meta.get("v2", False)).ptl:
         raise OptionError(f"--eval-state train: only for PTL networks; the checkpoint holds {meta['arch']}")
     if meta.get("cell_state", "carry") != "carry":
         raise OptionError(

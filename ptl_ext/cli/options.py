@@ -208,12 +208,11 @@ def resolve_train_options(args):
     for name, needs in METHOD_OPTIONS.items():
         if getattr(args, name) is not None and not getattr(args, needs):
             raise OptionError(f"--{name.replace('_', '-')} applies only with --{needs.replace('_', '-')}")
-    ptl = args.arch.startswith("ptl_")
-    if args.side_width != 1.0 and (mgn or not ptl):
+    if args.side_width != 1.0 and (mgn or not network.ptl):
         raise OptionError(
             f"--side-width: only for the PTL network of a backbone (ptl_NAME, ptl_v2_NAME), not for --arch {args.arch}"
         )
-    if args.cell_state != "carry" and not ptl:
+    if args.cell_state != "carry" and not network.ptl:
         raise OptionError(f"--cell-state: only for the PTL networks (ptl_*), not for --arch {args.arch}")
     if args.pretrained and args.init_from:
         raise OptionError("--pretrained and --init-from both set the starting weights: give one of them")

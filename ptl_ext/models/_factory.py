@@ -49,7 +49,7 @@ def create_model(
     side_width = _checks.real(side_width, "side_width", 0.0, exclusive_minimum=True)
     options = {"head": head, "pretrained": pretrained, "last_stride": last_stride, "dropout": dropout}
     if side_width != 1.0:
-        if not info.name.startswith("ptl_") or info.family == "mgn":
+        if not info.ptl or info.family == "mgn":
             raise ValueError(
                 f"side_width applies to the PTL networks of a backbone (ptl_resnet50, ptl_densenet161 ...), "
                 f"not to {info.name}; got side_width={side_width}"

@@ -62,7 +62,6 @@ class TrainConfig:
         self.out_dir = os.fspath(self.out_dir)
         if not isinstance(self.title, str):
             raise TypeError(f"TrainConfig.title must be a string, got {self.title!r}")
-        if self.checkpoints not in CHECKPOINT_POLICIES:
-            raise ValueError(f"TrainConfig.checkpoints must be one of {CHECKPOINT_POLICIES}, got {self.checkpoints!r}")
+        _checks.choice(self.checkpoints, name("checkpoints"), CHECKPOINT_POLICIES)
         if self.nesterov and self.momentum == 0:
             raise ValueError("TrainConfig.nesterov needs momentum > 0")

@@ -347,7 +347,7 @@ class Trainer:
 
     def _write_outputs(self, improved, rewrite_last=False):
         if self.config.checkpoints == "final":
-            due = self.epoch == self.config.epochs
+            due = self._due(self.epoch - 1, 0)
         else:
             due = rewrite_last or self._due(self.epoch - 1, self.config.save_every)
         state = self.state_dict() if improved or due else None  # a collective call: every rank takes part
