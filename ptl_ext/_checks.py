@@ -4,6 +4,7 @@ Validation happens once, where a value enters (a public function, a config datac
 code behind that boundary trusts what it is given.
 """
 
+import dataclasses
 import math
 import numbers
 
@@ -60,3 +61,26 @@ def choice(value, name, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
+
+
+class Sealed:
+    """Base of the config dataclasses that check (and normalise) their fields in ``__post_init__``: once that
+    has run, the instance is read-only (assigning a field raises ``dataclasses.FrozenInstanceError``), as a
+    frozen dataclass; ``dataclasses.replace`` makes a changed, checked copy."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        check = cls.__dict__.get("__post_init__")
+        if check is not None:
+
+            def __post_init__(self, *args):
+                check(self, *args)
+                object.__setattr__(self, "_sealed", True)
+
+            __post_init__.__doc__ = check.__doc__
+            cls.__post_init__ = __post_init__
+
+    def __setattr__(self, name, value):
+        if self.__dict__.get("_sealed"):
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r} of {type(self).__name__}")
+        object.__setattr__(self, name, value)

@@ -13,6 +13,7 @@ message holding the worker's whole traceback; the constructor keeps only the ori
 __all__ = [
     "UserError",
     "MissingPackageError",
+    "OptionError",
     "RunFolderError",
     "ResumeMismatchError",
     "MethodMismatchError",
@@ -48,6 +49,10 @@ class UserError(Exception):
             self.worker_traceback = args[0]
             args = (original,)
         super().__init__(*args)
+
+
+class OptionError(UserError, ValueError):
+    """An option value (from the command line, a config file or a run description) that cannot be used."""
 
 
 class RunFolderError(UserError, RuntimeError):

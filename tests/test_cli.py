@@ -341,8 +341,8 @@ def test_synthetic_cifar_classification_run(tmp_path, capsys):
 
 
 def test_ptl_ablation_options_train_record_and_rebuild(synthetic, tmp_path, capsys):
-    from ptl_ext.cli.run import build_model
     from ptl_ext.models import create_model
+    from ptl_ext.runs.model import build_model
     from ptl_ext.train import load_checkpoint
     from ptl_ext.train.checkpoint import model_from_checkpoint
 
@@ -354,7 +354,7 @@ def test_ptl_ablation_options_train_record_and_rebuild(synthetic, tmp_path, caps
         parse_args(["train", "--arch", "resnet50", "--cell-state", "reset"])
     assert parse_args(["train", "--arch", "ptl_mgn", "--cell-state", "zero"]).cell_state == "zero"
     args = parse_args(["train", "--arch", "ptl_resnet34", "--cell-state", "reset", "--height", "32", "--width", "16"])
-    assert {cell.state_mode for cell in build_model(args, 3, (32, 16)).cells} == {"reset"}
+    assert {cell.state_mode for cell in build_model(args.spec, 3, (32, 16)).cells} == {"reset"}
     assert main(["train", "--arch", "ptl_resnet34", "--side-width", "0"]) == 2
     assert "--side-width" in capsys.readouterr().err
 

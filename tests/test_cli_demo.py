@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from ptl_ext.cli import main, parse_args
-from ptl_ext.cli.demo_data import pretrained_backbone, target_dataset
-from ptl_ext.cli.demo_stats import mean_sd, paired_interval, read_seed_csv, t_quantile
+from ptl_ext.experiments.demo_data import pretrained_backbone, target_dataset
+from ptl_ext.experiments.demo_stats import mean_sd, paired_interval, read_seed_csv, t_quantile
 from ptl_ext.models import create_model, resnet34
 
 TINY = [
@@ -164,7 +164,7 @@ def test_demo_option_errors(capsys):
 
 
 def test_bn_input_shift_probe_of_a_ptl_network():
-    from ptl_ext.cli.demo_probe import bn_input_shift
+    from ptl_ext.experiments.demo_probe import bn_input_shift
     from ptl_ext.nn import accumulate_eval_states
 
     torch.manual_seed(0)

@@ -1,10 +1,12 @@
 """The ``ptl`` command: ``ptl demo | train | eval | synth | pretrain | extract | export | info`` (also
 ``python -m ptl_ext``).
 
-One job per module: ``parser`` (options and their checks), ``options`` (config files, the demo's
-option dicts, defaults that depend on other options), ``run`` (the wiring of a training run),
-``chain``, ``demo``, ``evaluate``, ``synth``, ``pretrain``, ``extract``, ``export``, ``info`` and ``report``
-(tables). :func:`main` dispatches.
+The command line only turns argv or a config file into a :class:`~ptl_ext.runs.RunSpec` (``ptl train``) or a
+command's options, calls the layer below (:mod:`ptl_ext.runs`, :mod:`ptl_ext.experiments`, :mod:`ptl_ext.deploy`,
+:mod:`ptl_ext.data`) and prints. One job per module: ``parser``, ``train_args`` and ``run_args`` (the options
+and their checks), ``option_types``, ``options`` (config files, ``argv`` to a checked namespace and its
+RunSpec), one module per command (``train``, ``evaluate``, ``demo``, ``synth``, ``pretrain``, ``extract``,
+``export``, ``info``) and ``report`` (``--dry-run`` settings, paper tables). :func:`main` dispatches.
 
 Options can also come from a TOML file (``--config run.toml``; YAML too when PyYAML is
 installed) whose keys are the long option names (``step_size`` or ``step-size``); options given
@@ -14,12 +16,13 @@ ptl_ext train ...`` (gloo on CPU, nccl on CUDA).
 
 import sys
 
-from .chain import parse_chain, run_chain
+from ..errors import OptionError
+from ..runs.chain import parse_chain
+from ..runs.report import format_table
 from .evaluate import run_eval
-from .options import OptionError, load_config_file, parse_args, train_options
+from .options import load_config_file, parse_args, train_options
 from .parser import build_parser
-from .report import format_table
-from .run import run_train
+from .train import run_chain, run_train
 
 __all__ = [
     "main",

@@ -1,48 +1,24 @@
-"""``ptl demo``: a transfer-learning experiment on synthetic data, in the papers' own setting.
+"""``ptl demo``: the transfer experiment of :mod:`ptl_ext.experiments.demo` on synthetic data, its options
+(defaults from :class:`~ptl_ext.experiments.demo.DemoConfig`) and its call."""
 
-A backbone is pre-trained on a synthetic *source* domain (more identities, other people, other
-cameras: ImageNet's part) and cached; every row then starts from that one pre-trained backbone on the
-synthetic *target* set: direct transfer (evaluated as is), the fine-tuned backbone, its PTL network,
-the backbone taught by that PTL run (STD, λ 0.8) and rolling back to the pre-trained weights. Every
-fine-tuning row trains the same number of epochs (rolling back: periods × period epochs). ``--seeds N``
-repeats the rows over N training seeds (same data, same pre-trained backbone) and reports mean ± sd and
-paired 95 % t-intervals against the fine-tuned backbone; ``--ablations`` adds PTL variants (state reset
-per batch, ``c_prev`` always zero, half-width side stream, and evaluation from a state accumulated over
-the training set, which is not in the papers) and a BatchNorm probe of the PTL runs.
-
-Runs are built from option dicts checked like a config file (:func:`ptl_ext.cli.options.train_options`).
-Outputs in the demo folder: ``seeds.csv`` (one line per seed and row), ``summary.csv``, ``map_curves.png``,
-``ptl_probe.csv`` (with ``--ablations``) and one run folder per seed and row.
-"""
-
-import os
-import tempfile
-import time
-from dataclasses import dataclass, field
-
-from . import demo_stats
-from .cache import default_cache_root
-from .demo_data import pretrained_backbone, pretrained_digest, target_dataset
-from .demo_rows import TRAIN_STATE_ROW, _direct_transfer, train_row, train_state_row
-
-DEMO_ARCH = "resnet34"
 DESCRIPTION = (
     "A transfer experiment on synthetic data: pre-train a backbone on a synthetic source domain (cached), "
     "then compare, all from that backbone on the synthetic target set: direct transfer, the fine-tuned "
     "backbone, its PTL network, STD taught by the PTL run and rolling back to the pre-trained weights, "
     "with equal epoch budgets. --seeds N gives mean ± sd and paired 95 % intervals."
 )
-BASELINE = "fine-tuned"
 
 
 def add_options(parser):
     """The options of ``ptl demo``."""
     import argparse
 
+    from ..experiments.demo import DemoConfig
     from ..models import list_models
-    from .option_types import count, rate
+    from .option_types import count, default_of, rate
 
-    def opt(name, default, help_text, kind=None):
+    def opt(name, help_text, kind=None):
+        default = default_of(DemoConfig, name[2:].replace("-", "_"))
         parser.add_argument(name, type=kind or count(), default=default, help=f"{help_text} (default: %(default)s)")
 
     parser.add_argument("--out", default=None, help="demo folder (default: a new folder in the temp directory)")
@@ -54,204 +30,60 @@ def add_options(parser):
     )
     parser.add_argument(
         "--arch",
-        default=DEMO_ARCH,
+        default=default_of(DemoConfig, "arch"),
         choices=list_models(exclude=("ptl_*", "*mgn*")),
         help="plain backbone; the PTL row is ptl_ARCH (default: %(default)s)",
     )
-    opt("--epochs", 6, "epochs of every fine-tuning row")
-    opt("--rollback-periods", 3, "rolling-back periods, each --epochs/periods epochs (must divide --epochs)")
+    opt("--epochs", "epochs of every fine-tuning row")
+    opt("--rollback-periods", "rolling-back periods, each --epochs/periods epochs (must divide --epochs)")
     opt(
         "--lr",
-        0.01,
         "fine-tuning learning rate of the backbone and new layers; the heads learn at 10x",
         rate(exclusive_minimum=True),
     )
-    opt("--train-ids", 32, "target training identities", count(2))
-    opt("--test-ids", 32, "target test identities")
-    opt("--images-per-cam", 3, "target images per identity and camera", count(2))
-    opt("--source-ids", 64, "source (pre-training) identities, more than --train-ids", count(2))
-    opt("--source-images-per-cam", 3, "source images per identity and camera", count(2))
-    opt("--pretrain-epochs", 8, "pre-training epochs")
-    opt("--pretrain-lr", 0.01, "pre-training learning rate (from scratch)", rate(exclusive_minimum=True))
-    opt("--height", 64, "image height", count(16))
-    opt("--width", 32, "image width", count(8))
-    opt("--seed", 0, "seed of the data and of the pre-training; training seeds are SEED..SEED+N-1", count(0))
-    opt("--seeds", 1, "training seeds per row (N)")
+    opt("--train-ids", "target training identities", count(2))
+    opt("--test-ids", "target test identities")
+    opt("--images-per-cam", "target images per identity and camera", count(2))
+    opt("--source-ids", "source (pre-training) identities, more than --train-ids", count(2))
+    opt("--source-images-per-cam", "source images per identity and camera", count(2))
+    opt("--pretrain-epochs", "pre-training epochs")
+    opt("--pretrain-lr", "pre-training learning rate (from scratch)", rate(exclusive_minimum=True))
+    opt("--height", "image height", count(16))
+    opt("--width", "image width", count(8))
+    opt("--seed", "seed of the data and of the pre-training; training seeds are SEED..SEED+N-1", count(0))
+    opt("--seeds", "training seeds per row (N)")
     parser.add_argument(
         "--ablations",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=default_of(DemoConfig, "ablations"),
         help="add the PTL ablation rows and the BatchNorm probe",
     )
     parser.add_argument(
         "--keep-checkpoints",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=default_of(DemoConfig, "keep_checkpoints"),
         help="keep each run's last.pt/best.pt (default: removed once the seed is done)",
     )
-    opt("--workers", 0, "DataLoader worker processes", count(0))
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
-
-
-@dataclass
-class Row:
-    """One row of the demo: its name, run folder and ``ptl train`` option overrides."""
-
-    name: str
-    folder: str
-    options: dict = field(default_factory=dict)
-    teacher: str = None  # folder of the row whose last.pt teaches (STD)
-    extra: str = None  # "train_state": also evaluate with an eval state accumulated over the training set
-
-
-def check_args(args):
-    """Refuse option combinations the experiment cannot honour (``ValueError`` naming them)."""
-    if args.epochs % args.rollback_periods:
-        raise ValueError(
-            f"--epochs {args.epochs} must be a multiple of --rollback-periods {args.rollback_periods}: "
-            "every fine-tuning row gets the same epoch budget"
-        )
-    if args.source_ids <= args.train_ids:
-        raise ValueError(
-            f"--source-ids {args.source_ids} must exceed --train-ids {args.train_ids}: the source "
-            "domain plays ImageNet's part"
-        )
-
-
-def demo_rows(args):
-    """The rows in training order (STD needs the PTL run's checkpoint)."""
-    arch, ptl = args.arch, f"ptl_{args.arch}"
-    period = args.epochs // args.rollback_periods
-    rows = [
-        Row(BASELINE, f"finetuned_{arch}", {"arch": arch}),
-        Row("PTL", ptl, {"arch": ptl}, extra="train_state" if args.ablations else None),
-        Row("STD", f"std_{arch}", {"arch": arch}, teacher=ptl),
-        Row(
-            "rolling back",
-            f"rollback_{arch}",
-            {"arch": arch, "rollback_periods": args.rollback_periods, "period_epochs": period},
-        ),
-    ]
-    if args.ablations:
-        rows += [
-            Row("PTL, state reset per batch", f"{ptl}_reset", {"arch": ptl, "cell_state": "reset"}),
-            Row("PTL, c_prev always 0", f"{ptl}_zero", {"arch": ptl, "cell_state": "zero"}),
-            Row("PTL, half-width side", f"{ptl}_narrow", {"arch": ptl, "side_width": 0.5}),
-        ]
-    return rows
-
-
-def _remove_checkpoints(seed_dir):
-    for folder, _, files in os.walk(seed_dir):
-        for name in files:
-            if name.endswith(".pt"):
-                os.remove(os.path.join(folder, name))
-
-
-def _write_probe(path, probes):
-    lines = ["seed,layer,mean_shift_zero_state,var_ratio_zero_state,mean_shift_train_state,var_ratio_train_state"]
-    lines += [
-        f"{seed},{layer},{zero[0]:.6f},{zero[1]:.6f},{state[0]:.6f},{state[1]:.6f}"
-        for seed, probe in probes
-        for layer, (zero, state) in probe.items()
-    ]
-    with open(path, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-
-
-def describe(args, training_seeds):
-    """The one line saying how the data and the budget were set."""
-    period = args.epochs // args.rollback_periods
-    seeds = (
-        f"seed {training_seeds[0]}" if len(training_seeds) == 1 else f"seeds {training_seeds[0]}..{training_seeds[-1]}"
+    opt("--workers", "DataLoader worker processes", count(0))
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=default_of(DemoConfig, "progress"),
+        help="progress bars",
     )
-    return (
-        f"data: synthetic {args.height}x{args.width}, data/pre-training seed {args.seed}; {args.arch} pre-trained "
-        f"{args.pretrain_epochs} epochs (cross-entropy) on a source domain of {args.source_ids} identities "
-        f"(other people, other cameras), fine-tuned on a target of {args.train_ids} training / {args.test_ids} "
-        f"test identities; budget: {args.epochs} epochs per fine-tuning row (rolling back "
-        f"{args.rollback_periods} periods x {period}), lr {args.lr:g} (heads {10 * args.lr:g}), training {seeds}"
-    )
+
+
+def demo_config(args):
+    """The :class:`~ptl_ext.experiments.demo.DemoConfig` of ``ptl demo``'s checked options."""
+    import dataclasses
+
+    from ..experiments.demo import DemoConfig
+
+    return DemoConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DemoConfig)})
 
 
 def run_demo(args):
-    """Run the experiment (see the module docstring); returns ``{"records", "summary", "out", ...}``."""
-    check_args(args)
-    out = args.out or tempfile.mkdtemp(prefix="ptl-demo-")
-    os.makedirs(out, exist_ok=True)
-    cache_root = args.cache or default_cache_root()
-    started = time.perf_counter()
-    data_dir, data_reused = target_dataset(args, cache_root)
-    print(f"target set: {data_dir} ({'reused' if data_reused else 'generated'})", flush=True)
-    backbone, backbone_reused = pretrained_backbone(args, cache_root)
-    print(
-        f"pre-trained {args.arch}: {backbone} ({'reused from the cache' if backbone_reused else 'trained'}, "
-        f"{time.perf_counter() - started:.0f} s so far)",
-        flush=True,
-    )
-    expected = pretrained_digest(args.arch, backbone)
-    training_seeds = list(range(args.seed, args.seed + args.seeds))
-    direct = _direct_transfer(args, data_dir, backbone, out)
-    records, probes, curves = [], [], {"direct transfer": [(0, [direct["mAP"]])]}
-    for seed in training_seeds:
-        seed_dir = os.path.join(out, f"seed{seed}")
-        records.append({**direct, "seed": seed})
-        for row in demo_rows(args):
-            print(f"\n== {row.name}, seed {seed}", flush=True)
-            record, trainer = train_row(row, seed, args, data_dir, backbone, seed_dir)
-            records.append(record)
-            print(f"   {row.name}: mAP {100 * record['mAP']:.1f} %, {record['time_s']:.0f} s", flush=True)
-            if row.extra == "train_state":
-                extra, probe = train_state_row(record, trainer)
-                records.append(extra)
-                probes.append((seed, probe))
-            del trainer
-        if not args.keep_checkpoints:
-            _remove_checkpoints(seed_dir)
-        demo_stats.write_seed_csv(os.path.join(out, "seeds.csv"), records)
-    for record in records:
-        if record["start_digest"] != expected:
-            raise RuntimeError(
-                f"demo: row {record['row']} (seed {record.get('seed')}) did not start from the "
-                f"pre-trained backbone {backbone}"
-            )
-        if record.get("rollback_digest", expected) != expected:
-            raise RuntimeError("demo: rolling back's snapshot is not the pre-trained backbone")
-    for record in records[1:]:
-        if record["row"] != "direct transfer":
-            points = curves.setdefault(record["row"], {})
-            for epoch, value in record["curve"]:
-                points.setdefault(epoch, []).append(value)
-    curves = {name: sorted(points.items()) if isinstance(points, dict) else points for name, points in curves.items()}
-    summary = demo_stats.summarize(records, BASELINE)
-    demo_stats.write_summary_csv(os.path.join(out, "summary.csv"), summary)
-    plot = os.path.join(out, "map_curves.png")
-    demo_stats.plot_map_curves(plot, curves, f"{args.arch}: transfer from the synthetic source domain")
-    if probes:
-        _write_probe(os.path.join(out, "ptl_probe.csv"), probes)
-    print("\n" + describe(args, training_seeds))
-    print(demo_stats.format_summary(summary, BASELINE))
-    if args.ablations:
-        print(
-            f"* {TRAIN_STATE_ROW[:-1]}: evaluated from the mean state the cells carried over the training set "
-            "(not in the papers, which evaluate from zeros)"
-        )
-        for seed, probe in probes:
-            print(
-                f"PTL fuse BatchNorm inputs at test vs running statistics, seed {seed}, mean shift / variance "
-                "ratio, zero state -> train state: "
-                + ", ".join(f"{name} {z[0]:.2f}/{z[1]:.2f} -> {t[0]:.2f}/{t[1]:.2f}" for name, (z, t) in probe.items())
-            )
-    print(
-        f"per-seed results: {os.path.join(out, 'seeds.csv')}; summary: {os.path.join(out, 'summary.csv')}; "
-        f"mAP curves: {plot}; total {time.perf_counter() - started:.0f} s"
-    )
-    return {
-        "records": records,
-        "summary": summary,
-        "out": out,
-        "backbone": backbone,
-        "expected_digest": expected,
-        "backbone_reused": backbone_reused,
-        "plot": plot,
-    }
+    """Run the demo as ``args`` says (see ``ptl demo --help``); returns its result dict."""
+    from ..experiments.demo import run_demo as run
+
+    return run(demo_config(args))

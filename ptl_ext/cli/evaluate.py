@@ -2,7 +2,7 @@
 
 import os
 
-from .report import format_table
+from ..runs.report import format_table
 
 
 def add_visualize_options(parser):
@@ -44,10 +44,10 @@ def add_state_options(parser):
     )
 
 
-def _train_state_settings(args, meta, info):
-    """Check ``--eval-state train`` against the checkpoint and copy its training-loader settings to ``args``."""
+def _train_state_settings(meta, info):
+    """Check ``--eval-state train`` against the checkpoint; returns its training-loader settings."""
+    from ..errors import OptionError
     from ..models import model_info
-    from .options import OptionError
 
     if not model_info(meta["arch"], meta.get("v2", False)).ptl:
         raise OptionError(f"--eval-state train: only for PTL networks; the checkpoint holds {meta['arch']}")
@@ -63,39 +63,45 @@ def _train_state_settings(args, meta, info):
         raise OptionError(
             f"--eval-state train: the checkpoint does not record {', '.join(missing)} (an older ptl train?)"
         )
-    for key in TRAIN_LOADER_KEYS:
-        setattr(args, key, meta[key])
+    return {key: meta[key] for key in TRAIN_LOADER_KEYS}
+
+
+def eval_spec(args, meta, loader_settings):
+    """The :class:`~ptl_ext.runs.RunSpec` of the evaluation: the dataset (default: the checkpoint's), the
+    evaluation options and, for ``--eval-state train``, the checkpoint's training-loader settings."""
+    from ..runs.spec import RunSpec
+
+    names = RunSpec().options()
+    given = {key: value for key, value in vars(args).items() if key in names}
+    given.update(dataset=args.dataset or meta["dataset"], root=args.root or meta["root"], **loader_settings)
+    return RunSpec.from_options(given)
 
 
 def run_eval(args):
     """Evaluate ``args.checkpoint`` (see ``ptl eval --help``); returns the metrics dict."""
+    from ..errors import OptionError
     from ..nn import accumulate_eval_states
+    from ..runs.data import build_data
+    from ..runs.device import select_device
     from ..train import init_distributed, load_checkpoint
     from ..train.checkpoint import model_from_checkpoint
-    from .dataset import build_data
-    from .run import select_device
 
     state = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(state, f"--checkpoint {args.checkpoint}")
     meta = state["meta"]
-    args.dataset = args.dataset or meta["dataset"]
-    args.root = args.root or meta["root"]
     device = select_device(args.device)
     info = init_distributed(device.type)
     train_state = args.eval_state == "train"
-    if train_state:
-        _train_state_settings(args, meta, info)
-    train_loader, evaluator, _, _ = build_data(args, info, meta["height"], meta["width"], train=train_state)
+    spec = eval_spec(args, meta, _train_state_settings(meta, info) if train_state else {})
+    train_loader, evaluator, _, _ = build_data(spec, info, meta["height"], meta["width"], train=train_state)
     evaluator.check()
     if args.visualize and not hasattr(evaluator, "distances"):
-        from .options import OptionError
-
-        raise OptionError(f"--visualize draws ranked ReID results; {args.dataset} is a classification dataset")
+        raise OptionError(f"--visualize draws ranked ReID results; {spec.dataset} is a classification dataset")
     model = model.to(device)
     if train_state:
         accumulate_eval_states(model, (batch[0].to(device) for batch in train_loader))
         print(
-            f"eval state: the mean state of the cells over the training split of {args.root} "
+            f"eval state: the mean state of the cells over the training split of {spec.root} "
             "(not in the papers, which evaluate from zeros)"
         )
     if not args.visualize:

@@ -31,7 +31,7 @@ def add_options(parser):
 def run_extract(args):
     """Extract and write ``args.out``; returns the :class:`ptl_ext.deploy.Extraction`."""
     from ..deploy import FeatureExtractor, extract_to_npz
-    from .run import select_device
+    from ..runs.device import select_device
 
     extractor = FeatureExtractor(
         args.checkpoint,

@@ -3,18 +3,9 @@ check that a config file's value gets (the same as the command line's).
 """
 
 import argparse
-import dataclasses
-import inspect
 import math
 
 from .. import _checks
-
-
-def default_of(home, name):
-    """The default of field or parameter ``name`` of a dataclass or callable ``home``."""
-    if dataclasses.is_dataclass(home):
-        return {f.name: f.default for f in dataclasses.fields(home)}[name]
-    return inspect.signature(home).parameters[name].default
 
 
 class Number:

@@ -4,22 +4,16 @@ Config-file values (TOML, or YAML with PyYAML) and the option dicts the demo bui
 same checks as the command line (types, choices, ranges); an unknown key is an error naming it.
 A config file may also hold a ``[paper]`` table, the numbers a paper reports for the row: it is
 checked on its own and kept aside as ``args.paper``, never an option. All of this happens before
-any data is read. Options whose default depends on the network or on the method are filled in by
-:func:`resolve_train_options`.
+any data is read. ``ptl train``'s options become a :class:`~ptl_ext.runs.RunSpec` (``args.spec``) in
+:func:`resolve_train_options`; the namespace then holds the spec's resolved values, for printing.
 """
 
 import argparse
 import os
 
+from ..errors import OptionError
 from .option_types import Number, check_value
 from .parser import build_parser
-
-METHOD_OPTIONS = {"std_lambda": "teacher", "kept_lr": "rollback_periods", "period_decay_epoch": "rollback_periods"}
-
-
-class OptionError(ValueError):
-    """An option value (from the command line, a config file or the demo) that cannot be used."""
-
 
 PAPER_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP", "top1_error")
 PAPER_TEXT = ("source", "pretrained", "note")
@@ -145,9 +139,7 @@ def parse_args(argv=None):
         sub.set_defaults(**checked_values(sub, options, f"--config {args.config}"))
         args = parser.parse_args(argv)
     args.paper = paper
-    if args.command == "train":
-        resolve_train_options(args)
-    return args
+    return resolve_train_options(args) if args.command == "train" else args
 
 
 def command_options(command, values, argv=()):
@@ -167,72 +159,20 @@ def train_options(**values):
 
     What the demo builds its runs from: no argv strings, the same checks as a config file.
     """
-    args = command_options("train", values)
-    resolve_train_options(args)
-    return args
+    return resolve_train_options(command_options("train", values))
 
 
 def resolve_train_options(args):
-    """Check ``ptl train`` options against each other and fill the defaults that depend on them.
-
-    Names become canonical (dataset and network aliases resolved, ``--v2`` folded into ``ptl_v2_*``).
+    """The ``ptl train`` namespace ``args`` resolved: its :class:`~ptl_ext.runs.RunSpec` (built by
+    :func:`ptl_ext.runs.build_spec`, which checks the options against each other and fills the defaults that
+    depend on them) as ``args.spec``, and every option's resolved value (names canonical: dataset and network
+    aliases resolved, ``--v2`` folded into ``ptl_v2_*``). Returns a new namespace; ``args`` is left as it was.
     """
-    from ..data import get_dataset, list_datasets
-    from ..data.config import DataConfig
-    from ..models import model_info
-    from ..train import ReIDLoss
-    from ..train.distill import DEFAULT_STD_LAMBDA
-    from ..train.mgn_loss import MGN_RECIPE
-    from .option_types import default_of
+    from ..runs.resolve import build_spec
+    from ..runs.spec import RunSpec
 
-    dataset = get_dataset(args.dataset)
-    args.dataset = dataset.name
-    if args.task is not None and args.task != dataset.task:
-        raise OptionError(
-            f"--task {args.task} does not fit --dataset {args.dataset} (a {dataset.task} dataset); "
-            f"classification needs --dataset {' or '.join(list_datasets('classification'))}"
-        )
-    args.task = dataset.task
-    try:
-        network = model_info(args.arch, args.v2)
-    except ValueError as exc:
-        raise OptionError(f"--arch {args.arch}{' --v2' if args.v2 else ''}: {exc}") from None
-    args.arch, args.v2 = network.name, False
-    mgn = network.family == "mgn"
-    if args.loss == "auto":
-        args.loss = "mgn" if mgn else "ce"
-    if (args.loss == "mgn") != mgn:
-        raise OptionError(
-            f"--loss {args.loss} does not fit --arch {args.arch}: --loss mgn goes with (and only with) the MGN networks"
-        )
-    for name, needs in METHOD_OPTIONS.items():
-        if getattr(args, name) is not None and not getattr(args, needs):
-            raise OptionError(f"--{name.replace('_', '-')} applies only with --{needs.replace('_', '-')}")
-    if args.side_width != 1.0 and (mgn or not network.ptl):
-        raise OptionError(
-            f"--side-width: only for the PTL network of a backbone (ptl_NAME, ptl_v2_NAME), not for --arch {args.arch}"
-        )
-    if args.cell_state != "carry" and not network.ptl:
-        raise OptionError(f"--cell-state: only for the PTL networks (ptl_*), not for --arch {args.arch}")
-    if args.pretrained and args.init_from:
-        raise OptionError("--pretrained and --init-from both set the starting weights: give one of them")
-    if args.resume and args.overwrite:
-        raise OptionError("--resume continues the run in --out, --overwrite replaces it: give one of them")
-    height, width = dataset.image_size or network.input_size
-    defaults = {
-        "height": height,
-        "width": width,
-        "p": default_of(DataConfig, "p"),
-        "triplet_weight": default_of(ReIDLoss, "triplet_weight"),
-        "triplet_margin": default_of(ReIDLoss, "triplet_margin"),
-        "std_lambda": DEFAULT_STD_LAMBDA,
-    }
-    if mgn:
-        defaults.update(MGN_RECIPE)
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    if dataset.image_size and (args.height, args.width) != tuple(dataset.image_size):
-        raise OptionError(
-            f"--height/--width: {args.dataset} images are {height}x{width}, got {args.height}x{args.width}"
-        )
+    given = vars(args)
+    names = RunSpec().options()
+    spec = build_spec(v2=given["v2"], **{key: value for key, value in given.items() if key in names})
+    resolved = {key: spec.option(key) if key in names else value for key, value in given.items()}
+    return argparse.Namespace(**{**resolved, "v2": False, "spec": spec})

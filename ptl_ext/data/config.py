@@ -12,7 +12,7 @@ from .. import _checks
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_checks.Sealed):
     """Loader settings (ReID defaults; CIFAR runs use ``batch_size``).
 
     ``p``/``k``: identities per batch and images per identity;

@@ -11,18 +11,21 @@ CHECKPOINT_POLICIES = ("all", "final")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_checks.Sealed):
     """Optimisation and bookkeeping settings of a run (PTL defaults).
 
-    ``head_lr=None`` trains the head at ``lr``. The learning rate is multiplied by ``gamma`` every
-    ``step_size`` epochs. ``eval_every`` evaluates every N epochs and always after the last (0 =
-    only after the last); ``save_every`` writes ``last.pt`` likewise (and before every evaluation).
-    ``checkpoints="final"`` writes only ``last.pt`` after the last epoch (no ``best.pt``, nothing around the
-    evaluations): for throw-away runs such as the demo's; a run killed before its end cannot be resumed.
-    ``amp`` autocasts to bfloat16 on CPU, float16 with loss scaling on CUDA. ``overwrite`` lets a new
-    run replace the run already in ``out_dir`` (whose files are removed first); without it such a folder
-    is refused unless the trainer resumes (a resume ignores ``overwrite``: it continues the run). Every value
-    is checked here (finite rates, momentum in [0, 1)).
+    ``head_lr=None`` trains the head at ``lr``; the learning-rate multipliers of a method that sets rates
+    per layer group (rolling back) are ``head_lr_factor`` (a new head, when ``head_lr`` is not given: 10) and
+    ``kept_lr_divisor`` (layers kept from a previous period learn at ``lr / kept_lr_divisor``: 10). The
+    learning rate is multiplied by ``gamma`` every ``step_size`` epochs. ``eval_every`` evaluates every N
+    epochs and always after the last (0 = only after the last); ``save_every`` writes ``last.pt`` likewise
+    (and before every evaluation). ``checkpoints="final"`` writes only ``last.pt`` after the last epoch (no
+    ``best.pt``, nothing around the evaluations): for throw-away runs such as the demo's; a run killed before
+    its end cannot be resumed. ``amp`` autocasts to bfloat16 on CPU, float16 with loss scaling on CUDA.
+    ``overwrite`` lets a new run replace the run already in ``out_dir`` (whose files are removed first);
+    without it such a folder is refused unless the trainer resumes (a resume ignores ``overwrite``: it
+    continues the run). Every value is checked here (finite rates, momentum in [0, 1)); the instance is
+    read-only once built (``dataclasses.replace`` makes a changed copy).
     """
 
     epochs: int = 50
@@ -41,6 +44,8 @@ class TrainConfig:
     title: str = ""
     overwrite: bool = False
     checkpoints: str = "all"
+    head_lr_factor: float = 10.0
+    kept_lr_divisor: float = 10.0
 
     def __post_init__(self):
         name = "TrainConfig.{}".format
@@ -52,6 +57,8 @@ class TrainConfig:
         self.head_lr = _checks.real(self.head_lr, name("head_lr"), 0.0, allow_none=True)
         self.weight_decay = _checks.real(self.weight_decay, name("weight_decay"), 0.0)
         self.gamma = _checks.real(self.gamma, name("gamma"), 0.0)
+        self.head_lr_factor = _checks.real(self.head_lr_factor, name("head_lr_factor"), 0.0)
+        self.kept_lr_divisor = _checks.real(self.kept_lr_divisor, name("kept_lr_divisor"), 0.0, exclusive_minimum=True)
         self.momentum = _checks.real(self.momentum, name("momentum"), 0.0)
         if self.momentum >= 1.0:
             raise ValueError(f"TrainConfig.momentum must be in [0, 1), got {self.momentum!r}")

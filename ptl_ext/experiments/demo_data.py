@@ -65,7 +65,7 @@ def pretraining_settings(args):
 def pretrained_backbone(args, cache_root):
     """The cached pre-trained backbone (torchvision keys): ``(path, reused)``; trains it when absent."""
     from ..data import make_synthetic_market
-    from .pretrain import pretrain_options, run_pretrain
+    from ..runs.pretrain import pretrain_spec, run_pretrain
 
     settings = pretraining_settings(args)
 
@@ -84,7 +84,7 @@ def pretrained_backbone(args, cache_root):
         )
         run = os.path.join(folder, "run")
         path, _ = run_pretrain(
-            pretrain_options(
+            pretrain_spec(
                 root=source,
                 arch=settings["arch"],
                 out=run,

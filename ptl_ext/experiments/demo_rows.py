@@ -10,7 +10,10 @@ TRAIN_STATE_ROW = "PTL, eval w/ train state*"
 
 
 def common_options(args, data_dir, backbone):
-    """The ``ptl train`` options every fine-tuning row shares."""
+    """The run options every fine-tuning row shares (the heads learn at ``TrainConfig.head_lr_factor`` x lr)."""
+    from .._defaults import default_of
+    from ..train.config import TrainConfig
+
     period = args.epochs // args.rollback_periods
     return {
         "dataset": "market1501",
@@ -26,7 +29,7 @@ def common_options(args, data_dir, backbone):
         "erasing": 0.3,
         "epochs": args.epochs,
         "lr": args.lr,
-        "head_lr": 10 * args.lr,
+        "head_lr": default_of(TrainConfig, "head_lr_factor") * args.lr,
         "step_size": max(1, 2 * args.epochs // 3),
         "eval_every": period,
         "save_every": 0,
@@ -39,19 +42,17 @@ def common_options(args, data_dir, backbone):
 def _direct_transfer(args, data_dir, backbone, out):
     """Evaluate the pre-trained backbone as is (no fine-tuning): a record without seed."""
     from ..models import count_parameters
+    from ..runs import build_data, build_model, build_spec, select_device
     from ..train import DistInfo
-    from .dataset import build_data
-    from .options import train_options
-    from .run import build_model, select_device
 
-    run = train_options(
+    spec = build_spec(
         **common_options(args, data_dir, backbone), arch=args.arch, out=os.path.join(out, "direct_transfer")
     )
     started = time.perf_counter()
-    _, evaluator, num_classes, _ = build_data(run, DistInfo(), run.height, run.width, train=False)
-    model = build_model(run, num_classes, (run.height, run.width))
+    _, evaluator, num_classes, _ = build_data(spec, DistInfo(), spec.height, spec.width, train=False)
+    model = build_model(spec, num_classes, (spec.height, spec.width))
     digest = stage_digest(model.stages)
-    metrics = evaluator(model, select_device(run.device), run.amp, DistInfo())
+    metrics = evaluator(model, select_device(spec.device), spec.train.amp, DistInfo())
     return {
         "row": "direct transfer",
         **metrics,
@@ -64,11 +65,10 @@ def _direct_transfer(args, data_dir, backbone, out):
 
 
 def train_row(row, seed, args, data_dir, backbone, seed_dir):
-    """Train one row for one seed (a ``ptl train`` run, :func:`ptl_ext.cli.run.build_trainer`); returns
+    """Train one row for one seed (a run of :func:`ptl_ext.runs.build_trainer`); returns
     ``(record, trainer)``. The STD teacher is not evaluated again: the PTL row's line is its evaluation."""
+    from ..runs import build_spec, build_trainer, select_device
     from ..train import DistInfo, RollbackHook
-    from .options import train_options
-    from .run import build_trainer, select_device
 
     options = {
         **common_options(args, data_dir, backbone),
@@ -78,10 +78,10 @@ def train_row(row, seed, args, data_dir, backbone, seed_dir):
     }
     if row.teacher:
         options["teacher"] = os.path.join(seed_dir, row.teacher, "last.pt")
-    run = train_options(**options)
-    device, info = select_device(run.device), DistInfo()
+    spec = build_spec(**options)
+    device, info = select_device(spec.device), DistInfo()
     trainer, _ = build_trainer(
-        run,
+        spec,
         device,
         info,
         evaluate_teacher=False,
@@ -96,7 +96,7 @@ def train_row(row, seed, args, data_dir, backbone, seed_dir):
         if isinstance(hook, RollbackHook):
             record["rollback_digest"] = snapshot_digest(hook.pretrained)
     curve = []
-    if args.ablations and run.arch.startswith("ptl_"):  # where the PTL network starts, for the probe
+    if args.ablations and spec.model.arch.startswith("ptl_"):  # where the PTL network starts, for the probe
         curve.append((0, evaluator(model, device, False, info)["mAP"]))
         record["start_mAP"] = curve[0][1]
     started = time.perf_counter()
@@ -116,7 +116,7 @@ def train_state_row(record, trainer):
     """Re-evaluate a trained PTL network from a state accumulated over its training set (not in the papers).
 
     Returns ``(record, probe)``: the row's record and ``{layer: (probe with zero state, probe with that
-    state)}`` of :func:`ptl_ext.cli.demo_probe.bn_input_shift` on the query images.
+    state)}`` of :func:`ptl_ext.experiments.demo_probe.bn_input_shift` on the query images.
     """
     from ..nn import accumulate_eval_states
     from .demo_probe import bn_input_shift

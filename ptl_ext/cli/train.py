@@ -1,0 +1,56 @@
+"""``ptl train``: the checked options' :class:`~ptl_ext.runs.RunSpec` run by :mod:`ptl_ext.runs`, or only
+printed (``--dry-run``); a config file's paper numbers printed beside the final ones."""
+
+import os
+
+from .report import format_settings, paper_comparison, pretrained_note, write_paper_csv
+
+
+def run_train(args):
+    """Train as ``args`` (of :func:`~ptl_ext.cli.parse_args`) says; returns the trainer (the last step's with
+    ``--chain``), or ``None`` with ``--dry-run`` (:func:`dry_run`).
+
+    A config file's paper numbers are printed beside the final ones and written to ``OUT/paper.csv``.
+    """
+    from ..runs.train import run_train as run
+
+    if args.dry_run:
+        return dry_run(args)
+    note = pretrained_note(args)
+    if note and int(os.environ.get("RANK", "0")) == 0:
+        print(note, flush=True)
+    trainer = run(args.spec)
+    report_paper(args, trainer, f"{args.arch} chain {args.chain}" if args.chain else args.arch)
+    return trainer
+
+
+def run_chain(args):
+    """``ptl train --chain``: :func:`ptl_ext.runs.chain.run_chain` of ``args.spec``; returns the trainers."""
+    from ..runs.chain import run_chain as run
+
+    return run(args.spec)
+
+
+def dry_run(args):
+    """``--dry-run``: check what can be checked without data (device, ``--chain``), print the resolved
+    settings as TOML (with the paper's numbers) and return ``None``; reads no data, builds no network."""
+    from ..runs.chain import parse_chain
+    from ..runs.device import select_device
+
+    if args.device is not None:
+        select_device(args.device)
+    if args.chain:
+        parse_chain(args.chain, args.root or "--root")
+    print(format_settings(args))
+    note = pretrained_note(args)
+    if note:
+        print(note)
+
+
+def report_paper(args, trainer, name):
+    """Rank 0: the run's final metrics beside ``args.paper`` (console table and ``OUT/paper.csv``)."""
+    if not getattr(args, "paper", None) or not trainer.info.is_main:
+        return
+    table, rows = paper_comparison(name, trainer.meta["parameters"], trainer.history[-1], args.paper)
+    print(f"\nours beside the paper:\n{table}", flush=True)
+    write_paper_csv(os.path.join(args.out, "paper.csv"), rows)
