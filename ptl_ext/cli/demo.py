@@ -14,7 +14,7 @@ def add_options(parser):
     import argparse
 
     from ..experiments.demo import DemoConfig
-    from ..models import list_models
+    from ..models._registry import list_models
     from .option_types import count, default_of, rate
 
     def opt(name, help_text, kind=None):

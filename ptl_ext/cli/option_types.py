@@ -6,6 +6,10 @@ import argparse
 import math
 
 from .. import _checks
+from .._defaults import default_of
+from ..errors import OptionError
+
+__all__ = ["Number", "Parser", "check_value", "count", "default_of", "flag", "rate"]
 
 
 class Number:
@@ -78,8 +82,6 @@ class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are exceptions: :func:`ptl_ext.cli.main` prints them in one line."""
 
     def error(self, message):
-        from .options import OptionError
-
         raise OptionError(f"{message} (see {self.prog} --help)")
 
 

@@ -10,10 +10,11 @@ any data is read. ``ptl train``'s options become a :class:`~ptl_ext.runs.RunSpec
 
 import argparse
 import os
+import sys
 
 from ..errors import OptionError
 from .option_types import Number, check_value
-from .parser import build_parser
+from .parser import build_parser, command_of
 
 PAPER_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP", "top1_error")
 PAPER_TEXT = ("source", "pretrained", "note")
@@ -130,7 +131,8 @@ def parse_args(argv=None):
 
     ``args.paper`` holds the config file's ``[paper]`` table (``None`` without one).
     """
-    parser, commands = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, commands = build_parser(only=command_of(argv) or "")
     args = parser.parse_args(argv)
     paper = None
     if getattr(args, "config", None):
@@ -145,7 +147,7 @@ def parse_args(argv=None):
 def command_options(command, values, argv=()):
     """The namespace of ``ptl COMMAND`` with ``values`` (option dests) over the defaults, checked like a
     config file; ``argv`` supplies the options the command requires (parsed, then overridden by ``values``)."""
-    _, commands = build_parser()
+    _, commands = build_parser(only=command)
     sub = commands[command]
     args = sub.parse_args(list(argv))
     args.command, args.debug, args.paper = command, False, None

@@ -85,10 +85,22 @@ def add_eval_options(parser):
     )
 
 
-def build_parser():
-    """``(parser, {command: subparser})`` of the ``ptl`` command line."""
+def command_of(argv):
+    """The command named in ``argv`` (its first word that is not an option), or ``None``."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(only=None):
+    """``(parser, {command: subparser})`` of the ``ptl`` command line.
+
+    ``only``: the one command whose options are declared (``""``: none; the others get their names and descriptions
+    only, enough for ``ptl --help``), so that parsing a command imports what that command needs and no more.
+    """
     from . import demo, export, extract, pretrain, synth
     from . import evaluate as evaluate_command
+
+    def wanted(command):
+        return only is None or only == command
 
     parser = Parser(
         prog="ptl",
@@ -102,13 +114,13 @@ def build_parser():
         dest="command", required=True, metavar="{demo,train,eval,synth,pretrain,extract,export,info}"
     )
 
-    demo.add_options(
-        commands.add_parser(
-            "demo",
-            help="a transfer experiment on synthetic data: direct transfer, fine-tuning, PTL, STD, rolling back",
-            description=demo.DESCRIPTION,
-        )
+    demo_parser = commands.add_parser(
+        "demo",
+        help="a transfer experiment on synthetic data: direct transfer, fine-tuning, PTL, STD, rolling back",
+        description=demo.DESCRIPTION,
     )
+    if wanted("demo"):
+        demo.add_options(demo_parser)
 
     train = commands.add_parser(
         "train",
@@ -124,40 +136,41 @@ def build_parser():
         add_method_options,
         add_eval_options,
     ):
-        add(train)
+        if wanted("train"):
+            add(train)
 
     evaluate = commands.add_parser(
         "eval",
         help="evaluate a checkpoint",
         description="Evaluate a checkpoint written by `ptl train` on its dataset's query/gallery (or test) split.",
     )
-    evaluate.add_argument("--checkpoint", required=True, help="a last.pt / best.pt of `ptl train`")
-    evaluate.add_argument("--dataset", default=None, help="dataset reader (default: the checkpoint's)")
-    evaluate.add_argument("--root", default=None, help="dataset folder (default: the checkpoint's)")
-    add_eval_options(evaluate)
-    evaluate_command.add_state_options(evaluate)
-    evaluate_command.add_visualize_options(evaluate)
+    if wanted("eval"):
+        evaluate.add_argument("--checkpoint", required=True, help="a last.pt / best.pt of `ptl train`")
+        evaluate.add_argument("--dataset", default=None, help="dataset reader (default: the checkpoint's)")
+        evaluate.add_argument("--root", default=None, help="dataset folder (default: the checkpoint's)")
+        add_eval_options(evaluate)
+        evaluate_command.add_state_options(evaluate)
+        evaluate_command.add_visualize_options(evaluate)
 
-    synth.add_options(
-        commands.add_parser(
-            "synth",
-            help="write a synthetic Market-format dataset",
-            description="Write a synthetic ReID dataset in the Market-1501 layout: identities differ by clothing, "
-            "cameras by lighting, background, viewpoint and occlusion. Deterministic under --seed.",
-        )
+    synth_parser = commands.add_parser(
+        "synth",
+        help="write a synthetic Market-format dataset",
+        description="Write a synthetic ReID dataset in the Market-1501 layout: identities differ by clothing, "
+        "cameras by lighting, background, viewpoint and occlusion. Deterministic under --seed.",
     )
-    extract.add_options(
-        commands.add_parser(
-            "extract", help="features of your own images from a checkpoint", description=extract.DESCRIPTION
-        )
+    extract_parser = commands.add_parser(
+        "extract", help="features of your own images from a checkpoint", description=extract.DESCRIPTION
     )
-    export.add_options(
-        commands.add_parser(
-            "export",
-            help="export a checkpoint's network (ONNX, TorchScript, ExportedProgram)",
-            description=export.DESCRIPTION,
-        )
+    export_parser = commands.add_parser(
+        "export",
+        help="export a checkpoint's network (ONNX, TorchScript, ExportedProgram)",
+        description=export.DESCRIPTION,
     )
+    for command, module, sub in (("synth", synth, synth_parser), ("extract", extract, extract_parser)):
+        if wanted(command):
+            module.add_options(sub)
+    if wanted("export"):
+        export.add_options(export_parser)
     commands.add_parser(
         "info",
         help="versions, build, GPUs and compiled ops, for bug reports",
@@ -166,11 +179,11 @@ def build_parser():
         "compiled ops are loaded.",
     )
 
-    pretrain.add_options(
-        commands.add_parser(
-            "pretrain",
-            help="pre-train a plain backbone on a source set, export it with torchvision keys",
-            description=pretrain.DESCRIPTION,
-        )
+    pretrain_parser = commands.add_parser(
+        "pretrain",
+        help="pre-train a plain backbone on a source set, export it with torchvision keys",
+        description=pretrain.DESCRIPTION,
     )
+    if wanted("pretrain"):
+        pretrain.add_options(pretrain_parser)
     return parser, commands.choices

@@ -13,7 +13,7 @@ DESCRIPTION = (
 
 def add_options(parser):
     """The options of ``ptl pretrain`` (defaults from :func:`~ptl_ext.runs.pretrain.pretrain_spec`)."""
-    from ..models import list_models
+    from ..models._registry import list_models
     from ..runs.pretrain import pretrain_spec
 
     def default(name):

@@ -5,7 +5,7 @@ from .option_types import count, default_of, flag, rate
 
 def add_run_options(parser):
     """``ptl train``: evaluation/save cadence, run folder, resume, seed."""
-    from ..train import TrainConfig
+    from ..train.config import TrainConfig
 
     run = parser.add_argument_group("run")
     run.add_argument(
@@ -53,8 +53,8 @@ def add_run_options(parser):
 
 def add_method_options(parser):
     """``ptl train``: STD, rolling back and chained fine-tuning."""
-    from ..train import RollbackSchedule
     from ..train.distill import DEFAULT_STD_LAMBDA
+    from ..train.rolling_back import RollbackSchedule
 
     methods = parser.add_argument_group("methods (STD, rolling back, chained fine-tuning)")
     methods.add_argument(

@@ -12,6 +12,7 @@ def run_train(args):
 
     A config file's paper numbers are printed beside the final ones and written to ``OUT/paper.csv``.
     """
+    from ..runs.chain import run_chain
     from ..runs.train import run_train as run
 
     if args.dry_run:
@@ -19,7 +20,7 @@ def run_train(args):
     note = pretrained_note(args)
     if note and int(os.environ.get("RANK", "0")) == 0:
         print(note, flush=True)
-    trainer = run(args.spec)
+    trainer = run_chain(args.spec)[-1] if args.chain else run(args.spec)
     report_paper(args, trainer, f"{args.arch} chain {args.chain}" if args.chain else args.arch)
     return trainer
 

@@ -70,8 +70,8 @@ def add_data_options(parser):
 
 def add_model_options(parser):
     """``ptl train``: the network."""
-    from ..models import list_models
-    from ..nn import STATE_MODES
+    from ..models._registry import list_models
+    from ..nn.modes import STATE_MODES
 
     names = list_models(aliases=True)
     model = parser.add_argument_group("model")
@@ -113,7 +113,8 @@ def add_model_options(parser):
 
 def add_optim_options(parser):
     """``ptl train``: SGD-M, schedule and loss."""
-    from ..train import ReIDLoss, TrainConfig
+    from ..train.config import TrainConfig
+    from ..train.losses import ReIDLoss
 
     optim = parser.add_argument_group("optimisation")
     optim.add_argument(

@@ -1,53 +1,49 @@
 """Networks: torchvision-compatible backbones, the plain baseline, PTL networks, MGN, their heads and the
 model zoo (:func:`create_model` / :func:`list_models`).
 
-Uses ``ptl_ext.nn`` (the cells) and, through it, ``ptl_ext.ops``.
+Uses ``ptl_ext.nn`` (the cells) and, through it, ``ptl_ext.ops``. Names are imported from their submodules on
+first use; the zoo's names, families and input sizes are known without torch (``_registry``).
 """
 
-from ._factory import count_parameters, create_model
-from ._registry import ALIASES, ModelInfo, is_model, list_models, model_info, register_model, resolve_model_name
-from ._zoo import build_backbone  # importing the zoo registers its networks
-from .densenet import DenseNet, densenet121, densenet161, densenet_bc100
-from .export import save_torchvision_backbone, torchvision_state_dict
-from .heads import MLPHead, make_head
-from .mgn import MGN, MGNPTL, MGNOutput
-from .ptl import PTLDenseNet161, PTLNet, PTLResNet50, ptl_densenet_bc100
-from .resnet import ResNet, resnet34, resnet50, resnet101
-from .staged import BackboneNet, HeadedNet, probe_stages
-from .weights import load_pretrained
+from .._lazy import lazy_attributes
 
-__all__ = [
-    "create_model",
-    "list_models",
-    "is_model",
-    "model_info",
-    "resolve_model_name",
-    "register_model",
-    "ModelInfo",
-    "ALIASES",
-    "count_parameters",
-    "build_backbone",
-    "ResNet",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "DenseNet",
-    "densenet121",
-    "densenet161",
-    "densenet_bc100",
-    "MLPHead",
-    "make_head",
-    "HeadedNet",
-    "BackboneNet",
-    "probe_stages",
-    "PTLNet",
-    "PTLResNet50",
-    "PTLDenseNet161",
-    "ptl_densenet_bc100",
-    "MGN",
-    "MGNPTL",
-    "MGNOutput",
-    "load_pretrained",
-    "torchvision_state_dict",
-    "save_torchvision_backbone",
-]
+_EXPORTS = {
+    "count_parameters": "_factory",
+    "create_model": "_factory",
+    "ALIASES": "_zoo",
+    "ModelInfo": "_zoo",
+    "is_model": "_zoo",
+    "list_models": "_zoo",
+    "model_info": "_zoo",
+    "register_model": "_zoo",
+    "resolve_model_name": "_zoo",
+    "build_backbone": "_zoo",
+    "DenseNet": "densenet",
+    "densenet121": "densenet",
+    "densenet161": "densenet",
+    "densenet_bc100": "densenet",
+    "save_torchvision_backbone": "export",
+    "torchvision_state_dict": "export",
+    "MLPHead": "heads",
+    "make_head": "heads",
+    "MGN": "mgn",
+    "MGNPTL": "mgn",
+    "MGNOutput": "mgn",
+    "PTLDenseNet161": "ptl",
+    "PTLNet": "ptl",
+    "PTLResNet50": "ptl",
+    "ptl_densenet_bc100": "ptl",
+    "ResNet": "resnet",
+    "resnet34": "resnet",
+    "resnet50": "resnet",
+    "resnet101": "resnet",
+    "BackboneNet": "staged",
+    "HeadedNet": "staged",
+    "probe_stages": "staged",
+    "load_pretrained": "weights",
+}
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
+del lazy_attributes
+
+__all__ = list(_EXPORTS)

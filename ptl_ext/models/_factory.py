@@ -1,7 +1,7 @@
 """Building networks of the zoo by name."""
 
 from .. import _checks
-from ._registry import model_info
+from ._zoo import model_info  # importing the zoo attaches its builders
 from .heads import HEADS
 from .staged import _check_input_size
 

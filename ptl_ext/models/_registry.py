@@ -16,6 +16,18 @@ PTL_V2_PREFIX = "ptl_v2_"
 # old name -> current name
 ALIASES = {"mgn_ptl": "ptl_mgn"}
 
+# The zoo's networks, declared here (no torch) so that their names and input sizes are known before the
+# networks' modules are imported (``ptl --help``); :mod:`ptl_ext.models._zoo` attaches their builders.
+ZOO_BACKBONES = {
+    "resnet34": "resnet",
+    "resnet50": "resnet",
+    "resnet101": "resnet",
+    "densenet121": "densenet",
+    "densenet161": "densenet",
+    "densenet_bc100": "densenet",
+}
+MGN_INPUT_SIZE = (384, 128)
+
 _ENTRIES = {}
 
 
@@ -51,17 +63,33 @@ def register_model(name, *, family, input_size=(256, 128)):
     """Decorator registering ``build(num_classes, input_size, *, head, pretrained, last_stride, dropout)``
     under ``name``; whether the network is PTL / PTL-v2 is read from the name's prefix.
 
-    Raises ``ValueError`` when ``name`` is registered already or is an alias.
+    Raises ``ValueError`` when ``name`` is registered already or is an alias (a network of the zoo declared
+    here without its builder takes the builder, with the declared family and input size).
     """
 
     def register(build):
-        if name in _ENTRIES or name in ALIASES:
-            raise ValueError(f"register_model: {name!r} is registered already")
         base, ptl, v2 = _split_name(name)
-        _ENTRIES[name] = ModelInfo(name, base, family, ptl, v2, tuple(input_size), build)
+        info = ModelInfo(name, base, family, ptl, v2, tuple(input_size), build)
+        declared = _ENTRIES.get(name)
+        if name in ALIASES or (declared is not None and (declared.build is not None or declared != info)):
+            raise ValueError(f"register_model: {name!r} is registered already")
+        _ENTRIES[name] = info
         return build
 
     return register
+
+
+def _declare_zoo():
+    """Enter the zoo's networks (:data:`ZOO_BACKBONES` plain, ``ptl_`` and ``ptl_v2_``, and MGN) without builders."""
+    families = {**ZOO_BACKBONES, "mgn": "mgn"}
+    for base, family in families.items():
+        for prefix in ("", PTL_PREFIX, PTL_V2_PREFIX):
+            name = prefix + base
+            size = MGN_INPUT_SIZE if family == "mgn" else (256, 128)
+            _ENTRIES[name] = ModelInfo(name, base, family, bool(prefix), prefix == PTL_V2_PREFIX, size, None)
+
+
+_declare_zoo()
 
 
 def list_models(pattern=None, *, exclude=(), aliases=False):

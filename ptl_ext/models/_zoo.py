@@ -6,14 +6,21 @@ side-stream widths for ResNet-50, DenseNet-161 and DenseNet-BC-100 and the gener
 :class:`~ptl_ext.models.PTLNet` otherwise.
 """
 
-from ._registry import register_model
+from ._registry import (  # noqa: F401  (re-exported: ptl_ext.models reads the registry once the builders are in)
+    ALIASES,
+    MGN_INPUT_SIZE,
+    ModelInfo,
+    is_model,
+    list_models,
+    model_info,
+    register_model,
+    resolve_model_name,
+)
 from .densenet import densenet121, densenet161, densenet_bc100
 from .mgn import MGN, MGNPTL
 from .ptl import PTLDenseNet161, PTLNet, PTLResNet50, ptl_densenet_bc100
 from .resnet import resnet34, resnet50, resnet101
 from .staged import BackboneNet
-
-MGN_INPUT_SIZE = (384, 128)
 
 _BACKBONES = {
     "resnet34": ("resnet", resnet34),

@@ -1,23 +1,22 @@
-"""Neural-network building blocks: the BConv-Cells with their carried latent state."""
+"""Neural-network building blocks: the BConv-Cells with their carried latent state.
 
-from .cells import (
-    STATE_MODES,
-    BConvCell,
-    BConvCellV2,
-    LatentStateCell,
-    accumulate_eval_states,
-    clone_states,
-    reset_states,
-    set_state_mode,
-)
+Names are imported from their submodules on first use (``STATE_MODES`` needs no torch).
+"""
 
-__all__ = [
-    "BConvCell",
-    "BConvCellV2",
-    "LatentStateCell",
-    "reset_states",
-    "clone_states",
-    "set_state_mode",
-    "accumulate_eval_states",
-    "STATE_MODES",
-]
+from .._lazy import lazy_attributes
+
+_EXPORTS = {
+    "BConvCell": "cells",
+    "BConvCellV2": "cells",
+    "LatentStateCell": "cells",
+    "reset_states": "cells",
+    "clone_states": "cells",
+    "set_state_mode": "cells",
+    "accumulate_eval_states": "cells",
+    "STATE_MODES": "modes",
+}
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
+del lazy_attributes
+
+__all__ = list(_EXPORTS)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import _checks, ops
+from .modes import STATE_MODES
 
 __all__ = [
     "BConvCell",
@@ -42,8 +43,6 @@ __all__ = [
     "accumulate_eval_states",
     "STATE_MODES",
 ]
-
-STATE_MODES = ("carry", "reset", "zero")
 
 
 def _check_int(name, value, minimum):

@@ -1,23 +1,26 @@
-"""ReID evaluation: distances, CMC/mAP/mINP, exact sparse k-reciprocal re-ranking, alpha query expansion."""
+"""ReID evaluation: distances, CMC/mAP/mINP, exact sparse k-reciprocal re-ranking, alpha query expansion.
 
-from .config import AQEConfig, RerankConfig, rerank_config
-from .distance import METRICS, compute_distance
-from .evaluate import evaluate_features, retrieval_distances
-from .metrics import PROTOCOLS, RankResult, evaluate_rank
-from .query_expansion import aqe
-from .rerank import re_ranking
+Names are imported from their submodules on first use (the settings in ``config`` need no torch).
+"""
 
-__all__ = [
-    "compute_distance",
-    "evaluate_rank",
-    "re_ranking",
-    "evaluate_features",
-    "retrieval_distances",
-    "aqe",
-    "RankResult",
-    "RerankConfig",
-    "AQEConfig",
-    "rerank_config",
-    "METRICS",
-    "PROTOCOLS",
-]
+from .._lazy import lazy_attributes
+
+_EXPORTS = {
+    "compute_distance": "distance",
+    "evaluate_rank": "metrics",
+    "re_ranking": "rerank",
+    "evaluate_features": "evaluate",
+    "retrieval_distances": "evaluate",
+    "aqe": "query_expansion",
+    "RankResult": "metrics",
+    "RerankConfig": "config",
+    "AQEConfig": "config",
+    "rerank_config": "config",
+    "METRICS": "config",
+    "PROTOCOLS": "metrics",
+}
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
+del lazy_attributes
+
+__all__ = list(_EXPORTS)

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 from .. import _checks
 
+METRICS = ("euclidean", "cosine")  # the feature distances of compute_distance
+
 
 @dataclass(frozen=True)
 class RerankConfig:

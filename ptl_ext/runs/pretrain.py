@@ -42,7 +42,7 @@ def pretrain_spec(
 ):
     """The :class:`~ptl_ext.runs.RunSpec` of pre-training ``arch`` on the source set at ``root`` (the defaults
     are ``ptl pretrain``'s): ``step_size`` defaults to two thirds of ``epochs``, the input size to the network's."""
-    from ..models import model_info
+    from ..models._registry import model_info
     from .resolve import build_spec
 
     size = model_info(arch).input_size

@@ -21,7 +21,7 @@ def build_spec(**options):
     from .._defaults import default_of
     from ..data import get_dataset, list_datasets
     from ..data.config import DataConfig
-    from ..models import model_info
+    from ..models._registry import model_info
     from ..train.distill import DEFAULT_STD_LAMBDA
     from ..train.losses import ReIDLoss
     from ..train.mgn_loss import MGN_RECIPE

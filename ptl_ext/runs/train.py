@@ -14,19 +14,18 @@ def train_config(spec, title, **overrides):
 
 
 def run_train(spec):
-    """Train as ``spec`` says; returns the trainer (rank 0 prints a summary). ``spec.method.chain`` runs
-    :func:`ptl_ext.runs.chain.run_chain` and returns its last trainer.
+    """Train as ``spec`` says; returns the trainer (rank 0 prints a summary).
 
-    The run folder is checked and locked before any data is read.
+    The run folder is checked and locked before any data is read. A chain (``spec.method.chain``) is run by
+    :func:`ptl_ext.runs.chain.run_chain`, which calls this for each step.
     """
-    if spec.method.chain:
-        from .chain import run_chain
-
-        return run_chain(spec)[-1]
     import torch
 
-    from ..errors import RunFolderError
+    from ..errors import OptionError, RunFolderError
     from ..train import RunFolder, init_distributed
+
+    if spec.method.chain:
+        raise OptionError(f"run_train: chain {spec.method.chain!r} is run by ptl_ext.runs.run_chain")
 
     device = select_device(spec.device)
     info = init_distributed(device.type)

@@ -1,49 +1,43 @@
 """Training: the ``Trainer`` engine, losses, optimiser set-up, evaluators, checkpoints and DDP helpers.
 
 Uses ``ptl_ext.models``, ``ptl_ext.nn`` and ``ptl_ext.reid`` (the evaluators, on first use); never imported by
-them. It does not import ``ptl_ext.data``: the loaders come from the caller (the ``ptl`` command line).
+them. Names are imported from their submodules on first use (``TrainConfig`` needs no torch). It does not
+import ``ptl_ext.data``: the loaders come from the caller (the ``ptl`` command line).
 """
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import TrainConfig
-from .distill import STD, FrozenTeacher, STDLoss
-from .distributed import DistInfo, gather_interleaved, init_distributed
-from .evaluation import ClassificationEvaluator, ReIDEvaluator, extract_features
-from .hooks import Hook
-from .losses import ClassificationLoss, ReIDLoss, batch_hard_triplet_loss
-from .method import CombinedMethod, TrainingMethod
-from .mgn_loss import MGNLoss
-from .optim import param_groups, sgd_step_optimizer
-from .rolling_back import RollbackHook, RollbackSchedule, rollback
-from .run_folder import RunFolder
-from .trainer import Trainer
+from .._lazy import lazy_attributes
 
-__all__ = [
-    "CheckpointError",
-    "load_checkpoint",
-    "save_checkpoint",
-    "DistInfo",
-    "gather_interleaved",
-    "init_distributed",
-    "ClassificationEvaluator",
-    "ReIDEvaluator",
-    "extract_features",
-    "ClassificationLoss",
-    "ReIDLoss",
-    "batch_hard_triplet_loss",
-    "MGNLoss",
-    "param_groups",
-    "sgd_step_optimizer",
-    "Hook",
-    "TrainConfig",
-    "Trainer",
-    "RunFolder",
-    "TrainingMethod",
-    "CombinedMethod",
-    "FrozenTeacher",
-    "STDLoss",
-    "STD",
-    "RollbackHook",
-    "RollbackSchedule",
-    "rollback",
-]
+_EXPORTS = {
+    "CheckpointError": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "TrainConfig": "config",
+    "STD": "distill",
+    "FrozenTeacher": "distill",
+    "STDLoss": "distill",
+    "DistInfo": "distributed",
+    "gather_interleaved": "distributed",
+    "init_distributed": "distributed",
+    "ClassificationEvaluator": "evaluation",
+    "ReIDEvaluator": "evaluation",
+    "extract_features": "evaluation",
+    "Hook": "hooks",
+    "ClassificationLoss": "losses",
+    "ReIDLoss": "losses",
+    "batch_hard_triplet_loss": "losses",
+    "CombinedMethod": "method",
+    "TrainingMethod": "method",
+    "MGNLoss": "mgn_loss",
+    "param_groups": "optim",
+    "sgd_step_optimizer": "optim",
+    "RollbackHook": "rolling_back",
+    "RollbackSchedule": "rolling_back",
+    "rollback": "rolling_back",
+    "RunFolder": "run_folder",
+    "Trainer": "trainer",
+}
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
+del lazy_attributes
+
+__all__ = list(_EXPORTS)
