@@ -29,6 +29,13 @@ def positive_int(value, name, minimum=1):
     return integer(value, name, minimum=minimum)
 
 
+def size_pair(value, name):
+    """``value`` as a ``(H, W)`` tuple of two positive ints (a list is accepted)."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(_is_int(n) and n > 0 for n in value):
+        raise ValueError(f"{name} must be a pair of positive ints (H, W), got {value!r}")
+    return tuple(int(n) for n in value)
+
+
 def real(value, name, minimum=None, maximum=None, *, exclusive_minimum=False, allow_none=False):
     """``value`` as a finite ``float`` in ``[minimum, maximum]`` (``(minimum, ...`` with ``exclusive_minimum``).
 

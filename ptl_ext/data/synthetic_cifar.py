@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import _checks
 from .cifar import _LAYOUTS as CIFAR_LAYOUTS
 
 __all__ = ["make_synthetic_cifar", "synthetic_cifar_arrays"]
@@ -52,8 +53,7 @@ def synthetic_cifar_arrays(num_classes=10, train_per_class=50, test_per_class=10
         ("train_per_class", train_per_class),
         ("test_per_class", test_per_class),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"synthetic CIFAR: {name} must be a positive int, got {value!r}")
+        _checks.positive_int(value, f"synthetic CIFAR: {name}")
     if not isinstance(max_shift, int) or not 0 <= max_shift < 16:
         raise ValueError(f"synthetic CIFAR: max_shift must be an int in [0, 16), got {max_shift!r}")
     if noise < 0:

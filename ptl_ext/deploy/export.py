@@ -124,12 +124,7 @@ def export_model(model, format, path, input_size, opset=None, check=True):
     """
     _checks.choice(format, "format", FORMATS)
     check_exportable(model)
-    if (
-        not isinstance(input_size, (tuple, list))
-        or len(input_size) != 2
-        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in input_size)
-    ):
-        raise ValueError(f"input_size must be (height, width) positive ints, got {input_size!r}")
+    input_size = _checks.size_pair(input_size, "input_size")
     if opset is not None and format != "onnx":
         raise ValueError(f"opset applies to the onnx format only, not to {format!r}")
     if opset is not None:

@@ -186,13 +186,7 @@ class FeatureExtractor:
             input_size = meta_input_size(self.meta)
             if input_size is None:
                 raise ValueError("input_size is required for a model without checkpoint meta: pass (height, width)")
-        if (
-            not isinstance(input_size, (tuple, list))
-            or len(input_size) != 2
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in input_size)
-        ):
-            raise ValueError(f"input_size must be (height, width) positive ints, got {input_size!r}")
-        self.input_size = tuple(input_size)
+        self.input_size = _checks.size_pair(input_size, "input_size")
         if device is None:
             device = model_device(self.model) if not self.meta else ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = torch.device(device)

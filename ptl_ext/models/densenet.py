@@ -5,6 +5,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from .. import _checks
 from .weights import densenet_legacy_keys, load_pretrained
 
 __all__ = ["DenseNet", "densenet121", "densenet161", "densenet_bc100"]
@@ -66,8 +67,7 @@ class DenseNet(nn.Module):
 
     def __init__(self, growth, block_config, init_features, bn_size=4, num_classes=1000, small_input=False):
         super().__init__()
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        _checks.positive_int(num_classes, "num_classes")
         if small_input:
             stem = OrderedDict(conv0=nn.Conv2d(3, init_features, 3, 1, 1, bias=False))
         else:

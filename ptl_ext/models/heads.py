@@ -2,6 +2,8 @@
 
 from torch import nn
 
+from .. import _checks
+
 __all__ = ["MLPHead", "make_head", "HEADS"]
 
 # name -> default (hidden sizes, BatchNorm between layers, dropout)
@@ -26,8 +28,7 @@ class MLPHead(nn.Module):
             ("num_classes", num_classes),
             *(("hidden", h) for h in hidden),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            _checks.positive_int(value, name)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         layers = []

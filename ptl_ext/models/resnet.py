@@ -4,6 +4,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from .. import _checks
 from .weights import load_pretrained
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet34", "resnet50", "resnet101"]
@@ -71,8 +72,7 @@ class ResNet(nn.Module):
         super().__init__()
         if last_stride not in (1, 2):
             raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        _checks.positive_int(num_classes, "num_classes")
         self.in_ch = 64
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)

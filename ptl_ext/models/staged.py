@@ -5,6 +5,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .. import _checks
 from .heads import make_head
 
 __all__ = ["HeadedNet", "BackboneNet", "probe_stages"]
@@ -23,13 +24,7 @@ def _eval_mode(module):
 
 
 def _check_input_size(input_size):
-    if (
-        not isinstance(input_size, (tuple, list))
-        or len(input_size) != 2
-        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in input_size)
-    ):
-        raise ValueError(f"input_size must be a pair of positive ints (H, W), got {input_size!r}")
-    return tuple(input_size)
+    return _checks.size_pair(input_size, "input_size")
 
 
 def probe_stages(stages, input_size, in_channels=3):

@@ -46,10 +46,7 @@ __all__ = [
 
 
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    _checks.integer(value, name, minimum=minimum)
 
 
 def _fit_batch(state, batch):

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .. import _checks
 from .hooks import Hook
 from .method import TrainingMethod
 
@@ -177,13 +178,10 @@ class RollbackSchedule:
 
     def __post_init__(self):
         for name in ("periods", "epochs_per_period"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"RollbackSchedule.{name} must be a positive int, got {value!r}")
+            _checks.positive_int(getattr(self, name), f"RollbackSchedule.{name}")
         if self.decay_epoch is None:
             self.decay_epoch = max(1, self.epochs_per_period // 2)
-        if isinstance(self.decay_epoch, bool) or not isinstance(self.decay_epoch, int) or self.decay_epoch < 1:
-            raise ValueError(f"RollbackSchedule.decay_epoch must be a positive int, got {self.decay_epoch!r}")
+        _checks.positive_int(self.decay_epoch, "RollbackSchedule.decay_epoch")
         for name in ("lr", "first_head_lr", "kept_lr", "gamma"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RollbackSchedule.{name} must be >= 0, got {getattr(self, name)!r}")
