@@ -3,8 +3,9 @@
 A run writes its spec to ``OUT/run_spec.json`` (flat option values) beside its checkpoints; ``--resume``
 reads it back and compares it with the resuming spec (:func:`check_resumed_spec`): every option that
 changes what is trained must be the saved one (:data:`RESUME_FREE` lists those that may change). The
-checkpoint's ``meta`` (:func:`run_meta`) records what rebuilds the network; the Trainer compares it and the
-TrainConfig again (:mod:`ptl_ext.train.resume`) for checkpoints written without a spec file.
+checkpoint's ``meta`` (:func:`run_meta`) records what rebuilds the network; the Trainer checks the file and
+compares its own settings first (:mod:`ptl_ext.train.resume`: a corrupted file or another training method is
+reported as such, and a run folder without a spec file is still compared), then the specs are.
 """
 
 import json

@@ -102,15 +102,17 @@ def _train(spec, device, info, folder):
     from .resume import check_resumed_spec, resume_error, write_spec
 
     path = resume_path(spec)
-    if path is not None:
-        check_resumed_spec(path, spec)
     trainer, teacher_rows = build_trainer(spec, device, info, folder)
     meta, num_classes = trainer.meta, trainer.meta["num_classes"]
     if path is not None:
         try:
-            trainer.resume(path)
-        except (MethodMismatchError, ResumeMismatchError) as exc:
+            trainer.resume(path)  # refuses a corrupted checkpoint first, then other settings
+        except ResumeMismatchError as exc:
+            check_resumed_spec(path, spec)  # the differences by option name, from the saved spec
             raise resume_error(exc, path) from exc
+        except MethodMismatchError as exc:
+            raise resume_error(exc, path) from exc
+        check_resumed_spec(path, spec)  # options the checkpoint does not record
     if info.is_main:
         write_spec(spec, spec.train.out_dir)
         print(
