@@ -22,7 +22,7 @@ from ptl_ext.errors import (
 )
 from ptl_ext.train import Hook, RunFolder, TrainConfig, Trainer, load_checkpoint, save_checkpoint
 from ptl_ext.train import checkpoint as checkpoint_module
-from ptl_ext.train import trainer as trainer_module
+from ptl_ext.train import trainer_files as trainer_module  # where the Trainer writes its checkpoints
 from ptl_ext.train.metrics import read_csv
 
 

@@ -117,7 +117,7 @@ def test_curves_are_redrawn_with_each_checkpoint_not_every_epoch(dataset, tmp_pa
 
 
 def test_final_checkpoints_write_only_the_last_epoch(dataset, tmp_path, monkeypatch):
-    from ptl_ext.train import trainer as trainer_module
+    from ptl_ext.train import trainer_files as trainer_module  # where the Trainer writes its checkpoints
 
     saved = []
     real_save = trainer_module.save_checkpoint
