@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError
-from .image import read_image
+from .image import check_images, read_image
 from .samplers import PKBatchSampler, ShardSampler
 from .transforms import build_reid_transforms
 
@@ -36,6 +36,10 @@ class ImageDataset(Dataset):
     def pids(self):
         """Identity label of every item, in order."""
         return [pid for _, pid, _ in self.items]
+
+    def check_files(self, what="images", decode=False):
+        """Check that every image file exists and is readable (:func:`~ptl_ext.data.image.check_images`)."""
+        check_images([path for path, _, _ in self.items], what, decode)
 
 
 class TensorImageDataset(Dataset):

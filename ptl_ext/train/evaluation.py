@@ -109,21 +109,21 @@ class ReIDEvaluator:
         Both splits must be non-empty and every image file readable (its header; fully decoded with
         ``decode``), and at least one query must have a valid match: a gallery image of its identity seen
         by another camera. Splits given as loaders over datasets with ``items`` ``(path, pid, camid)``
-        (:class:`ptl_ext.data.ImageDataset`) are checked in full; other datasets only for being non-empty.
+        (:class:`ptl_ext.data.ImageDataset`, whose ``check_files`` reads the files) are checked in full; other
+        datasets only for being non-empty.
 
         Raises:
             ptl_ext.errors.DataError: an empty split, unreadable images (``ImageDecodeError``,
                 ``ImageNotFoundError``) or no valid query.
         """
-        from ..data.image import check_images
-
         items = {}
         for split, loader in (("query", self.query_loader), ("gallery", self.gallery_loader)):
             dataset = getattr(loader, "dataset", None)
             if hasattr(dataset, "__len__") and len(dataset) == 0:
                 raise DataError(f"ReIDEvaluator: the {split} split is empty")
             if isinstance(getattr(dataset, "items", None), list):
-                check_images([path for path, _, _ in dataset.items], f"the {split} split", decode)
+                if callable(getattr(dataset, "check_files", None)):
+                    dataset.check_files(f"the {split} split", decode)
                 items[split] = dataset.items
         if len(items) < 2:
             return None
