@@ -1,0 +1,86 @@
+"""RunSpec: one frozen, checked description of a run, built from Python, argv or a config file alike."""
+
+import dataclasses
+import json
+
+import pytest
+
+from ptl_ext.cli import parse_args
+from ptl_ext.cli.parser import build_parser
+from ptl_ext.data.config import DataConfig
+from ptl_ext.errors import OptionError
+from ptl_ext.runs import RunSpec, build_spec
+from ptl_ext.runs.resume import SPEC_FILE, check_resumed_spec, saved_spec, spec_differences, write_spec
+from ptl_ext.train import TrainConfig
+
+CLI_ONLY = {"config", "dry_run", "v2"}  # how the command line is read, not what the run is
+
+
+def test_every_train_option_is_a_field_of_the_spec():
+    """Adding a ``ptl train`` option is a field of a RunSpec part plus its declaration: an option the spec
+    does not hold would never reach the run."""
+    _, commands = build_parser(only="train")
+    dests = {action.dest for action in commands["train"]._actions if action.dest != "help"}
+    assert dests - CLI_ONLY <= set(RunSpec().options())
+    not_options = set(RunSpec().options()) - dests
+    assert not_options == {"head_lr_factor", "kept_lr_divisor"}  # TrainConfig's multipliers: Python only
+
+
+def test_build_spec_resolves_like_the_command_line(tmp_path):
+    spec = build_spec(arch="mgn_ptl", root="/data", epochs=3)
+    assert (spec.model.arch, spec.loss.loss, spec.data.p, spec.loss.triplet_margin) == ("ptl_mgn", "mgn", 4, 1.2)
+    assert (spec.height, spec.width, spec.task) == (384, 128, "reid")
+    assert isinstance(spec.data, DataConfig) and isinstance(spec.train, TrainConfig)
+    assert spec.data.workers == DataConfig().workers == 2  # one home, the command line's value
+    config = tmp_path / "run.toml"
+    config.write_text('arch = "mgn_ptl"\nroot = "/data"\nepochs = 3\n')
+    assert parse_args(["train", "--config", str(config)]).spec == spec
+    assert parse_args(["train", "--arch", "mgn_ptl", "--root", "/data", "--epochs", "3"]).spec == spec
+    assert build_spec(arch="ptl_resnet34", v2=True).model.arch == "ptl_v2_resnet34"
+
+
+def test_spec_is_frozen_and_checked_where_it_is_built():
+    spec = build_spec(root="/data")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.seed = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.train.lr = 0.5  # the parts are read-only too
+    with pytest.raises(ValueError, match="TrainConfig.momentum"):
+        build_spec(momentum=1.5)
+    with pytest.raises(ValueError, match="unknown option 'moment'"):
+        RunSpec.from_options({"moment": 0.5})
+    with pytest.raises(ValueError, match="cell_state must be one of"):
+        build_spec(arch="ptl_resnet34", cell_state="sometimes")
+    with pytest.raises(OptionError, match="--std-lambda applies only with --teacher"):
+        build_spec(std_lambda=0.5)
+    with pytest.raises(OptionError, match="--loss mgn does not fit --arch resnet50"):
+        build_spec(arch="resnet50", loss="mgn")
+
+
+def test_options_round_trip_and_replace():
+    spec = build_spec(root="/data", lr=0.02, rerank=True, k1=7, aqe_k=2, out="runs/x")
+    assert RunSpec.from_options(spec.options()) == spec
+    assert (spec.rerank.k1, spec.aqe.k, spec.train.out_dir) == (7, 2, "runs/x")
+    other = spec.replace(dataset="dukemtmc_reid", out="runs/y")
+    assert (other.dataset, other.train.out_dir, other.train.lr) == ("dukemtmc_reid", "runs/y", 0.02)
+    assert spec.train.out_dir == "runs/x"
+    with pytest.raises(ValueError, match="TrainConfig.lr"):
+        spec.replace(lr=-1.0)
+
+
+def test_the_saved_spec_is_what_a_resume_is_compared_with(tmp_path):
+    spec = build_spec(root="/data", arch="resnet34", lr=0.01, seed=0, out=str(tmp_path))
+    write_spec(spec, tmp_path)
+    assert json.loads((tmp_path / SPEC_FILE).read_text())["lr"] == 0.01
+    checkpoint = str(tmp_path / "last.pt")
+    assert saved_spec(checkpoint) == spec
+    # epochs may grow, the evaluation and the workers may change; the learning rate and the seed may not
+    check_resumed_spec(checkpoint, spec.replace(epochs=80, rerank=True, workers=0))
+    changed = spec.replace(lr=0.001, seed=5)
+    assert spec_differences(spec, changed) == [("seed", 0, 5), ("lr", 0.01, 0.001)]
+    with pytest.raises(OptionError, match="--seed: saved 0, given 5; --lr: saved 0.01, given 0.001"):
+        check_resumed_spec(checkpoint, changed)
+    # a method's options count only with the method on in both runs
+    assert spec_differences(spec, spec.replace(period_epochs=3)) == []
+    # a run folder without a spec file (an older run) is left to the Trainer's own comparison
+    assert saved_spec(str(tmp_path / "elsewhere" / "last.pt")) is None
