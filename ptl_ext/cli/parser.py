@@ -2,10 +2,11 @@
 
 Every default shown here lives in a config dataclass or a signature of the library
 (:class:`~ptl_ext.train.TrainConfig`, :class:`~ptl_ext.data.config.DataConfig`,
-:class:`~ptl_ext.train.RollbackSchedule`, the losses, the evaluator); options whose default depends
-on the network (input size, P, triplet terms for MGN) default to ``None`` and are filled in by
-:func:`ptl_ext.cli.options.resolve_train_options`. The type callables check ranges, so a value from
-the command line and the same value from a config file pass the same test.
+:class:`~ptl_ext.train.RollbackSchedule`, the losses, the evaluator, the parts of
+:class:`~ptl_ext.runs.RunSpec`); options whose default depends on the network (input size, P,
+triplet terms for MGN) default to ``None`` and are filled in by :func:`ptl_ext.runs.build_spec`.
+The type callables check ranges, so a value from the command line and the same value from a config
+file pass the same test.
 """
 
 from .option_types import Parser, count, default_of, flag, rate
@@ -17,6 +18,7 @@ def add_eval_options(parser):
     """Options shared by ``train`` and ``eval``: distance, re-ranking, flip, normalisation, device."""
     from .. import reid
     from ..data.config import DataConfig
+    from ..train.config import TrainConfig
     from ..train.evaluation import ReIDEvaluator
 
     group = parser.add_argument_group("evaluation")
@@ -79,7 +81,12 @@ def add_eval_options(parser):
         help="DataLoader worker processes, 0 = the main process (default: %(default)s)",
     )
     group.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    flag(group, "amp", False, "automatic mixed precision (bfloat16 on CPU, float16 + loss scaling on CUDA)")
+    flag(
+        group,
+        "amp",
+        default_of(TrainConfig, "amp"),
+        "automatic mixed precision (bfloat16 on CPU, float16 + loss scaling on CUDA)",
+    )
     group.add_argument(
         "--config", default=None, help="TOML (or YAML) file of option values; the command line wins over it"
     )

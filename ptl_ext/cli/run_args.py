@@ -5,6 +5,7 @@ from .option_types import count, default_of, flag, rate
 
 def add_run_options(parser):
     """``ptl train``: evaluation/save cadence, run folder, resume, seed."""
+    from ..runs.spec import RunSpec
     from ..train.config import TrainConfig
 
     run = parser.add_argument_group("run")
@@ -40,7 +41,9 @@ def add_run_options(parser):
         default_of(TrainConfig, "overwrite"),
         "replace the run already in --out (its checkpoints, metrics.csv and curves.png are deleted first)",
     )
-    run.add_argument("--seed", type=count(0), default=0, help="random seed (default: %(default)s)")
+    run.add_argument(
+        "--seed", type=count(0), default=default_of(RunSpec, "seed"), help="random seed (default: %(default)s)"
+    )
     run.add_argument(
         "--dry-run",
         action="store_true",
@@ -48,11 +51,17 @@ def add_run_options(parser):
         "and stop: no data is read, no network built",
     )
     flag(run, "progress", default_of(TrainConfig, "progress"), "progress bar")
-    flag(run, "tensorboard", False, "also write the epoch scalars to OUT/tensorboard (needs the tensorboard package)")
+    flag(
+        run,
+        "tensorboard",
+        default_of(RunSpec, "tensorboard"),
+        "also write the epoch scalars to OUT/tensorboard (needs the tensorboard package)",
+    )
 
 
 def add_method_options(parser):
     """``ptl train``: STD, rolling back and chained fine-tuning."""
+    from ..runs.spec import MethodOptions
     from ..train.distill import DEFAULT_STD_LAMBDA
     from ..train.rolling_back import RollbackSchedule
 
@@ -73,7 +82,7 @@ def add_method_options(parser):
     methods.add_argument(
         "--rollback-periods",
         type=count(0),
-        default=0,
+        default=default_of(MethodOptions, "rollback_periods"),
         help=f"rolling back: number of periods, 0 = off (the paper: "
         f"{default_of(RollbackSchedule, 'periods')}); replaces --epochs by periods × "
         f"--period-epochs and the step schedule by the periods' own",

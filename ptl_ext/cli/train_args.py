@@ -7,12 +7,13 @@ def add_data_options(parser):
     """``ptl train``: dataset, input size and sampling."""
     from ..data import list_datasets
     from ..data.config import DataConfig
+    from ..runs.spec import RunSpec
 
     data = parser.add_argument_group("data")
     data.add_argument(
         "--dataset",
         choices=list_datasets(aliases=True),
-        default="market1501",
+        default=default_of(RunSpec, "dataset"),
         metavar="DATASET",
         help=f"dataset reader, one of {', '.join(list_datasets(aliases=True))}; a `ptl synth` folder "
         f"is read as market1501 (default: %(default)s)",
@@ -72,20 +73,27 @@ def add_model_options(parser):
     """``ptl train``: the network."""
     from ..models._registry import list_models
     from ..nn.modes import STATE_MODES
+    from ..runs.spec import ModelOptions
 
     names = list_models(aliases=True)
     model = parser.add_argument_group("model")
     model.add_argument(
         "--arch",
         choices=names,
-        default="ptl_resnet50",
+        default=default_of(ModelOptions, "arch"),
         metavar="ARCH",
         help=f"network: a backbone NAME, its PTL version ptl_NAME or PTL-v2 version ptl_v2_NAME "
         f"(default: %(default)s); one of {', '.join(names)}",
     )
     flag(model, "v2", False, "PTL-v2 cells for a ptl_* network (the same as naming ptl_v2_*)")
     model.add_argument("--pretrained", default=None, help="local torchvision checkpoint of the backbone")
-    model.add_argument("--last-stride", type=int, choices=(1, 2), default=1, help="ResNet layer4 stride (default 1)")
+    model.add_argument(
+        "--last-stride",
+        type=int,
+        choices=(1, 2),
+        default=default_of(ModelOptions, "last_stride"),
+        help="ResNet layer4 stride (default 1)",
+    )
     model.add_argument(
         "--dropout",
         type=rate(0.0, below=1.0),
@@ -99,13 +107,13 @@ def add_model_options(parser):
     ablation.add_argument(
         "--side-width",
         type=rate(exclusive_minimum=True),
-        default=1.0,
+        default=default_of(ModelOptions, "side_width"),
         help="scale of every BConv-Cell and fuse width of a ptl_* network, e.g. 0.5 (default: %(default)s)",
     )
     ablation.add_argument(
         "--cell-state",
         choices=STATE_MODES,
-        default=STATE_MODES[0],
+        default=default_of(ModelOptions, "cell_state"),
         help="the cells' state in training: carry it from batch to batch (the papers), reset it before every "
         "batch, or zero (c_prev always 0) (default: %(default)s)",
     )
@@ -113,6 +121,7 @@ def add_model_options(parser):
 
 def add_optim_options(parser):
     """``ptl train``: SGD-M, schedule and loss."""
+    from ..runs.spec import LossOptions
     from ..train.config import TrainConfig
     from ..train.losses import ReIDLoss
 
@@ -166,7 +175,7 @@ def add_optim_options(parser):
     optim.add_argument(
         "--loss",
         choices=("auto", "ce", "mgn"),
-        default="auto",
+        default=default_of(LossOptions, "loss"),
         help="ce: cross-entropy (+ --triplet-weight batch-hard triplet); mgn: CE averaged over MGN's "
         "8 classifiers + triplet averaged over its 3 global features; auto: mgn for MGN networks",
     )
