@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import _checks
+from .. import _checks, _io
 from .cifar import _LAYOUTS as CIFAR_LAYOUTS
 
 __all__ = ["make_synthetic_cifar", "synthetic_cifar_arrays"]
@@ -68,8 +68,7 @@ def synthetic_cifar_arrays(num_classes=10, train_per_class=50, test_per_class=10
 
 
 def _write_pickle(path, obj):
-    with open(path, "wb") as fh:
-        pickle.dump(obj, fh, protocol=2)
+    _io.atomic_write(path, lambda fh: pickle.dump(obj, fh, protocol=2))
 
 
 def make_synthetic_cifar(out, num_classes=10, train_per_class=50, test_per_class=10, seed=0):

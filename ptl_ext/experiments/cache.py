@@ -13,6 +13,8 @@ import os
 import shutil
 import tempfile
 
+from .. import _io
+
 SETTINGS_FILE = "settings.json"
 
 
@@ -53,8 +55,8 @@ def cached(root, kind, settings, build):
     work = tempfile.mkdtemp(prefix=f".tmp-{kind}-", dir=root)
     try:
         build(work)
-        with open(os.path.join(work, SETTINGS_FILE), "w") as fh:
-            json.dump(settings, fh, indent=1, sort_keys=True)
+        text = json.dumps(settings, indent=1, sort_keys=True)
+        _io.atomic_write(os.path.join(work, SETTINGS_FILE), lambda fh: fh.write(text), binary=False)
         try:
             os.replace(work, folder)
         except OSError:  # another process finished the same entry first
