@@ -29,10 +29,6 @@ def add_visualize_options(parser):
     group.add_argument("--vis-seed", type=count(0), default=0, help="seed of the random sample (default: 0)")
 
 
-# The training-loader settings ``--eval-state train`` takes from the checkpoint (recorded by ``ptl train``).
-TRAIN_LOADER_KEYS = ("p", "k", "seed", "erasing", "pad", "batch_size", "augment")
-
-
 def add_state_options(parser):
     """``ptl eval --eval-state``: the state the PTL cells start from at test time."""
     parser.add_argument(
@@ -44,77 +40,18 @@ def add_state_options(parser):
     )
 
 
-def _train_state_settings(meta, info):
-    """Check ``--eval-state train`` against the checkpoint; returns its training-loader settings."""
-    from ..errors import OptionError
-    from ..models import model_info
-
-    if not model_info(meta["arch"], meta.get("v2", False)).ptl:
-        raise OptionError(f"--eval-state train: only for PTL networks; the checkpoint holds {meta['arch']}")
-    if meta.get("cell_state", "carry") != "carry":
-        raise OptionError(
-            f"--eval-state train: the checkpoint was trained with --cell-state {meta['cell_state']}, so its cells "
-            "never started a batch from a carried state; there is no training state to evaluate from"
-        )
-    if info.world_size > 1:
-        raise OptionError("--eval-state train: run ptl eval in one process (the state is averaged over every batch)")
-    missing = [key for key in TRAIN_LOADER_KEYS if key not in meta]
-    if missing:
-        raise OptionError(
-            f"--eval-state train: the checkpoint does not record {', '.join(missing)} (an older ptl train?)"
-        )
-    return {key: meta[key] for key in TRAIN_LOADER_KEYS}
-
-
-def eval_spec(args, meta, loader_settings):
-    """The :class:`~ptl_ext.runs.RunSpec` of the evaluation: the dataset (default: the checkpoint's), the
-    evaluation options and, for ``--eval-state train``, the checkpoint's training-loader settings."""
-    from ..runs.spec import RunSpec
-
-    names = RunSpec().options()
-    given = {key: value for key, value in vars(args).items() if key in names}
-    given.update(dataset=args.dataset or meta["dataset"], root=args.root or meta["root"], **loader_settings)
-    return RunSpec.from_options(given)
-
-
 def run_eval(args):
-    """Evaluate ``args.checkpoint`` (see ``ptl eval --help``); returns the metrics dict."""
-    from ..errors import OptionError
-    from ..nn import accumulate_eval_states
-    from ..runs.data import build_data
-    from ..runs.device import select_device
-    from ..train import init_distributed, load_checkpoint
-    from ..train.checkpoint import model_from_checkpoint
+    """Evaluate ``args.checkpoint`` (see ``ptl eval --help``) with
+    :func:`ptl_ext.runs.evaluate.evaluate_checkpoint`; prints the table (and the pictures); returns the metrics."""
+    from ..runs.evaluate import evaluate_checkpoint
 
-    state = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(state, f"--checkpoint {args.checkpoint}")
-    meta = state["meta"]
-    device = select_device(args.device)
-    info = init_distributed(device.type)
-    train_state = args.eval_state == "train"
-    spec = eval_spec(args, meta, _train_state_settings(meta, info) if train_state else {})
-    train_loader, evaluator, _, _ = build_data(spec, info, meta["height"], meta["width"], train=train_state)
-    evaluator.check()
-    if args.visualize and not hasattr(evaluator, "distances"):
-        raise OptionError(f"--visualize draws ranked ReID results; {spec.dataset} is a classification dataset")
-    model = model.to(device)
-    if train_state:
-        accumulate_eval_states(model, (batch[0].to(device) for batch in train_loader))
-        print(
-            f"eval state: the mean state of the cells over the training split of {spec.root} "
-            "(not in the papers, which evaluate from zeros)"
-        )
-    if not args.visualize:
-        metrics = evaluator(model, device, args.amp, info)
-    else:  # features and distances computed once, for the metrics and the pictures
-        features = evaluator.features(model, device, args.amp, info)
-        distmat = evaluator.distances(features[0], features[3]) if info.is_main else None
-        metrics = evaluator.score(features, distmat, info)
-    if info.is_main:
-        print(format_table([(meta["arch"], meta.get("parameters"), metrics)]))
+    options = {key: value for key, value in vars(args).items() if key not in ("command", "debug", "paper")}
+    result = evaluate_checkpoint(args.checkpoint, options, args.eval_state, ranked=bool(args.visualize))
+    if result.info.is_main:
+        print(format_table([(result.meta["arch"], result.meta.get("parameters"), result.metrics)]))
         if args.visualize:
-            _visualize(args, evaluator, distmat)
-    return metrics
+            _visualize(args, result.evaluator, result.distmat)
+    return result.metrics
 
 
 def _visualize(args, evaluator, distmat):
