@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import _checks
 from .ptl import FuseBlock, make_cell
 from .resnet import resnet50
 
@@ -117,7 +116,8 @@ class MGN(nn.Module):
     def __init__(self, num_classes, pretrained=None, feature_dim=FEATURES_PER_PIECE):
         super().__init__()
         for name, value in (("num_classes", num_classes), ("feature_dim", feature_dim)):
-            _checks.positive_int(value, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:  # ValueError for a bool too
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         resnet = resnet50(pretrained=pretrained)
         stem = nn.Sequential(OrderedDict(conv1=resnet.conv1, bn1=resnet.bn1, relu=resnet.relu, maxpool=resnet.maxpool))
         self.stages = nn.ModuleList([stem, resnet.layer1, resnet.layer2, resnet.layer3[0]])
