@@ -159,7 +159,8 @@ def command_options(command, values, argv=()):
 def train_options(**values):
     """The namespace of ``ptl train`` with ``values`` (option dests) over the defaults, checked and resolved.
 
-    What the demo builds its runs from: no argv strings, the same checks as a config file.
+    No argv strings, the same checks as a config file; its ``spec`` is the run's
+    :class:`~ptl_ext.runs.RunSpec` (Python code builds one directly with :func:`ptl_ext.runs.build_spec`).
     """
     return resolve_train_options(command_options("train", values))
 
