@@ -8,24 +8,33 @@ DESCRIPTION = (
 
 
 def add_options(parser):
-    """The options of ``ptl extract``."""
-    from .option_types import count, flag
+    """The options of ``ptl extract`` (defaults from :class:`~ptl_ext.deploy.FeatureExtractor` and
+    :func:`~ptl_ext.deploy.extract_to_npz`)."""
+    from ..deploy.extractor import FeatureExtractor, extract_to_npz
+    from .option_types import count, default_of, flag
+
+    def default(name):
+        return default_of(FeatureExtractor, name)
 
     parser.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE", help="image files or folders")
     parser.add_argument("--checkpoint", required=True, help="a last.pt / best.pt of `ptl train`")
     parser.add_argument("--out", required=True, help="output .npz file (written only when extraction succeeds)")
-    parser.add_argument("--batch-size", type=count(), default=64, help="images per batch (default: %(default)s)")
-    parser.add_argument("--workers", type=count(0), default=0, help="image-decoding worker processes (default: 0)")
+    parser.add_argument(
+        "--batch-size", type=count(), default=default("batch_size"), help="images per batch (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--workers", type=count(0), default=default("workers"), help="image-decoding worker processes (default: 0)"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    flag(parser, "flip", True, "sum each image's and its mirror's features (as ptl eval)")
-    flag(parser, "normalize", True, "L2-normalise the features")
+    flag(parser, "flip", default("flip"), "sum each image's and its mirror's features (as ptl eval)")
+    flag(parser, "normalize", default("normalize"), "L2-normalise the features")
     flag(
         parser,
         "skip_unreadable",
-        False,
+        default_of(extract_to_npz, "skip_unreadable"),
         "leave unreadable images out and list them (default: stop with the list, writing nothing)",
     )
-    flag(parser, "progress", True, "progress bar")
+    flag(parser, "progress", default_of(extract_to_npz, "progress"), "progress bar")
 
 
 def run_extract(args):

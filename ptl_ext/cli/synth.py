@@ -39,7 +39,7 @@ def add_options(parser):
     )
     parser.add_argument("--height", type=count(8), default=synth("height"), help="image height (default: %(default)s)")
     parser.add_argument("--width", type=count(8), default=synth("width"), help="image width (default: %(default)s)")
-    parser.add_argument("--seed", type=count(0), default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=count(0), default=synth("seed"), help="random seed (default: %(default)s)")
     parser.add_argument(
         "--domain",
         choices=("target", "source"),
