@@ -3,6 +3,7 @@
 //   rerank_knn              k nearest neighbours of every feature and each row's maximum distance, by
 //                           symmetric blocked GEMM (each block of the N x N distances computed once,
 //                           updating both its rows' and its columns' neighbour lists);
+//   rerank_refine           exact distances of candidate lists (from a low-precision search), sorted;
 //   rerank_sparse_v         expanded k-reciprocal sets and V as CSR rows;
 //   rerank_query_expansion  V averaged over each row's k2 nearest;
 //   rerank_jaccard          final distances of a block of query rows through the inverted index.
@@ -229,6 +230,72 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_knn_cpu(const at::Tensor& 
   return {dist, idx, rowmax};
 }
 
+// Exact distances of candidate lists: for each r, the first count[r] candidates cand[r, :] of feature rows[r]
+// ordered by (pair_distance, index); returns the k first (distance rounded to float, index) and the largest
+// pair distance among the candidates. The candidate lists come from a low-precision search whose error bound
+// guarantees that they hold every true neighbour (ptl_ext/reid/knn.py, docs/rerank_bound.md).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_refine_cpu(const at::Tensor& feats, const at::Tensor& rows,
+                                                                 const at::Tensor& cand, const at::Tensor& count,
+                                                                 int64_t k) {
+  constexpr const char* op = "rerank_refine";
+  check_rank(feats, 2, op, "feats", "[N, D]");
+  check_dtype(feats, {at::kFloat}, op, "feats", "on CPU");
+  check_rank(rows, 1, op, "rows", "[R]");
+  check_dtype(rows, {at::kLong}, op, "rows", "on CPU");
+  check_rank(cand, 2, op, "cand", "[R, C]");
+  check_dtype(cand, {at::kLong}, op, "cand", "on CPU");
+  check_rank(count, 1, op, "count", "[R]");
+  check_dtype(count, {at::kLong}, op, "count", "on CPU");
+  const int64_t n = feats.size(0), r_count = rows.size(0), c = cand.size(1);
+  check_sizes(cand, {r_count, c}, op, "cand", "[R, C]");
+  check_sizes(count, {r_count}, op, "count", "[R]");
+  TORCH_CHECK_VALUE(k >= 1 && k <= c, op, ": k must be in [1, C] = [1, ", c, "], got ", k);
+  const auto x = feats.contiguous();
+  const auto rw = rows.contiguous();
+  const auto cd = cand.contiguous();
+  const auto ct = count.contiguous();
+  const int64_t* rp = rw.const_data_ptr<int64_t>();
+  const int64_t* cp = cd.const_data_ptr<int64_t>();
+  const int64_t* np = ct.const_data_ptr<int64_t>();
+  for (int64_t r = 0; r < r_count; ++r) {
+    TORCH_CHECK_VALUE(rp[r] >= 0 && rp[r] < n, op, ": rows must lie in [0, N) = [0, ", n, "), got ", rp[r]);
+    TORCH_CHECK_VALUE(np[r] >= k && np[r] <= c, op, ": count must lie in [k, C] = [", k, ", ", c, "], got ", np[r]);
+    for (int64_t t = 0; t < np[r]; ++t) {
+      TORCH_CHECK_VALUE(cp[r * c + t] >= 0 && cp[r * c + t] < n, op, ": cand must lie in [0, N) = [0, ", n, "), got ",
+                        cp[r * c + t]);
+    }
+  }
+  auto dist = at::empty({r_count, k}, feats.options());
+  auto idx = at::empty({r_count, k}, cand.options());
+  auto far = at::empty({r_count}, feats.options());
+  const float* xp = x.const_data_ptr<float>();
+  const int64_t dim = x.size(1);
+  float* out_d = dist.mutable_data_ptr<float>();
+  int64_t* out_i = idx.mutable_data_ptr<int64_t>();
+  float* out_f = far.mutable_data_ptr<float>();
+  at::parallel_for(0, r_count, 16, [&](int64_t begin, int64_t end) {
+    std::vector<std::pair<double, int64_t>> row(c);
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t m = np[r];
+      for (int64_t t = 0; t < m; ++t) {
+        const int64_t j = cp[r * c + t];
+        row[t] = {pair_distance(xp + rp[r] * dim, xp + j * dim, dim), j};
+      }
+      std::partial_sort(row.begin(), row.begin() + k, row.begin() + m);  // by (distance, index)
+      double mx = 0.0;
+      for (int64_t t = 0; t < m; ++t) {
+        mx = std::max(mx, row[t].first);
+      }
+      for (int64_t t = 0; t < k; ++t) {
+        out_d[r * k + t] = static_cast<float>(row[t].first);
+        out_i[r * k + t] = row[t].second;
+      }
+      out_f[r] = static_cast<float>(mx);
+    }
+  });
+  return {dist, idx, far};
+}
+
 at::Tensor squared_euclidean_cpu(const at::Tensor& a, const at::Tensor& b, const at::Tensor& norm_a,
                                  const at::Tensor& norm_b) {
   constexpr const char* op = "squared_euclidean";
@@ -402,6 +469,7 @@ at::Tensor rerank_jaccard_unchecked_cpu(const at::Tensor& dist, const at::Tensor
 TORCH_LIBRARY_IMPL(ptl_ext, CPU, m) {
   m.impl("squared_euclidean", &ptl_ext::rerank::squared_euclidean_cpu);
   m.impl("rerank_knn", &ptl_ext::rerank::rerank_knn_cpu);
+  m.impl("rerank_refine", &ptl_ext::rerank::rerank_refine_cpu);
   m.impl("rerank_sparse_v", &ptl_ext::rerank::rerank_sparse_v_cpu);
   m.impl("rerank_query_expansion", &ptl_ext::rerank::rerank_query_expansion_cpu);
   m.impl("rerank_jaccard", &ptl_ext::rerank::rerank_jaccard_cpu);
