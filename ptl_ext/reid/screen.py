@@ -90,87 +90,125 @@ def _low_mm(a, b, fmt):
     return torch.mm(a, b.T).float(), _UNIT[fmt] / 2  # output rounded to nearest in fmt
 
 
+def _parts(value, fmt):
+    """Three ``fmt`` tensors summing to ``value`` (float64) up to the returned residue ``|value - sum|``."""
+    parts, rest = [], value.clone()
+    for _ in range(3):
+        parts.append(rest.to(fmt, copy=True))
+        rest -= parts[-1].double()
+    return parts, rest.abs()
+
+
 class _Screen:
     """The augmented low-precision matrices of one search and the per-row terms of its error bound.
 
-    ``A_i = [-2 y_i, p_i, 1, 1, 1]`` and ``B_j = [y_j, 1, 1, 1, p_j]`` with ``y`` the centred, scaled features
-    rounded to ``fmt`` and ``p_i`` three ``fmt`` numbers summing to ``|y_i|^2``, so ``A_i . B_j = |y_i - y_j|^2``.
-    ``err [N]`` bounds ``|y_i - x'_i|`` (``x'`` the exactly translated and scaled feature) and ``acc [N]`` the
-    accumulation error's share of row i (docs/rerank_bound.md).
+    ``A_i = [-2 y_i, p_i, 1, 1, 1, -o_i]`` and ``B_j = [y_j, 1, 1, 1, p_j, 1, 1, 1]``, with ``y`` the centred,
+    scaled features rounded to ``fmt``, ``p_i`` three ``fmt`` numbers summing to ``|y_i|^2`` and ``o_i`` three
+    summing to the row's offset (its mean estimated distance), so that ``A_i . B_j = |y_i - y_j|^2 - offset_i``:
+    the output rounding acts on the distance's departure from the row's typical distance. ``err [N]`` bounds
+    ``|y_i - x'_i|`` (``x'`` the exactly translated and scaled feature) and ``acc [N]`` the accumulation
+    error's share of row i (docs/rerank_bound.md).
     """
 
     def __init__(self, feats, fmt, block):
         n, dim = feats.shape
         self.fmt = fmt
-        x64 = feats.double()
-        centre = x64.mean(0).to(feats.dtype).double()
-        spread = float(torch.linalg.vector_norm(x64 - centre, dim=1).max())
+        f64 = dict(dtype=torch.float64, device=feats.device)
+        total = torch.zeros(dim, **f64)
+        for r0 in range(0, n, block):
+            total += feats[r0 : r0 + block].double().sum(0)
+        centre = (total / n).to(feats.dtype).double()
+        spread = max(
+            float(torch.linalg.vector_norm(feats[r0 : r0 + block].double() - centre, dim=1).max())
+            for r0 in range(0, n, block)
+        )
         self.scale = 2.0 ** -math.ceil(math.log2(spread)) if spread > 0 else 1.0
-        width = dim + 6 + (-(dim + 6)) % 8
+        width = dim + 9 + (-(dim + 9)) % 8
         self.a = torch.zeros((n, width), dtype=fmt, device=feats.device)
         self.b = torch.zeros((n, width), dtype=fmt, device=feats.device)
         self.a[:, dim + 3 : dim + 6] = 1.0
         self.b[:, dim : dim + 3] = 1.0
-        err = torch.empty(n, dtype=torch.float64, device=feats.device)
-        sq = torch.empty(n, dtype=torch.float64, device=feats.device)
-        res = torch.empty(n, dtype=torch.float64, device=feats.device)
+        self.b[:, dim + 6 : dim + 9] = 1.0
+        err, sq, res = torch.empty(n, **f64), torch.empty(n, **f64), torch.empty(n, **f64)
+        y_sum = torch.zeros(dim, **f64)
         for r0 in range(0, n, block):
             rows = slice(r0, r0 + block)
-            exact = (x64[rows] - centre).mul_(self.scale)
+            exact = (feats[rows].double() - centre).mul_(self.scale)
             y = exact.to(fmt)
             if fmt == torch.bfloat16:
                 y = y.masked_fill(y.abs() < _FLUSH, 0.0)  # what a flushing dot-product instruction reads
             y64 = y.double()
+            y_sum += y64.sum(0)
             err[rows] = torch.linalg.vector_norm(y64 - exact, dim=1)
             sq[rows] = y64.square().sum(1)
-            rest = sq[rows].clone()
-            for t in range(3):
-                part = rest.to(fmt)
+            parts, res[rows] = _parts(sq[rows], fmt)
+            for t, part in enumerate(parts):
                 self.a[rows, dim + t] = part
                 self.b[rows, dim + 3 + t] = part
-                rest -= part.double()
-            res[rows] = rest.abs()
             self.a[rows, :dim] = y * -2.0  # exact: a power of two
             self.b[rows, :dim] = y
-        terms = width + 6
+        self.offset = torch.empty(n, **f64)
+        y_mean, sq_mean = y_sum / n, float(sq.mean())
+        for r0 in range(0, n, block):
+            rows = slice(r0, r0 + block)
+            typical = sq[rows] + sq_mean - 2.0 * (self.b[rows, :dim].double() @ y_mean)
+            parts, _ = _parts(typical, fmt)
+            self.offset[rows] = sum(part.double() for part in parts)  # exactly what the GEMM subtracts
+            for t, part in enumerate(parts):
+                self.a[rows, dim + 6 + t] = -part
+        terms = width + 9
         acc = _ACC_UNIT[fmt] * terms
         gamma = acc / (1.0 - acc)
-        # sum |terms of A_i . B_j| <= 2|y_i||y_j| + (1 + 2^-7)(|y_i|^2 + |y_j|^2) <= 3.01 (|y_i|^2 + |y_j|^2)
-        self.acc = (3.01 * gamma * sq + res) * (1 + SLACK)
+        # sum |terms of A_i . B_j| <= 2|y_i||y_j| + (1 + 2^-7)(|y_i|^2 + |y_j|^2 + |o_i|)
+        #                          <= 3.01 (|y_i|^2 + |y_j|^2) + 1.01 |o_i|
+        self.acc = (gamma * (3.01 * sq + 1.01 * self.offset.abs()) + res) * (1 + SLACK)
         self.acc_max = float(self.acc.max()) + (2.0 * terms * _FLUSH if fmt == torch.bfloat16 else 0.0)
         # the exact translation, in double, itself errs by at most 2^-52 of the translated norm
         self.err = (err + 2.0**-50 * sq.sqrt()) * (1 + SLACK)
         self.err_max = float(self.err.max())
 
     def estimate(self, r0, r1):
-        """``([r1 - r0, N] float32 estimates of the scaled squared distances, output roundoff)``."""
+        """``([r1 - r0, N] float32 estimates of the scaled squared distances minus the rows' offsets, output
+        roundoff)``."""
         return _low_mm(self.a[r0:r1], self.b, self.fmt)
 
 
-def _thresholds(kth, big, acc, err, rho):
-    """Per-row screening thresholds (float64 ``[R]``) from the k-th smallest estimate ``kth`` and the largest
-    ``big``: every feature whose exact distance could be at most the k-th smallest exact one has an estimate
-    ``<= near``; every one that could be the farthest has an estimate ``>= far`` (``far`` is ``nan`` when no
-    estimate can exclude anything). ``acc``, ``err``: the rows' bound terms (with the other side's maxima
-    added); ``rho``: the output roundoff."""
-    hi = kth + rho * kth.abs() + acc  # upper bound of the exact |y_i - y_j|^2 of the k-th smallest
-    top = (hi.clamp(min=0).sqrt() + err).square() * (1 + SLACK)  # upper bound of the k-th smallest exact distance
-    near = ((top.sqrt() + err).square() + acc) / (1 - rho) * (1 + SLACK)
-    lo = (big - rho * big.abs() - acc).clamp(min=0)  # lower bound of the largest |y_i - y_j|^2
-    floor = ((lo.sqrt() - err).clamp(min=0).square()) * (1 - SLACK)  # lower bound of the largest exact distance
-    z = (floor.sqrt() - err).clamp(min=0).square() * (1 - SLACK) - acc
-    far = torch.where(z > 0, z / (1 + rho) * (1 - SLACK), torch.nan)
-    return near, far
+def _solve_below(v, rho):
+    """The largest ``t`` with ``t - rho |t| <= v`` (float64 tensors)."""
+    return torch.where(v >= 0, v / (1 - rho), v / (1 + rho))
 
 
-def screened_knn(feats, k, fmt="bfloat16", block=None, far_count=8, extra=None):
+def _solve_above(z, rho):
+    """The smallest ``t`` with ``t + rho |t| >= z``."""
+    return torch.where(z >= 0, z / (1 + rho), z / (1 - rho))
+
+
+def _thresholds(kth, big, offset, acc, err, rho):
+    """Per-row screening thresholds (float64 ``[R]``, in the GEMM output's terms) from the k-th smallest
+    output ``kth`` and the largest ``big`` of each row: every feature whose exact distance could be at most
+    the k-th smallest exact one has an output ``<= near``; every one that could be the farthest has an output
+    ``>= far`` (``far`` is ``nan`` when nothing can be excluded). ``offset``: what the rows' outputs are
+    relative to; ``acc``, ``err``: the rows' bound terms (with the other side's maxima added); ``rho``: the
+    output roundoff. See docs/rerank_bound.md."""
+    hi = kth + offset + rho * kth.abs() + acc  # upper bound of |y_i - y_j|^2 for the k-th smallest output
+    top = (hi.clamp(min=0).sqrt() + err).square() * (1 + SLACK)  # >= the k-th smallest exact distance
+    bound = (top.sqrt() + err).square() * (1 + SLACK)  # |y_i - y_j|^2 of any feature within `top`
+    near = _solve_below(bound - offset + acc, rho) + SLACK * (bound + offset.abs())
+    lo = (big + offset - rho * big.abs() - acc).clamp(min=0)  # lower bound of the largest |y_i - y_j|^2
+    floor = (lo.sqrt() - err).clamp(min=0).square() * (1 - SLACK)  # <= the largest exact distance
+    reach = (floor.sqrt() - err).clamp(min=0).square() * (1 - SLACK)  # |y_i - y_j|^2 of any candidate
+    far = _solve_above(reach - offset - acc, rho) - SLACK * (reach + offset.abs())
+    return near, torch.where(reach > 0, far, torch.nan)
+
+
+def screened_knn(feats, k, fmt="bfloat16", block=None, far_count=32, extra=None):
     """Exact k nearest neighbours and row maxima of ``feats`` from a low-precision screen.
 
     Args:
         feats: ``[N, D]`` float32 features (CPU or CUDA); k: neighbours per row, self included (``1 <= k <= N``).
         fmt: screening format, ``"bfloat16"``, ``"float16"`` or ``"float32"``; block: rows per GEMM block
             (default: about 2^24 estimates); far_count: screened candidates for each row's maximum;
-            extra: screened candidates beyond ``k`` (default ``k + 32``).
+            extra: screened candidates beyond ``k`` (default ``k + 160``).
 
     Returns:
         ``(dist [N, k] float32, idx [N, k] int64, rowmax [N] float32, stats)``: as
@@ -182,7 +220,7 @@ def screened_knn(feats, k, fmt="bfloat16", block=None, far_count=8, extra=None):
     block = block or max(1, (1 << 24) // max(1, n))
     stats = ScreenStats(fmt, n)
     screen = _Screen(feats, dtype, block)
-    width = min(n, k + (k + 32 if extra is None else extra))
+    width = min(n, k + (k + 160 if extra is None else extra))
     far_width = min(n, far_count)
     dist = feats.new_empty((n, k))
     idx = torch.empty((n, k), dtype=torch.int64, device=feats.device)
@@ -198,6 +236,7 @@ def screened_knn(feats, k, fmt="bfloat16", block=None, far_count=8, extra=None):
         near, far = _thresholds(
             small64[:, k - 1],
             large64[:, 0],
+            screen.offset[r0:r1],
             screen.acc[r0:r1] + screen.acc_max,
             screen.err[r0:r1] + screen.err_max,
             rho,
@@ -228,7 +267,12 @@ def _exact_rows(feats, rows, k, dist, idx, rowmax):
         est = torch.mm(screen.a[part], screen.b.T)
         ordered, order = est.sort(1)
         near, far = _thresholds(
-            ordered[:, k - 1], ordered[:, -1], screen.acc[part] + screen.acc_max, screen.err[part] + screen.err_max, 0.0
+            ordered[:, k - 1],
+            ordered[:, -1],
+            screen.offset[part],
+            screen.acc[part] + screen.acc_max,
+            screen.err[part] + screen.err_max,
+            0.0,
         )
         count = (ordered <= near[:, None]).sum(1)
         far_n = torch.where(far.isnan(), n, (ordered >= far[:, None]).sum(1))

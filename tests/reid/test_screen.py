@@ -112,7 +112,7 @@ def test_fallback_rows_are_exact():
     stats = _check(x, 10, "bfloat16", extra=0)
     assert stats.fallback_rows == 70
     # identical features: every row's candidate list is the whole set
-    stats = _check(torch.ones(30, 5), 4, "bfloat16")
+    stats = _check(torch.ones(250, 5), 4, "bfloat16")
     assert stats.fallback_fraction == 1.0
 
 
