@@ -13,7 +13,7 @@ import torch
 
 ZERO_TOL = 2.0**-17  # kZeroTol
 KNN_EXTRA = 8  # kKnnExtra
-BLOCK_ENTRIES = 1 << 24  # entries of one block of work (distances, pair differences)
+BLOCK_ENTRIES = 1 << 24  # entries of one block of work (distances, pair differences); the one home of it
 
 
 class CSR(NamedTuple):

@@ -1,6 +1,6 @@
 """ReID evaluation: distances, CMC/mAP/mINP, exact sparse k-reciprocal re-ranking, alpha query expansion."""
 
-from .config import AQEConfig, RerankConfig, rerank_config
+from .config import AQEConfig, EvalConfig, RerankConfig, rerank_config
 from .distance import METRICS, compute_distance
 from .evaluate import evaluate_features, retrieval_distances
 from .metrics import PROTOCOLS, RankResult, evaluate_rank
@@ -17,6 +17,7 @@ __all__ = [
     "RankResult",
     "RerankConfig",
     "AQEConfig",
+    "EvalConfig",
     "rerank_config",
     "METRICS",
     "PROTOCOLS",

@@ -5,8 +5,7 @@ import torch.nn.functional as F
 
 from .. import _checks, ops
 from . import _validate
-
-METRICS = ("euclidean", "cosine")
+from .config import METRICS
 
 
 def squared_norms(x):

@@ -23,6 +23,7 @@ import time
 import torch
 
 from .. import ops
+from .._torch_kernels import BLOCK_ENTRIES
 
 # Unit roundoff of each format's stored inputs and outputs (round to nearest).
 _UNIT = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11, torch.float32: 2.0**-24, torch.float64: 2.0**-53}
@@ -217,7 +218,7 @@ def screened_knn(feats, k, fmt="bfloat16", block=None, far_count=32, extra=None)
     """
     n = feats.shape[0]
     dtype = getattr(torch, fmt)
-    block = block or max(1, (1 << 24) // max(1, n))
+    block = block or max(1, BLOCK_ENTRIES // max(1, n))
     stats = ScreenStats(fmt, n)
     screen = _Screen(feats, dtype, block)
     width = min(n, k + (k + 160 if extra is None else extra))
@@ -259,9 +260,9 @@ def screened_knn(feats, k, fmt="bfloat16", block=None, far_count=32, extra=None)
 
 def _exact_rows(feats, rows, k, dist, idx, rowmax):
     """The float64 screen for ``rows``: estimates within ~1e-13 of the norms, candidate lists of any length."""
-    screen = _Screen(feats, torch.float64, max(1, (1 << 22) // max(1, feats.shape[0])))
+    screen = _Screen(feats, torch.float64, max(1, BLOCK_ENTRIES // 4 // max(1, feats.shape[0])))
     n = feats.shape[0]
-    step = max(1, (1 << 22) // max(1, n))
+    step = max(1, BLOCK_ENTRIES // 4 // max(1, n))
     for s in range(0, rows.numel(), step):
         part = rows[s : s + step]
         est = torch.mm(screen.a[part], screen.b.T)
