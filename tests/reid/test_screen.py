@@ -164,3 +164,16 @@ def test_refuses_non_finite():
         y[3, 1] = bad
         with pytest.raises(ValueError, match="NaN or inf"):
             re_ranking(y[:5], y[5:], k1=3, search="bfloat16")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_time_rerank(monkeypatch, device):
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from ptl_ext.reid import timing
+
+    monkeypatch.setitem(timing.SCALES, "tiny", (20, 70))
+    result = timing.time_rerank(device, "tiny", repeats=1)
+    assert result["format"] in ("bfloat16", "float16", "float32")
+    assert 0.0 <= result["fallback_fraction"] <= 1.0
+    assert result["max_abs_diff"] < 1e-5 and result["screened_s"] > 0
