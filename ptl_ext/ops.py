@@ -176,6 +176,16 @@ def rerank_knn(feats, norms, k, block):
     return op(feats=feats, norms=norms, k=k, block=block)
 
 
+def rerank_screen_select(est, width, far_width):
+    """``(small [R, width], small_idx, large [R, far_width], large_idx)``: the smallest entries of each row of
+    ``est [R, N]`` float32 ascending and the largest descending, with their int64 column indices. CPU: one
+    pass with two bounded heaps; other devices: ``topk``."""
+    op = _compiled("rerank_screen_select", est)
+    if op is None:
+        return _torch_kernels.rerank_screen_select(est, width, far_width)
+    return op(est=est, width=width, far_width=far_width)
+
+
 def rerank_refine(feats, rows, cand, count, k):
     """``(dist [R, k] float32, idx [R, k] int64, far [R] float32)``: the first ``count [R]`` candidates
     ``cand [R, C]`` int64 of the features ``rows [R]`` of ``feats [N, D]`` float32, ordered by exact pair
@@ -324,6 +334,19 @@ if HAS_C:
         torch._check_value(k <= n, lambda: f"{op}: k must be in [1, N] = [1, {n}], got {k}")
         torch._check_value(block >= 1, lambda: f"{op}: block must be >= 1, got {block}")
         return feats.new_empty((n, k)), feats.new_empty((n, k), dtype=torch.int64), feats.new_empty((n,))
+
+    @torch.library.register_fake("ptl_ext::rerank_screen_select")
+    def _rerank_screen_select_fake(est, width, far_width):
+        op = "rerank_screen_select"
+        _fake_rank(est, 2, op, "est", "[R, N]")
+        _fake_dtype(est, (torch.float32,), op, "est")
+        r, n = est.shape
+        torch._check_value(1 <= width <= n, lambda: f"{op}: width must be in [1, N] = [1, {n}], got {width}")
+        torch._check_value(
+            1 <= far_width <= n, lambda: f"{op}: far_width must be in [1, N] = [1, {n}], got {far_width}"
+        )
+        idx = est.new_empty((r, width), dtype=torch.int64)
+        return est.new_empty((r, width)), idx, est.new_empty((r, far_width)), idx.new_empty((r, far_width))
 
     @torch.library.register_fake("ptl_ext::rerank_refine")
     def _rerank_refine_fake(feats, rows, cand, count, k):

@@ -3,6 +3,7 @@
 //   rerank_knn              k nearest neighbours of every feature and each row's maximum distance, by
 //                           symmetric blocked GEMM (each block of the N x N distances computed once,
 //                           updating both its rows' and its columns' neighbour lists);
+//   rerank_screen_select    the smallest and largest entries of each row of screened distances;
 //   rerank_refine           exact distances of candidate lists (from a low-precision search), sorted;
 //   rerank_sparse_v         expanded k-reciprocal sets and V as CSR rows;
 //   rerank_query_expansion  V averaged over each row's k2 nearest;
@@ -228,6 +229,111 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_knn_cpu(const at::Tensor& 
     }
   });
   return {dist, idx, rowmax};
+}
+
+// Bounded heap of (value, index) pairs keeping the `cap` best; `Worse(a, b)` is true when a ranks below b,
+// so the root is the worst kept pair and a new pair enters when it beats the root.
+template <typename Worse>
+struct BoundedHeap {
+  std::vector<std::pair<float, int64_t>> items;
+  int64_t cap;
+  Worse worse;
+  float threshold() const { return items[0].first; }
+  bool full() const { return static_cast<int64_t>(items.size()) == cap; }
+  void offer(float v, int64_t j) {
+    if (!full()) {
+      items.emplace_back(v, j);
+      std::push_heap(items.begin(), items.end(), worse_first());
+    } else if (worse({items[0].first, items[0].second}, {v, j})) {
+      std::pop_heap(items.begin(), items.end(), worse_first());
+      items.back() = {v, j};
+      std::push_heap(items.begin(), items.end(), worse_first());
+    }
+  }
+  auto worse_first() const {
+    // std heaps keep the largest under `less` at the root: "largest" = worst here
+    return [w = worse](const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) { return w(b, a); };
+  }
+};
+
+struct Larger {  // for the smallest values: a larger value (then a larger index) ranks below
+  bool operator()(const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) const {
+    return a.first > b.first || (a.first == b.first && a.second > b.second);
+  }
+};
+struct Smaller {  // for the largest values: a smaller value (then a larger index) ranks below
+  bool operator()(const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) const {
+    return a.first < b.first || (a.first == b.first && a.second > b.second);
+  }
+};
+
+// True when some of v[0, len) is below lo or above hi.
+RR_MULTIVERSION bool any_outside(const float* v, int64_t len, float lo, float hi) {
+  bool any = false;
+  for (int64_t t = 0; t < len; ++t) {
+    any |= (v[t] <= lo) | (v[t] >= hi);
+  }
+  return any;
+}
+
+// Per row of est [R, N]: the `width` smallest values ascending and the `far_width` largest descending, with
+// their column indices (ties by index), by one pass with two bounded heaps.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rerank_screen_select_cpu(const at::Tensor& est,
+                                                                                    int64_t width, int64_t far_width) {
+  constexpr const char* op = "rerank_screen_select";
+  check_rank(est, 2, op, "est", "[R, N]");
+  check_dtype(est, {at::kFloat}, op, "est", "on CPU");
+  const int64_t rows = est.size(0), n = est.size(1);
+  TORCH_CHECK_VALUE(width >= 1 && width <= n, op, ": width must be in [1, N] = [1, ", n, "], got ", width);
+  TORCH_CHECK_VALUE(far_width >= 1 && far_width <= n, op, ": far_width must be in [1, N] = [1, ", n, "], got ",
+                    far_width);
+  const auto e = est.contiguous();
+  auto small = at::empty({rows, width}, est.options());
+  auto small_idx = at::empty({rows, width}, est.options().dtype(at::kLong));
+  auto large = at::empty({rows, far_width}, est.options());
+  auto large_idx = at::empty({rows, far_width}, est.options().dtype(at::kLong));
+  const float* ep = e.const_data_ptr<float>();
+  float* sp = small.mutable_data_ptr<float>();
+  int64_t* si = small_idx.mutable_data_ptr<int64_t>();
+  float* lp = large.mutable_data_ptr<float>();
+  int64_t* li = large_idx.mutable_data_ptr<int64_t>();
+  at::parallel_for(0, rows, 4, [&](int64_t begin, int64_t end) {
+    BoundedHeap<Larger> lo{{}, width, Larger{}};
+    BoundedHeap<Smaller> hi{{}, far_width, Smaller{}};
+    lo.items.reserve(width);
+    hi.items.reserve(far_width);
+    for (int64_t r = begin; r < end; ++r) {
+      const float* row = ep + r * n;
+      lo.items.clear();
+      hi.items.clear();
+      const int64_t warm = std::max(width, far_width);
+      for (int64_t j = 0; j < warm; ++j) {
+        lo.offer(row[j], j);
+        hi.offer(row[j], j);
+      }
+      for (int64_t c = warm; c < n; c += kLanes) {
+        const int64_t len = std::min(kLanes, n - c);
+        if (!any_outside(row + c, len, lo.threshold(), hi.threshold())) {
+          continue;
+        }
+        for (int64_t t = 0; t < len; ++t) {
+          lo.offer(row[c + t], c + t);
+          hi.offer(row[c + t], c + t);
+        }
+      }
+      std::sort(lo.items.begin(), lo.items.end(), [](const auto& a, const auto& b) { return Larger{}(b, a); });
+      std::sort(hi.items.begin(), hi.items.end(), [](const auto& a, const auto& b) { return Smaller{}(b, a); });
+      for (int64_t t = 0; t < width; ++t) {
+        sp[r * width + t] = lo.items[t].first;
+        si[r * width + t] = lo.items[t].second;
+      }
+      for (int64_t t = 0; t < far_width; ++t) {
+        lp[r * far_width + t] = hi.items[t].first;
+        li[r * far_width + t] = hi.items[t].second;
+      }
+    }
+  });
+  return {small, small_idx, large, large_idx};
 }
 
 // Exact distances of candidate lists: for each r, the first count[r] candidates cand[r, :] of feature rows[r]
@@ -470,6 +576,7 @@ TORCH_LIBRARY_IMPL(ptl_ext, CPU, m) {
   m.impl("squared_euclidean", &ptl_ext::rerank::squared_euclidean_cpu);
   m.impl("rerank_knn", &ptl_ext::rerank::rerank_knn_cpu);
   m.impl("rerank_refine", &ptl_ext::rerank::rerank_refine_cpu);
+  m.impl("rerank_screen_select", &ptl_ext::rerank::rerank_screen_select_cpu);
   m.impl("rerank_sparse_v", &ptl_ext::rerank::rerank_sparse_v_cpu);
   m.impl("rerank_query_expansion", &ptl_ext::rerank::rerank_query_expansion_cpu);
   m.impl("rerank_jaccard", &ptl_ext::rerank::rerank_jaccard_cpu);

@@ -230,8 +230,7 @@ def screened_knn(feats, k, fmt="bfloat16", block=None, far_count=32, extra=None)
     for r0 in range(0, n, block):
         r1 = min(n, r0 + block)
         est, rho = screen.estimate(r0, r1)
-        small, cand = est.topk(width, dim=1, largest=False, sorted=True)
-        large, far_cand = est.topk(far_width, dim=1, largest=True, sorted=True)
+        small, cand, large, far_cand = ops.rerank_screen_select(est, width, far_width)
         del est
         small64, large64 = small.double(), large.double()
         near, far = _thresholds(
@@ -259,9 +258,19 @@ def screened_knn(feats, k, fmt="bfloat16", block=None, far_count=32, extra=None)
 
 
 def _exact_rows(feats, rows, k, dist, idx, rowmax):
-    """The float64 screen for ``rows``: estimates within ~1e-13 of the norms, candidate lists of any length."""
-    screen = _Screen(feats, torch.float64, max(1, BLOCK_ENTRIES // 4 // max(1, feats.shape[0])))
+    """Exact neighbours and maxima of ``rows``: every feature a candidate when they are few (the exact
+    re-check of all N), else the float64 screen (estimates within ~1e-13 of the norms, candidate lists of
+    any length)."""
     n = feats.shape[0]
+    if rows.numel() * 64 <= n:
+        step = max(1, BLOCK_ENTRIES // 4 // max(1, n))
+        for s in range(0, rows.numel(), step):
+            part = rows[s : s + step]
+            everyone = torch.arange(n, device=feats.device).expand(part.numel(), n).contiguous()
+            count = torch.full((part.numel(),), n, dtype=torch.int64, device=feats.device)
+            dist[part], idx[part], rowmax[part] = ops.rerank_refine(feats, part, everyone, count, k)
+        return
+    screen = _Screen(feats, torch.float64, max(1, BLOCK_ENTRIES // 4 // max(1, n)))
     step = max(1, BLOCK_ENTRIES // 4 // max(1, n))
     for s in range(0, rows.numel(), step):
         part = rows[s : s + step]

@@ -177,3 +177,35 @@ def test_time_rerank(monkeypatch, device):
     assert result["format"] in ("bfloat16", "float16", "float32")
     assert 0.0 <= result["fallback_fraction"] <= 1.0
     assert result["max_abs_diff"] < 1e-5 and result["screened_s"] > 0
+
+
+def test_screen_select_twin_matches_kernel():
+    from ptl_ext import _torch_kernels
+
+    g = torch.Generator().manual_seed(11)
+    est = torch.randn(37, 300, generator=g)
+    est[3, 10:40] = 0.25  # ties: the kernel breaks them by index
+    got = ops.rerank_screen_select(est, 50, 9)
+    want = _torch_kernels.rerank_screen_select(est, 50, 9)
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape
+    assert torch.equal(got[0], want[0]) and torch.equal(got[2], want[2])
+    assert torch.equal(est.gather(1, got[1]), got[0]) and torch.equal(est.gather(1, got[3]), got[2])
+    tied = got[1][3][got[0][3] == 0.25]
+    assert torch.equal(tied, tied.sort().values)
+
+
+@pytest.mark.parametrize("rows", [[0, 5, 99], list(range(100))])
+def test_exact_rows_both_ways(rows):
+    # few rows: every feature re-checked; many: the float64 screen
+    from ptl_ext.reid import screen
+
+    x = _clustered(12, 200, 24)
+    x[50:60] = x[5]  # duplicates of a re-checked row
+    rows = torch.tensor(rows)
+    dist, idx, rowmax = torch.zeros(200, 12), torch.zeros(200, 12, dtype=torch.int64), torch.zeros(200)
+    screen._exact_rows(x, rows, 12, dist, idx, rowmax)
+    want_d, want_i, want_max = _reference(x, 12)
+    assert torch.equal(idx[rows], want_i[rows])
+    torch.testing.assert_close(dist[rows].double(), want_d[rows], rtol=2e-7, atol=0)
+    torch.testing.assert_close(rowmax[rows].double(), want_max[rows], rtol=2e-7, atol=0)
