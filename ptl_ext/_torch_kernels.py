@@ -99,12 +99,13 @@ def refine_knn(feats, cand, k):
 
 
 def rerank_screen_select(est, width, far_width):
-    """The ``width`` smallest entries of each row of ``est [R, N]`` float32, ascending, and the ``far_width``
-    largest, descending, with their column indices: ``(small, small_idx, large, large_idx)``. The twin of the
-    CPU kernel ``ptl_ext::rerank_screen_select`` (which breaks ties by index; ``topk`` may not)."""
+    """The ``width`` smallest entries of each row of ``est [R, N]`` (float32, bfloat16 or float16), ascending,
+    and the ``far_width`` largest, descending, as float32 with their column indices: ``(small, small_idx,
+    large, large_idx)``. The twin of the CPU kernel ``ptl_ext::rerank_screen_select`` (which breaks ties by
+    index; ``topk`` may not)."""
     small, small_idx = est.topk(width, dim=1, largest=False, sorted=True)
     large, large_idx = est.topk(far_width, dim=1, largest=True, sorted=True)
-    return small, small_idx, large, large_idx
+    return small.float(), small_idx, large.float(), large_idx
 
 
 def rerank_refine(feats, rows, cand, count, k):

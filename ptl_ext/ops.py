@@ -178,7 +178,8 @@ def rerank_knn(feats, norms, k, block):
 
 def rerank_screen_select(est, width, far_width):
     """``(small [R, width], small_idx, large [R, far_width], large_idx)``: the smallest entries of each row of
-    ``est [R, N]`` float32 ascending and the largest descending, with their int64 column indices. CPU: one
+    ``est [R, N]`` (float32, bfloat16 or float16) ascending and the largest descending, as float32, with
+    their int64 column indices. CPU: one
     pass with two bounded heaps; other devices: ``topk``."""
     op = _compiled("rerank_screen_select", est)
     if op is None:
@@ -339,14 +340,20 @@ if HAS_C:
     def _rerank_screen_select_fake(est, width, far_width):
         op = "rerank_screen_select"
         _fake_rank(est, 2, op, "est", "[R, N]")
-        _fake_dtype(est, (torch.float32,), op, "est")
+        _fake_dtype(est, (torch.float32, torch.bfloat16, torch.float16), op, "est")
         r, n = est.shape
         torch._check_value(1 <= width <= n, lambda: f"{op}: width must be in [1, N] = [1, {n}], got {width}")
         torch._check_value(
             1 <= far_width <= n, lambda: f"{op}: far_width must be in [1, N] = [1, {n}], got {far_width}"
         )
         idx = est.new_empty((r, width), dtype=torch.int64)
-        return est.new_empty((r, width)), idx, est.new_empty((r, far_width)), idx.new_empty((r, far_width))
+        values = dict(dtype=torch.float32)
+        return (
+            est.new_empty((r, width), **values),
+            idx,
+            est.new_empty((r, far_width), **values),
+            idx.new_empty((r, far_width)),
+        )
 
     @torch.library.register_fake("ptl_ext::rerank_refine")
     def _rerank_refine_fake(feats, rows, cand, count, k):

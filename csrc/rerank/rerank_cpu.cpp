@@ -9,6 +9,7 @@
 //   rerank_query_expansion  V averaged over each row's k2 nearest;
 //   rerank_jaccard          final distances of a block of query rows through the inverted index.
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -267,49 +268,33 @@ struct Smaller {  // for the largest values: a smaller value (then a larger inde
   }
 };
 
-// True when some of v[0, len) is below lo or above hi.
-RR_MULTIVERSION bool any_outside(const float* v, int64_t len, float lo, float hi) {
+// True when some of v[0, len) is at or below lo or at or above hi.
+template <typename T>
+bool any_outside(const T* v, int64_t len, float lo, float hi) {
   bool any = false;
   for (int64_t t = 0; t < len; ++t) {
-    any |= (v[t] <= lo) | (v[t] >= hi);
+    const float x = static_cast<float>(v[t]);
+    any |= (x <= lo) | (x >= hi);
   }
   return any;
 }
 
-// Per row of est [R, N]: the `width` smallest values ascending and the `far_width` largest descending, with
-// their column indices (ties by index), by one pass with two bounded heaps.
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rerank_screen_select_cpu(const at::Tensor& est,
-                                                                                    int64_t width, int64_t far_width) {
-  constexpr const char* op = "rerank_screen_select";
-  check_rank(est, 2, op, "est", "[R, N]");
-  check_dtype(est, {at::kFloat}, op, "est", "on CPU");
-  const int64_t rows = est.size(0), n = est.size(1);
-  TORCH_CHECK_VALUE(width >= 1 && width <= n, op, ": width must be in [1, N] = [1, ", n, "], got ", width);
-  TORCH_CHECK_VALUE(far_width >= 1 && far_width <= n, op, ": far_width must be in [1, N] = [1, ", n, "], got ",
-                    far_width);
-  const auto e = est.contiguous();
-  auto small = at::empty({rows, width}, est.options());
-  auto small_idx = at::empty({rows, width}, est.options().dtype(at::kLong));
-  auto large = at::empty({rows, far_width}, est.options());
-  auto large_idx = at::empty({rows, far_width}, est.options().dtype(at::kLong));
-  const float* ep = e.const_data_ptr<float>();
-  float* sp = small.mutable_data_ptr<float>();
-  int64_t* si = small_idx.mutable_data_ptr<int64_t>();
-  float* lp = large.mutable_data_ptr<float>();
-  int64_t* li = large_idx.mutable_data_ptr<int64_t>();
+template <typename T>
+void screen_select_rows(const T* ep, int64_t rows, int64_t n, int64_t width, int64_t far_width, float* sp, int64_t* si,
+                        float* lp, int64_t* li) {
   at::parallel_for(0, rows, 4, [&](int64_t begin, int64_t end) {
     BoundedHeap<Larger> lo{{}, width, Larger{}};
     BoundedHeap<Smaller> hi{{}, far_width, Smaller{}};
     lo.items.reserve(width);
     hi.items.reserve(far_width);
     for (int64_t r = begin; r < end; ++r) {
-      const float* row = ep + r * n;
+      const T* row = ep + r * n;
       lo.items.clear();
       hi.items.clear();
       const int64_t warm = std::max(width, far_width);
       for (int64_t j = 0; j < warm; ++j) {
-        lo.offer(row[j], j);
-        hi.offer(row[j], j);
+        lo.offer(static_cast<float>(row[j]), j);
+        hi.offer(static_cast<float>(row[j]), j);
       }
       for (int64_t c = warm; c < n; c += kLanes) {
         const int64_t len = std::min(kLanes, n - c);
@@ -317,8 +302,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rerank_screen_select_
           continue;
         }
         for (int64_t t = 0; t < len; ++t) {
-          lo.offer(row[c + t], c + t);
-          hi.offer(row[c + t], c + t);
+          lo.offer(static_cast<float>(row[c + t]), c + t);
+          hi.offer(static_cast<float>(row[c + t]), c + t);
         }
       }
       std::sort(lo.items.begin(), lo.items.end(), [](const auto& a, const auto& b) { return Larger{}(b, a); });
@@ -332,6 +317,31 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rerank_screen_select_
         li[r * far_width + t] = hi.items[t].second;
       }
     }
+  });
+}
+
+// Per row of est [R, N] (float32, bfloat16 or float16): the `width` smallest values ascending and the
+// `far_width` largest descending (as float32, exact), with their column indices (ties by index), by one pass
+// with two bounded heaps.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rerank_screen_select_cpu(const at::Tensor& est,
+                                                                                    int64_t width, int64_t far_width) {
+  constexpr const char* op = "rerank_screen_select";
+  check_rank(est, 2, op, "est", "[R, N]");
+  check_dtype(est, {at::kFloat, at::kBFloat16, at::kHalf}, op, "est", "on CPU");
+  const int64_t rows = est.size(0), n = est.size(1);
+  TORCH_CHECK_VALUE(width >= 1 && width <= n, op, ": width must be in [1, N] = [1, ", n, "], got ", width);
+  TORCH_CHECK_VALUE(far_width >= 1 && far_width <= n, op, ": far_width must be in [1, N] = [1, ", n, "], got ",
+                    far_width);
+  const auto e = est.contiguous();
+  const auto f32 = est.options().dtype(at::kFloat);
+  auto small = at::empty({rows, width}, f32);
+  auto small_idx = at::empty({rows, width}, est.options().dtype(at::kLong));
+  auto large = at::empty({rows, far_width}, f32);
+  auto large_idx = at::empty({rows, far_width}, est.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, e.scalar_type(), op, [&] {
+    screen_select_rows<scalar_t>(e.const_data_ptr<scalar_t>(), rows, n, width, far_width,
+                                 small.mutable_data_ptr<float>(), small_idx.mutable_data_ptr<int64_t>(),
+                                 large.mutable_data_ptr<float>(), large_idx.mutable_data_ptr<int64_t>());
   });
   return {small, small_idx, large, large_idx};
 }

@@ -88,7 +88,7 @@ def _low_mm(a, b, fmt):
             return torch.mm(a, b.T, out_dtype=torch.float32), 0.0
         except (RuntimeError, TypeError):
             pass
-    return torch.mm(a, b.T).float(), _UNIT[fmt] / 2  # output rounded to nearest in fmt
+    return torch.mm(a, b.T), _UNIT[fmt] / 2  # output rounded to nearest in fmt
 
 
 def _parts(value, fmt):
@@ -115,61 +115,62 @@ class _Screen:
         n, dim = feats.shape
         self.fmt = fmt
         f64 = dict(dtype=torch.float64, device=feats.device)
-        total = torch.zeros(dim, **f64)
-        for r0 in range(0, n, block):
-            total += feats[r0 : r0 + block].double().sum(0)
-        centre = (total / n).to(feats.dtype).double()
+        wide = torch.float64 if fmt == torch.float64 else torch.float32  # the format z below is computed in
+        centre = (sum(feats[r0 : r0 + block].sum(0, dtype=torch.float64) for r0 in range(0, n, block)) / n).to(wide)
         spread = max(
-            float(torch.linalg.vector_norm(feats[r0 : r0 + block].double() - centre, dim=1).max())
+            float(torch.linalg.vector_norm(feats[r0 : r0 + block].to(wide) - centre, dim=1).max())
             for r0 in range(0, n, block)
         )
-        self.scale = 2.0 ** -math.ceil(math.log2(spread)) if spread > 0 else 1.0
+        self.scale = 2.0 ** -math.ceil(math.log2(spread * (1 + 2.0**-10))) if spread > 0 else 1.0
+        unit = _UNIT[wide]
         width = dim + 9 + (-(dim + 9)) % 8
         self.a = torch.zeros((n, width), dtype=fmt, device=feats.device)
         self.b = torch.zeros((n, width), dtype=fmt, device=feats.device)
         self.a[:, dim + 3 : dim + 6] = 1.0
         self.b[:, dim : dim + 3] = 1.0
         self.b[:, dim + 6 : dim + 9] = 1.0
-        err, sq, res = torch.empty(n, **f64), torch.empty(n, **f64), torch.empty(n, **f64)
+        err, sq = torch.empty(n, **f64), torch.empty(n, **f64)
         y_sum = torch.zeros(dim, **f64)
         for r0 in range(0, n, block):
             rows = slice(r0, r0 + block)
-            exact = (feats[rows].double() - centre).mul_(self.scale)
-            y = exact.to(fmt)
+            # z = fl(x - c) s is within `unit` |x'| of x' = (x - c) s elementwise (s a power of two)
+            z = (feats[rows].to(wide) - centre).mul_(self.scale)
+            y = z.to(fmt)
             if fmt == torch.bfloat16:
                 y = y.masked_fill(y.abs() < _FLUSH, 0.0)  # what a flushing dot-product instruction reads
-            y64 = y.double()
-            y_sum += y64.sum(0)
-            err[rows] = torch.linalg.vector_norm(y64 - exact, dim=1)
-            sq[rows] = y64.square().sum(1)
-            parts, res[rows] = _parts(sq[rows], fmt)
-            for t, part in enumerate(parts):
-                self.a[rows, dim + t] = part
-                self.b[rows, dim + 3 + t] = part
+            # z - y is exact in z's format (y is z rounded, or 0); its norm errs by at most dim * unit
+            gap = torch.linalg.vector_norm(z - y.to(wide), dim=1, dtype=torch.float64) * (1 + 2 * dim * unit)
+            zn = torch.linalg.vector_norm(z, dim=1, dtype=torch.float64) * (1 + 2 * dim * unit)
+            err[rows] = gap + unit * zn * (1 + 2 * unit)
+            sq[rows] = torch.linalg.vector_norm(y, dim=1, dtype=torch.float64).square()
+            y_sum += y.sum(0, dtype=torch.float64)
             self.a[rows, :dim] = y * -2.0  # exact: a power of two
             self.b[rows, :dim] = y
-        self.offset = torch.empty(n, **f64)
-        y_mean, sq_mean = y_sum / n, float(sq.mean())
+        parts, res = _parts(sq, fmt)
+        for t, part in enumerate(parts):
+            self.a[:, dim + t] = part
+            self.b[:, dim + 3 + t] = part
+        # the norms' own rounding in double is far below the slack added to the bound terms
+        y_mean = (y_sum / n).to(wide)
+        typical = torch.empty(n, **f64)
         for r0 in range(0, n, block):
-            rows = slice(r0, r0 + block)
-            typical = sq[rows] + sq_mean - 2.0 * (self.b[rows, :dim].double() @ y_mean)
-            parts, _ = _parts(typical, fmt)
-            self.offset[rows] = sum(part.double() for part in parts)  # exactly what the GEMM subtracts
-            for t, part in enumerate(parts):
-                self.a[rows, dim + 6 + t] = -part
+            typical[r0 : r0 + block] = (self.b[r0 : r0 + block, :dim].to(wide) @ y_mean).double()
+        parts, _ = _parts(sq + float(sq.mean()) - 2.0 * typical, fmt)
+        self.offset = sum(part.double() for part in parts)  # exactly what the GEMM subtracts
+        for t, part in enumerate(parts):
+            self.a[:, dim + 6 + t] = -part
         terms = width + 9
         acc = _ACC_UNIT[fmt] * terms
         gamma = acc / (1.0 - acc)
         # sum |terms of A_i . B_j| <= 2|y_i||y_j| + (1 + 2^-7)(|y_i|^2 + |y_j|^2 + |o_i|)
         #                          <= 3.01 (|y_i|^2 + |y_j|^2) + 1.01 |o_i|
-        self.acc = (gamma * (3.01 * sq + 1.01 * self.offset.abs()) + res) * (1 + SLACK)
+        self.acc = (gamma * (3.01 * sq + 1.01 * self.offset.abs()) + res + 2.0**-40 * sq) * (1 + SLACK)
         self.acc_max = float(self.acc.max()) + (2.0 * terms * _FLUSH if fmt == torch.bfloat16 else 0.0)
-        # the exact translation, in double, itself errs by at most 2^-52 of the translated norm
-        self.err = (err + 2.0**-50 * sq.sqrt()) * (1 + SLACK)
+        self.err = err * (1 + SLACK)
         self.err_max = float(self.err.max())
 
     def estimate(self, r0, r1):
-        """``([r1 - r0, N] float32 estimates of the scaled squared distances minus the rows' offsets, output
+        """``([r1 - r0, N] float32 or ``fmt`` estimates of the scaled squared distances minus the rows' offsets, output
         roundoff)``."""
         return _low_mm(self.a[r0:r1], self.b, self.fmt)
 
