@@ -9,8 +9,12 @@ Features are synthetic and clustered: 751 Gaussian centres in 2048-d, per-image 
 Groups (the candidate's speed-up over the others is printed at the end):
 - ``eval market``: ``evaluate_features`` vs a torchreid-style evaluation (one addmm for the distances,
   then the per-query numpy loop of tests/reid/textbook.py);
-- ``rerank market``: ``re_ranking`` vs the dense textbook algorithm (N x N float32 matrices, as the
-  original code; it cannot run at MSMT17 scale on 24 GiB);
+- ``rerank market``: ``re_ranking`` (its neighbour search screened in the format the machine runs fastest,
+  exact) vs ``re_ranking(search="float32")`` (the unscreened float32 search of before), the float32
+  all-pairs GEMM of the Q + G features (one ``mm``, the floor of any float32 search) and the dense textbook
+  algorithm (N x N float32 matrices, as the original code; it cannot run at MSMT17 scale on 24 GiB);
+- ``knn market``: the neighbour search alone, screened vs float32 (the note gives the screening format
+  and the fraction of rows that fell back to the float64 screen);
 - ``... msmt`` (opt-in, PTL_BENCH_MSMT=1): evaluation and re-ranking, candidate only;
 - ``... cuda`` rows when a GPU is present.
 Notes give peak RSS of the call (CPU; the process's VmHWM, reset before the call, so it includes the
@@ -25,7 +29,9 @@ import numpy as np
 import pytest
 import torch
 
-from ptl_ext.reid import evaluate_features, re_ranking
+from ptl_ext import ops
+from ptl_ext.reid import evaluate_features, re_ranking, screen
+from ptl_ext.reid.distance import squared_norms
 
 _spec = importlib.util.spec_from_file_location(
     "reid_textbook", pathlib.Path(__file__).parents[1] / "tests" / "reid" / "textbook.py"
@@ -141,7 +147,41 @@ def test_rerank(benchmark, scale, device):
         benchmark.extra_info["note"] += f"; {_metrics(res)}"
         return
     out = _run(benchmark, lambda: re_ranking(p["qf"], p["gf"]), device, rounds=2 if device == "cpu" else 5)
+    benchmark.extra_info["note"] += f"; search {screen.search_format(device)}"
     _results[device] = out.cpu()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_rerank_float32_search(benchmark, device):
+    p = _on(_problem("market"), device)
+    benchmark.group = f"rerank market {device}"
+    benchmark.extra_info.update(impl='re_ranking(search="float32")')
+    _run(benchmark, lambda: re_ranking(p["qf"], p["gf"], search="float32"), device, rounds=2 if device == "cpu" else 5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_allpairs_gemm(benchmark, device):
+    p = _on(_problem("market"), device)
+    x = torch.cat([p["qf"], p["gf"]])
+    benchmark.group = f"rerank market {device}"
+    benchmark.extra_info.update(impl="float32 all-pairs GEMM (Q+G)^2 x 2048, one mm")
+    _run(benchmark, lambda: torch.mm(x, x.T), device, rounds=2 if device == "cpu" else 5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("search", ["auto", "float32"])
+def test_knn(benchmark, device, search):
+    p = _on(_problem("market"), device)
+    x = torch.cat([p["qf"], p["gf"]])
+    fmt = screen.search_format(device, search)
+    benchmark.group = f"knn market {device}"
+    if fmt == "float32":
+        benchmark.extra_info.update(impl="ops.rerank_knn (float32, symmetric blocked GEMM)", candidate=search == "auto")
+        _run(benchmark, lambda: ops.rerank_knn(x, squared_norms(x), 21, 2048), device, rounds=2)
+        return
+    benchmark.extra_info.update(impl=f"screen.screened_knn ({fmt} screen, exact re-check)", candidate=True)
+    stats = _run(benchmark, lambda: screen.screened_knn(x, 21, fmt)[3], device, rounds=2)
+    benchmark.extra_info["note"] += f"; format {fmt}; fallback rows {stats.fallback_fraction:.4f}"
 
 
 def test_rerank_msmt_full_matrix(benchmark):

@@ -23,6 +23,8 @@ TORCH_LIBRARY(ptl_ext, m) {
   // k-reciprocal re-ranking
   m.def("squared_euclidean(Tensor a, Tensor b, Tensor norm_a, Tensor norm_b) -> Tensor");
   m.def("rerank_knn(Tensor feats, Tensor norms, int k, int block) -> (Tensor, Tensor, Tensor)");
+  m.def("rerank_screen_select(Tensor est, int width, int far_width) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("rerank_refine(Tensor feats, Tensor rows, Tensor cand, Tensor count, int k) -> (Tensor, Tensor, Tensor)");
   m.def(
       "rerank_sparse_v(Tensor feats, Tensor rowmax, Tensor nn_idx, int k1, int k_half) "
       "-> (Tensor, Tensor, Tensor)");

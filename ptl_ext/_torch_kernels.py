@@ -13,7 +13,7 @@ import torch
 
 ZERO_TOL = 2.0**-17  # kZeroTol
 KNN_EXTRA = 8  # kKnnExtra
-BLOCK_ENTRIES = 1 << 24  # entries of one block of work (distances, pair differences)
+BLOCK_ENTRIES = 1 << 24  # entries of one block of work (distances, pair differences); the one home of it
 
 
 class CSR(NamedTuple):
@@ -79,7 +79,7 @@ def pair_distances(feats, rows, cols):
     out = torch.empty(flat_r.numel(), dtype=torch.float64, device=feats.device)
     step = max(1, BLOCK_ENTRIES // max(1, feats.shape[1]))
     for s in range(0, flat_r.numel(), step):
-        diff = (feats[flat_r[s : s + step]] - feats[flat_c[s : s + step]]).double()
+        diff = feats[flat_r[s : s + step]].double() - feats[flat_c[s : s + step]].double()  # exact in double
         out[s : s + step] = diff.mul_(diff).sum(1)
     return out.view(rows.shape)
 
@@ -96,6 +96,39 @@ def refine_knn(feats, cand, k):
     d = pair_distances(feats, torch.arange(feats.shape[0], device=feats.device)[:, None], cand)
     d, order = d.sort(dim=1, stable=True)
     return d[:, :k].float(), cand.gather(1, order[:, :k])
+
+
+def rerank_screen_select(est, width, far_width):
+    """The ``width`` smallest entries of each row of ``est [R, N]`` (float32, bfloat16 or float16), ascending,
+    and the ``far_width`` largest, descending, as float32 with their column indices: ``(small, small_idx,
+    large, large_idx)``. The twin of the CPU kernel ``ptl_ext::rerank_screen_select`` (which breaks ties by
+    index; ``topk`` may not)."""
+    small, small_idx = est.topk(width, dim=1, largest=False, sorted=True)
+    large, large_idx = est.topk(far_width, dim=1, largest=True, sorted=True)
+    return small.float(), small_idx, large.float(), large_idx
+
+
+def rerank_refine(feats, rows, cand, count, k):
+    """Exact distances of candidate lists, sorted; the twin of the CPU kernel ``ptl_ext::rerank_refine``.
+
+    Args:
+        feats: ``[N, D]`` float32 features; rows: ``[R]`` int64 feature indices; cand: ``[R, C]`` int64
+            candidate indices of each row, of which the first ``count [R]`` (int64, ``k <= count <= C``) count.
+        k: entries kept per row (``1 <= k <= C``).
+
+    Returns:
+        ``(dist [R, k] float32, idx [R, k] int64, far [R] float32)``: the ``k`` first candidates by
+        (:func:`pair_distances`, index), and the largest pair distance among each row's candidates.
+    """
+    valid = torch.arange(cand.shape[1], device=cand.device)[None, :] < count[:, None]
+    d = pair_distances(feats, rows[:, None], cand.clamp(0, feats.shape[0] - 1))
+    far = torch.where(valid, d, 0.0).amax(1)
+    d = torch.where(valid, d, torch.inf)
+    key = torch.where(valid, cand, feats.shape[0])
+    order = key.argsort(dim=1, stable=True)  # by index, then stably by distance
+    d, key = d.gather(1, order), key.gather(1, order)
+    d, order = d.sort(dim=1, stable=True)
+    return d[:, :k].float(), key.gather(1, order[:, :k]), far.float()
 
 
 def rerank_knn(feats, norms, k, block):

@@ -92,6 +92,7 @@ def collect_info():
     import torch
 
     from . import __version__, ops
+    from .reid.screen import search_format
 
     library = getattr(sys.modules.get("ptl_ext._C"), "__file__", None) if ops.HAS_C else None
     has_cuda_kernels = ops.HAS_C and torch._C._dispatch_has_kernel_for_dispatch_key(
@@ -126,6 +127,7 @@ def collect_info():
         "cuda_kernels": bool(has_cuda_kernels),
         "cuda_archs": archs,
         "cpu_kernel_isa": ops.cpu_kernel_isa(),
+        "rerank_search": {dev: search_format(dev) for dev in ("cpu", "cuda")[: 1 + torch.cuda.is_available()]},
         "cuda_available": torch.cuda.is_available(),
         "gpus": _gpus(torch),
     }
@@ -151,6 +153,7 @@ def format_info(info):
         f"library          {show(info['library'])}",
         f"build            {info['build']}",
         f"CPU kernels      {info['cpu_kernel_isa']}",
+        f"re-ranking GEMM  {', '.join(f'{dev} {fmt}' for dev, fmt in info['rerank_search'].items())}",
         f"CUDA available   {show(info['cuda_available'])}",
     ]
     gpus = info["gpus"] or [None]

@@ -176,6 +176,28 @@ def rerank_knn(feats, norms, k, block):
     return op(feats=feats, norms=norms, k=k, block=block)
 
 
+def rerank_screen_select(est, width, far_width):
+    """``(small [R, width], small_idx, large [R, far_width], large_idx)``: the smallest entries of each row of
+    ``est [R, N]`` (float32, bfloat16 or float16) ascending and the largest descending, as float32, with
+    their int64 column indices. CPU: one
+    pass with two bounded heaps; other devices: ``topk``."""
+    op = _compiled("rerank_screen_select", est)
+    if op is None:
+        return _torch_kernels.rerank_screen_select(est, width, far_width)
+    return op(est=est, width=width, far_width=far_width)
+
+
+def rerank_refine(feats, rows, cand, count, k):
+    """``(dist [R, k] float32, idx [R, k] int64, far [R] float32)``: the first ``count [R]`` candidates
+    ``cand [R, C]`` int64 of the features ``rows [R]`` of ``feats [N, D]`` float32, ordered by exact pair
+    distance (summed in double from float differences) then index, the ``k`` first kept, and each row's
+    largest candidate distance; see :func:`ptl_ext._torch_kernels.rerank_refine`."""
+    op = _compiled("rerank_refine", feats)
+    if op is None:
+        return _torch_kernels.rerank_refine(feats, rows, cand, count, k)
+    return op(feats=feats, rows=rows, cand=cand, count=count, k=k)
+
+
 def rerank_sparse_v(feats, rowmax, nn_idx, k1, k_half):
     """V of k-reciprocal re-ranking as a :class:`CSR` ``(ptr [N+1], col [nnz], val [nnz])`` from the
     features ``feats [N, D]`` float32, their rows' maximum squared distances ``rowmax [N]`` and the neighbour
@@ -313,6 +335,43 @@ if HAS_C:
         torch._check_value(k <= n, lambda: f"{op}: k must be in [1, N] = [1, {n}], got {k}")
         torch._check_value(block >= 1, lambda: f"{op}: block must be >= 1, got {block}")
         return feats.new_empty((n, k)), feats.new_empty((n, k), dtype=torch.int64), feats.new_empty((n,))
+
+    @torch.library.register_fake("ptl_ext::rerank_screen_select")
+    def _rerank_screen_select_fake(est, width, far_width):
+        op = "rerank_screen_select"
+        _fake_rank(est, 2, op, "est", "[R, N]")
+        _fake_dtype(est, (torch.float32, torch.bfloat16, torch.float16), op, "est")
+        r, n = est.shape
+        torch._check_value(1 <= width <= n, lambda: f"{op}: width must be in [1, N] = [1, {n}], got {width}")
+        torch._check_value(
+            1 <= far_width <= n, lambda: f"{op}: far_width must be in [1, N] = [1, {n}], got {far_width}"
+        )
+        idx = est.new_empty((r, width), dtype=torch.int64)
+        values = dict(dtype=torch.float32)
+        return (
+            est.new_empty((r, width), **values),
+            idx,
+            est.new_empty((r, far_width), **values),
+            idx.new_empty((r, far_width)),
+        )
+
+    @torch.library.register_fake("ptl_ext::rerank_refine")
+    def _rerank_refine_fake(feats, rows, cand, count, k):
+        op = "rerank_refine"
+        _fake_rank(feats, 2, op, "feats", "[N, D]")
+        _fake_dtype(feats, (torch.float32,), op, "feats")
+        _fake_rank(rows, 1, op, "rows", "[R]")
+        _fake_rank(cand, 2, op, "cand", "[R, C]")
+        _fake_rank(count, 1, op, "count", "[R]")
+        for arg, t in (("rows", rows), ("cand", cand), ("count", count)):
+            _fake_device(t, feats, op, arg, "feats")
+            _fake_dtype(t, (torch.int64,), op, arg)
+        r = rows.shape[0]
+        _fake_sizes(cand, (r, cand.shape[1]), op, "cand", "[R, C]")
+        _fake_sizes(count, (r,), op, "count", "[R]")
+        torch._check_value(k >= 1, lambda: f"{op}: k must be in [1, C] = [1, {cand.shape[1]}], got {k}")
+        torch._check_value(k <= cand.shape[1], lambda: f"{op}: k must be in [1, C] = [1, {cand.shape[1]}], got {k}")
+        return feats.new_empty((r, k)), cand.new_empty((r, k)), feats.new_empty((r,))
 
     @torch.library.register_fake("ptl_ext::rerank_sparse_v")
     def _rerank_sparse_v_fake(feats, rowmax, nn_idx, k1, k_half):

@@ -3,10 +3,13 @@
 //   rerank_knn              k nearest neighbours of every feature and each row's maximum distance, by
 //                           symmetric blocked GEMM (each block of the N x N distances computed once,
 //                           updating both its rows' and its columns' neighbour lists);
+//   rerank_screen_select    the smallest and largest entries of each row of screened distances;
+//   rerank_refine           exact distances of candidate lists (from a low-precision search), sorted;
 //   rerank_sparse_v         expanded k-reciprocal sets and V as CSR rows;
 //   rerank_query_expansion  V averaged over each row's k2 nearest;
 //   rerank_jaccard          final distances of a block of query rows through the inverted index.
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -229,6 +232,186 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_knn_cpu(const at::Tensor& 
   return {dist, idx, rowmax};
 }
 
+// Bounded heap of (value, index) pairs keeping the `cap` best; `Worse(a, b)` is true when a ranks below b,
+// so the root is the worst kept pair and a new pair enters when it beats the root.
+template <typename Worse>
+struct BoundedHeap {
+  std::vector<std::pair<float, int64_t>> items;
+  int64_t cap;
+  Worse worse;
+  float threshold() const { return items[0].first; }
+  bool full() const { return static_cast<int64_t>(items.size()) == cap; }
+  void offer(float v, int64_t j) {
+    if (!full()) {
+      items.emplace_back(v, j);
+      std::push_heap(items.begin(), items.end(), worse_first());
+    } else if (worse({items[0].first, items[0].second}, {v, j})) {
+      std::pop_heap(items.begin(), items.end(), worse_first());
+      items.back() = {v, j};
+      std::push_heap(items.begin(), items.end(), worse_first());
+    }
+  }
+  auto worse_first() const {
+    // std heaps keep the largest under `less` at the root: "largest" = worst here
+    return [w = worse](const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) { return w(b, a); };
+  }
+};
+
+struct Larger {  // for the smallest values: a larger value (then a larger index) ranks below
+  bool operator()(const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) const {
+    return a.first > b.first || (a.first == b.first && a.second > b.second);
+  }
+};
+struct Smaller {  // for the largest values: a smaller value (then a larger index) ranks below
+  bool operator()(const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) const {
+    return a.first < b.first || (a.first == b.first && a.second > b.second);
+  }
+};
+
+// True when some of v[0, len) is at or below lo or at or above hi.
+template <typename T>
+bool any_outside(const T* v, int64_t len, float lo, float hi) {
+  bool any = false;
+  for (int64_t t = 0; t < len; ++t) {
+    const float x = static_cast<float>(v[t]);
+    any |= (x <= lo) | (x >= hi);
+  }
+  return any;
+}
+
+template <typename T>
+void screen_select_rows(const T* ep, int64_t rows, int64_t n, int64_t width, int64_t far_width, float* sp, int64_t* si,
+                        float* lp, int64_t* li) {
+  at::parallel_for(0, rows, 4, [&](int64_t begin, int64_t end) {
+    BoundedHeap<Larger> lo{{}, width, Larger{}};
+    BoundedHeap<Smaller> hi{{}, far_width, Smaller{}};
+    lo.items.reserve(width);
+    hi.items.reserve(far_width);
+    for (int64_t r = begin; r < end; ++r) {
+      const T* row = ep + r * n;
+      lo.items.clear();
+      hi.items.clear();
+      const int64_t warm = std::max(width, far_width);
+      for (int64_t j = 0; j < warm; ++j) {
+        lo.offer(static_cast<float>(row[j]), j);
+        hi.offer(static_cast<float>(row[j]), j);
+      }
+      for (int64_t c = warm; c < n; c += kLanes) {
+        const int64_t len = std::min(kLanes, n - c);
+        if (!any_outside(row + c, len, lo.threshold(), hi.threshold())) {
+          continue;
+        }
+        for (int64_t t = 0; t < len; ++t) {
+          lo.offer(static_cast<float>(row[c + t]), c + t);
+          hi.offer(static_cast<float>(row[c + t]), c + t);
+        }
+      }
+      std::sort(lo.items.begin(), lo.items.end(), [](const auto& a, const auto& b) { return Larger{}(b, a); });
+      std::sort(hi.items.begin(), hi.items.end(), [](const auto& a, const auto& b) { return Smaller{}(b, a); });
+      for (int64_t t = 0; t < width; ++t) {
+        sp[r * width + t] = lo.items[t].first;
+        si[r * width + t] = lo.items[t].second;
+      }
+      for (int64_t t = 0; t < far_width; ++t) {
+        lp[r * far_width + t] = hi.items[t].first;
+        li[r * far_width + t] = hi.items[t].second;
+      }
+    }
+  });
+}
+
+// Per row of est [R, N] (float32, bfloat16 or float16): the `width` smallest values ascending and the
+// `far_width` largest descending (as float32, exact), with their column indices (ties by index), by one pass
+// with two bounded heaps.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rerank_screen_select_cpu(const at::Tensor& est,
+                                                                                    int64_t width, int64_t far_width) {
+  constexpr const char* op = "rerank_screen_select";
+  check_rank(est, 2, op, "est", "[R, N]");
+  check_dtype(est, {at::kFloat, at::kBFloat16, at::kHalf}, op, "est", "on CPU");
+  const int64_t rows = est.size(0), n = est.size(1);
+  TORCH_CHECK_VALUE(width >= 1 && width <= n, op, ": width must be in [1, N] = [1, ", n, "], got ", width);
+  TORCH_CHECK_VALUE(far_width >= 1 && far_width <= n, op, ": far_width must be in [1, N] = [1, ", n, "], got ",
+                    far_width);
+  const auto e = est.contiguous();
+  const auto f32 = est.options().dtype(at::kFloat);
+  auto small = at::empty({rows, width}, f32);
+  auto small_idx = at::empty({rows, width}, est.options().dtype(at::kLong));
+  auto large = at::empty({rows, far_width}, f32);
+  auto large_idx = at::empty({rows, far_width}, est.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, e.scalar_type(), op, [&] {
+    screen_select_rows<scalar_t>(e.const_data_ptr<scalar_t>(), rows, n, width, far_width,
+                                 small.mutable_data_ptr<float>(), small_idx.mutable_data_ptr<int64_t>(),
+                                 large.mutable_data_ptr<float>(), large_idx.mutable_data_ptr<int64_t>());
+  });
+  return {small, small_idx, large, large_idx};
+}
+
+// Exact distances of candidate lists: for each r, the first count[r] candidates cand[r, :] of feature rows[r]
+// ordered by (pair_distance, index); returns the k first (distance rounded to float, index) and the largest
+// pair distance among the candidates. The candidate lists come from a low-precision search whose error bound
+// guarantees that they hold every true neighbour (ptl_ext/reid/knn.py, docs/rerank_bound.md).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> rerank_refine_cpu(const at::Tensor& feats, const at::Tensor& rows,
+                                                                 const at::Tensor& cand, const at::Tensor& count,
+                                                                 int64_t k) {
+  constexpr const char* op = "rerank_refine";
+  check_rank(feats, 2, op, "feats", "[N, D]");
+  check_dtype(feats, {at::kFloat}, op, "feats", "on CPU");
+  check_rank(rows, 1, op, "rows", "[R]");
+  check_dtype(rows, {at::kLong}, op, "rows", "on CPU");
+  check_rank(cand, 2, op, "cand", "[R, C]");
+  check_dtype(cand, {at::kLong}, op, "cand", "on CPU");
+  check_rank(count, 1, op, "count", "[R]");
+  check_dtype(count, {at::kLong}, op, "count", "on CPU");
+  const int64_t n = feats.size(0), r_count = rows.size(0), c = cand.size(1);
+  check_sizes(cand, {r_count, c}, op, "cand", "[R, C]");
+  check_sizes(count, {r_count}, op, "count", "[R]");
+  TORCH_CHECK_VALUE(k >= 1 && k <= c, op, ": k must be in [1, C] = [1, ", c, "], got ", k);
+  const auto x = feats.contiguous();
+  const auto rw = rows.contiguous();
+  const auto cd = cand.contiguous();
+  const auto ct = count.contiguous();
+  const int64_t* rp = rw.const_data_ptr<int64_t>();
+  const int64_t* cp = cd.const_data_ptr<int64_t>();
+  const int64_t* np = ct.const_data_ptr<int64_t>();
+  for (int64_t r = 0; r < r_count; ++r) {
+    TORCH_CHECK_VALUE(rp[r] >= 0 && rp[r] < n, op, ": rows must lie in [0, N) = [0, ", n, "), got ", rp[r]);
+    TORCH_CHECK_VALUE(np[r] >= k && np[r] <= c, op, ": count must lie in [k, C] = [", k, ", ", c, "], got ", np[r]);
+    for (int64_t t = 0; t < np[r]; ++t) {
+      TORCH_CHECK_VALUE(cp[r * c + t] >= 0 && cp[r * c + t] < n, op, ": cand must lie in [0, N) = [0, ", n, "), got ",
+                        cp[r * c + t]);
+    }
+  }
+  auto dist = at::empty({r_count, k}, feats.options());
+  auto idx = at::empty({r_count, k}, cand.options());
+  auto far = at::empty({r_count}, feats.options());
+  const float* xp = x.const_data_ptr<float>();
+  const int64_t dim = x.size(1);
+  float* out_d = dist.mutable_data_ptr<float>();
+  int64_t* out_i = idx.mutable_data_ptr<int64_t>();
+  float* out_f = far.mutable_data_ptr<float>();
+  at::parallel_for(0, r_count, 16, [&](int64_t begin, int64_t end) {
+    std::vector<std::pair<double, int64_t>> row(c);
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t m = np[r];
+      for (int64_t t = 0; t < m; ++t) {
+        const int64_t j = cp[r * c + t];
+        row[t] = {pair_distance(xp + rp[r] * dim, xp + j * dim, dim), j};
+      }
+      std::partial_sort(row.begin(), row.begin() + k, row.begin() + m);  // by (distance, index)
+      double mx = 0.0;
+      for (int64_t t = 0; t < m; ++t) {
+        mx = std::max(mx, row[t].first);
+      }
+      for (int64_t t = 0; t < k; ++t) {
+        out_d[r * k + t] = static_cast<float>(row[t].first);
+        out_i[r * k + t] = row[t].second;
+      }
+      out_f[r] = static_cast<float>(mx);
+    }
+  });
+  return {dist, idx, far};
+}
+
 at::Tensor squared_euclidean_cpu(const at::Tensor& a, const at::Tensor& b, const at::Tensor& norm_a,
                                  const at::Tensor& norm_b) {
   constexpr const char* op = "squared_euclidean";
@@ -402,6 +585,8 @@ at::Tensor rerank_jaccard_unchecked_cpu(const at::Tensor& dist, const at::Tensor
 TORCH_LIBRARY_IMPL(ptl_ext, CPU, m) {
   m.impl("squared_euclidean", &ptl_ext::rerank::squared_euclidean_cpu);
   m.impl("rerank_knn", &ptl_ext::rerank::rerank_knn_cpu);
+  m.impl("rerank_refine", &ptl_ext::rerank::rerank_refine_cpu);
+  m.impl("rerank_screen_select", &ptl_ext::rerank::rerank_screen_select_cpu);
   m.impl("rerank_sparse_v", &ptl_ext::rerank::rerank_sparse_v_cpu);
   m.impl("rerank_query_expansion", &ptl_ext::rerank::rerank_query_expansion_cpu);
   m.impl("rerank_jaccard", &ptl_ext::rerank::rerank_jaccard_cpu);

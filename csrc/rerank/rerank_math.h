@@ -20,11 +20,11 @@ namespace rerank {
 
 // Squared distances at or below kZeroTol * (|a|^2 + |b|^2) are within float32 rounding of zero and
 // count as exactly zero, so duplicate features tie exactly and their ties break by index.
-// ptl_ext/reference.py holds the same constant (ZERO_TOL).
+// ptl_ext/_torch_kernels.py holds the same constant (ZERO_TOL; a test compares them).
 constexpr float kZeroTol = 7.62939453125e-06f;  // 2^-17
 
 // The neighbour search keeps k + kKnnExtra candidates from the blocked GEMM, then orders them by
-// distances recomputed pair by pair (see rerank_knn). ptl_ext/reference.py holds the same (KNN_EXTRA).
+// distances recomputed pair by pair (see rerank_knn). ptl_ext/_torch_kernels.py holds the same (KNN_EXTRA).
 constexpr int64_t kKnnExtra = 8;
 
 // Squared euclidean distance from the two squared norms and the dot product.

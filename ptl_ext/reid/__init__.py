@@ -15,9 +15,10 @@ _EXPORTS = {
     "RankResult": "metrics",
     "RerankConfig": "config",
     "AQEConfig": "config",
+    "EvalConfig": "config",
     "rerank_config": "config",
     "METRICS": "config",
-    "PROTOCOLS": "metrics",
+    "PROTOCOLS": "config",
 }
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

@@ -6,7 +6,7 @@ The generic checks (integers, numbers, choices) are :mod:`ptl_ext._checks`.
 import numpy as np
 import torch
 
-from .. import _checks
+from .. import _checks, _torch_kernels
 
 
 def as_tensor(x, name):
@@ -76,7 +76,7 @@ def ids(x, name, n, length_name, device):
     return t.to(device=device, dtype=torch.int64)
 
 
-BLOCK_ENTRIES = 1 << 24  # entries of one block of a query x gallery result (64 MiB in float32)
+BLOCK_ENTRIES = _torch_kernels.BLOCK_ENTRIES  # entries of one block of a query x gallery result
 
 
 def block_rows(block_rows, columns, budget=BLOCK_ENTRIES):

@@ -1,4 +1,4 @@
-"""The options of k-reciprocal re-ranking and alpha query expansion, checked once where they are made."""
+"""The options of evaluation, k-reciprocal re-ranking and alpha query expansion, checked once where they are made."""
 
 from dataclasses import dataclass
 
@@ -72,3 +72,71 @@ class AQEConfig:
     def enabled(self):
         """True when expansion is on (``k >= 1``)."""
         return self.k >= 1
+
+
+PROTOCOLS = ("market", "cuhk03")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Options of :func:`ptl_ext.reid.evaluate_features` and :func:`ptl_ext.reid.retrieval_distances`; the one
+    home of their defaults. Build it from the functions' keywords with :meth:`from_options`.
+
+    Attributes:
+        metric: ``"euclidean"`` (squared) or ``"cosine"``; re-ranking needs ``"euclidean"``.
+        normalize: L2-normalise the features first (default ``False``: the features are ranked as given;
+            :class:`ptl_ext.train.ReIDEvaluator` asks for ``True`` for trained embeddings).
+        rerank: a :class:`RerankConfig`, or ``None`` for no re-ranking; aqe: an :class:`AQEConfig`.
+        max_rank, protocol, num_draws, seed: as in :func:`ptl_ext.reid.evaluate_rank`.
+        backend: re-ranking's neighbour search (``"auto"``, ``"torch"``, ``"faiss"``); search: its GEMM format
+            (see :func:`ptl_ext.reid.knn.knn_graph`). block_rows: query rows per block (``None``: about 2^24
+            distances per block).
+    """
+
+    metric: str = "euclidean"
+    normalize: bool = False
+    rerank: RerankConfig = None
+    aqe: AQEConfig = AQEConfig()
+    max_rank: int = 50
+    protocol: str = "market"
+    backend: str = "auto"
+    search: str = "auto"
+    block_rows: int = None
+    num_draws: int = 10
+    seed: int = 0
+
+    def __post_init__(self):
+        from .knn import BACKENDS
+        from .screen import SEARCH_FORMATS
+
+        _checks.choice(self.metric, "metric", METRICS)
+        _checks.boolean(self.normalize, "normalize")
+        if self.rerank is not None and not isinstance(self.rerank, RerankConfig):
+            raise TypeError(f"rerank must be a RerankConfig or None, got {type(self.rerank).__name__}")
+        if self.rerank is not None and self.metric != "euclidean":
+            raise ValueError(
+                "rerank=True works on squared euclidean distances: pass metric='euclidean' "
+                "(with normalize=True for cosine-like ranking)"
+            )
+        if not isinstance(self.aqe, AQEConfig):
+            raise TypeError(f"aqe must be an AQEConfig, got {type(self.aqe).__name__}")
+        _checks.positive_int(self.max_rank, "max_rank")
+        _checks.choice(self.protocol, "protocol", PROTOCOLS)
+        _checks.choice(self.backend, "backend", BACKENDS)
+        _checks.choice(self.search, "search", SEARCH_FORMATS)
+        if self.block_rows is not None:
+            _checks.positive_int(self.block_rows, "block_rows")
+        _checks.positive_int(self.num_draws, "num_draws")
+        _checks.integer(self.seed, "seed")
+
+    @classmethod
+    def from_options(
+        cls, rerank=False, k1=None, k2=None, lambda_value=None, aqe_k=AQEConfig.k, aqe_alpha=AQEConfig.alpha, **options
+    ):
+        """The config of the functions' keywords: ``rerank`` as in :func:`rerank_config` (a bool with ``k1``,
+        ``k2``, ``lambda_value``, or a :class:`RerankConfig`), ``aqe_k``/``aqe_alpha`` for :class:`AQEConfig`,
+        the other attributes by name (an unknown name is a TypeError naming it)."""
+        unknown = sorted((set(options) - set(cls.__dataclass_fields__)) | ({"aqe"} & set(options)))
+        if unknown:
+            raise TypeError(f"unexpected option {unknown[0]!r}")
+        return cls(rerank=rerank_config(rerank, k1, k2, lambda_value), aqe=AQEConfig(aqe_k, aqe_alpha), **options)

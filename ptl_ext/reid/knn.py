@@ -23,7 +23,7 @@ import torch
 
 from .. import _checks, _torch_kernels, ops
 from ..errors import MissingPackageError
-from . import _validate
+from . import _validate, screen
 
 BACKENDS = ("auto", "torch", "faiss")
 _CPU_TILE = 2048  # rows and columns of one CPU block of distances
@@ -88,18 +88,33 @@ def _faiss_knn(feats, norms, k):
     return dist, idx, rowmax
 
 
-def knn_graph(feats, norms, k, backend="auto"):
+def knn_search(feats, norms, k, backend="auto", search="auto"):
+    """:func:`knn_graph` and how it searched: ``(dist, idx, rowmax, info)``, ``info`` a dict with
+    ``"format"`` (the screening format, ``"float32"`` for the unscreened float32 search, ``"faiss"``) and
+    ``"fallback_fraction"`` (rows screened again in float64; 0 when unscreened)."""
+    if resolve_backend(backend) == "faiss":
+        return (*_faiss_knn(feats, norms, k), {"format": "faiss", "fallback_fraction": 0.0})
+    _checks.choice(search, "search", screen.SEARCH_FORMATS)
+    fmt = screen.search_format(feats.device, search)
+    if fmt != "float32":
+        dist, idx, rowmax, stats = screen.screened_knn(feats, k, fmt)
+        return dist, idx, rowmax, {"format": fmt, "fallback_fraction": stats.fallback_fraction}
+    n = feats.shape[0]
+    block = _CPU_TILE if feats.device.type == "cpu" else _validate.block_rows(None, n)
+    return (*ops.rerank_knn(feats, norms, k, block), {"format": "float32", "fallback_fraction": 0.0})
+
+
+def knn_graph(feats, norms, k, backend="auto", search="auto"):
     """k nearest neighbours of every row of ``feats`` and each row's largest squared distance.
 
     Args:
         feats: ``[N, D]`` float32 on CPU or CUDA; norms: ``[N]`` its squared row norms.
         k: neighbours per row, self included (``1 <= k <= N``); backend: ``"auto"``, ``"torch"`` or ``"faiss"``.
+        search: the torch backend's GEMM format, ``"auto"`` (:func:`ptl_ext.reid.screen.search_format`),
+            ``"bfloat16"`` or ``"float16"`` (screened, exact: :func:`ptl_ext.reid.screen.screened_knn`) or
+            ``"float32"`` (the blocked float32 search of :func:`ptl_ext.ops.rerank_knn`).
 
     Returns:
         ``(dist [N, k] float32, idx [N, k] int64, rowmax [N] float32)`` on the features' device.
     """
-    if resolve_backend(backend) == "faiss":
-        return _faiss_knn(feats, norms, k)
-    n = feats.shape[0]
-    block = _CPU_TILE if feats.device.type == "cpu" else _validate.block_rows(None, n)
-    return ops.rerank_knn(feats, norms, k, block)
+    return knn_search(feats, norms, k, backend, search)[:3]

@@ -14,8 +14,7 @@ import torch
 
 from .. import _checks, ops
 from . import _validate
-
-PROTOCOLS = ("market", "cuhk03")
+from .config import PROTOCOLS
 
 
 @dataclass(frozen=True)
