@@ -11,9 +11,12 @@ State rules shared by both cells (docs/methods.md):
 - A smaller batch uses the first ``B`` rows of the state, a larger one pads it with zeros.
   A change of the input's spatial size without a reset is an error.
 - The state is moved and cast to the current input's device and dtype before use (AMP works).
-- Under ``torch.compile(mode="reduce-overhead")`` the stored state is an output of a CUDA graph, which
-  the next replay overwrites: call :func:`clone_states` after each compiled training forward (outside
-  the compiled region) so the next step reads the state it should.
+- The stored state is ordinary memory that the cell holds, under ``torch.compile`` in every mode too.
+  A training forward that stores a state also counts it in a small CPU tensor the cell owns (an
+  in-place update of a graph input), so a compiled training forward runs outside CUDA graphs
+  (``mode="reduce-overhead"`` / ``"max-autotune"``): a CUDA graph's outputs live in its memory pool,
+  which the next step's replay overwrites, and a state read there would be a stale one. The backward
+  and eval forwards still run as CUDA graphs. No call between steps is needed.
 
 Options beyond the papers, for ablations (the defaults are the papers' behaviour):
 
@@ -80,6 +83,7 @@ class LatentStateCell(nn.Module):
         self.update_fn = update_fn
         self._states = None
         self._input_hw = None
+        self._stored = torch.zeros((), dtype=torch.int64)  # training states stored since the last reset
         self.state_mode = "carry"
         self._eval_states = None
         self._eval_input_hw = None
@@ -113,6 +117,12 @@ class LatentStateCell(nn.Module):
         """Clear the carried state: the next training forward starts from zeros, any input size is accepted."""
         self._states = None
         self._input_hw = None
+        self._stored.zero_()
+
+    @property
+    def stored_batches(self):
+        """How many training forwards stored a state since the last reset (``int``)."""
+        return int(self._stored)
 
     def _check_input(self, x, in_ch):
         """Refuse an input other than a floating-point ``[B, in_ch, H, W]`` tensor, naming what was expected."""
@@ -160,6 +170,7 @@ class LatentStateCell(nn.Module):
         if self.training and self.state_mode != "zero":
             self._states = tuple(s.detach() for s in states)
             self._input_hw = tuple(x.shape[-2:])
+            self._stored.add_(1)  # in place: under torch.compile this keeps the forward out of CUDA graphs
 
     def clone_state(self):
         """Replace the stored state by copies in ordinary memory (see :func:`clone_states`)."""
@@ -319,9 +330,9 @@ def accumulate_eval_states(model, batches):
 def clone_states(model):
     """Give every cell in ``model`` a private copy of its carried state; returns how many cells hold one.
 
-    Needed between training steps of a model compiled with ``torch.compile(mode="reduce-overhead")``:
-    there the state each cell stores is CUDA-graph memory that the next replay reuses. Call it outside
-    the compiled module, after the forward (copies ``[B, K, H', W']`` per cell; a no-op for reset cells).
+    A snapshot that later in-place changes to the old tensors cannot reach (copies ``[B, K, H', W']``
+    per cell; a no-op for reset cells). Not needed under ``torch.compile``, in any mode: the stored
+    state is never CUDA-graph memory (see the module notes).
     """
     count = 0
     for module in _cells(model):

@@ -12,6 +12,7 @@ from ptl_ext import reference
 from ptl_ext.nn import BConvCell, BConvCellV2, clone_states, reset_states
 
 CELLS = [BConvCell, BConvCellV2]
+COMPILE_MODES = ["default", "reduce-overhead", "max-autotune"]
 
 warnings.filterwarnings("ignore", message="ptl_ext._C could not be imported")
 
@@ -345,21 +346,54 @@ def test_clone_states_gives_private_copies(cls):
         clone_states([model])
 
 
-@pytest.mark.cuda
+COMPILE_CASES = [
+    pytest.param("cpu", "default", id="cpu-default"),
+    *(pytest.param("cuda", mode, id=f"cuda-{mode}", marks=pytest.mark.cuda) for mode in COMPILE_MODES),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device, mode", COMPILE_CASES)
 @pytest.mark.parametrize("cls", CELLS)
-def test_carried_state_under_reduce_overhead(cls, monkeypatch):
-    """CUDA graphs (torch.compile reduce-overhead): with clone_states after each step the carried state
-    follows the eager cell's step by step, forward and backward."""
+def test_carried_state_under_torch_compile(cls, device, mode, monkeypatch):
+    """torch.compile (inductor) in each mode, CUDA graphs included (reduce-overhead, max-autotune): over
+    repeated training steps the output, the carried state and the gradients follow the eager cell's,
+    with no call between steps; the stored state is never memory a later call overwrites."""
     monkeypatch.setattr(torch.backends.cudnn.conv, "fp32_precision", "ieee")
-    eager, compiled = make(cls).cuda(), make(cls).cuda()
-    fn = torch.compile(compiled, mode="reduce-overhead", fullgraph=True)
+    for backends in ("max_autotune_gemm_backends", "max_autotune_conv_backends"):  # no template tuning: CUDA graphs
+        monkeypatch.setattr(torch._inductor.config, backends, "ATEN")  # are what max-autotune tests here
+    torch._dynamo.reset()
+    eager, compiled = make(cls).to(device), make(cls).to(device)
+    fn = torch.compile(compiled, mode=None if mode == "default" else mode, fullgraph=True)
     for seed in range(4):
-        x = inputs(2, 3, 6, 6, seed=seed).cuda()
+        x = inputs(2, 3, 6, 6, seed=seed).to(device)
         y_c = fn(x)
         y_c.sum().backward()
-        clone_states(compiled)
         y_e = eager(x)
         y_e.sum().backward()
         torch.testing.assert_close(y_c, y_e, rtol=1e-5, atol=1e-6)
         for a, b in zip(compiled.states, eager.states):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        for a, b in zip(compiled.parameters(), eager.parameters()):
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-5)
+    assert compiled.stored_batches == eager.stored_batches == 4
+    held, kept = compiled.states, [s.clone() for s in compiled.states]
+    fn(inputs(2, 3, 6, 6, seed=9).to(device)).sum().backward()  # a later step leaves the state it read intact
+    for a, b in zip(held, kept):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    compiled.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fn(x), eager.eval()(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_stored_batches_counts_training_stores(cls):
+    cell = make(cls)
+    assert cell.stored_batches == 0
+    for _ in range(3):
+        cell(inputs(2, 3, 6, 6))
+    with torch.no_grad():
+        cell.eval()(inputs(2, 3, 6, 6))
+    assert cell.stored_batches == 3
+    cell.reset_state()
+    assert cell.stored_batches == 0 and cell.states is None
