@@ -413,7 +413,7 @@ def test_cuda_input_without_cuda_kernels_says_how_to_rebuild(monkeypatch):
     ops._check_cell_cuda_built(torch.empty(1, 4, 2, 2), None, False)  # CPU tensors never need CUDA kernels
 
 
-# ---------------------------------------------------------------- device cases (CUDA-only where the CPU cannot run them)
+# ------------------------------------------------------------- device cases (CUDA-only where the CPU cannot run them)
 
 
 @pytest.mark.cuda
