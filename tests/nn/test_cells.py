@@ -261,18 +261,18 @@ def test_cell_in_other_dtypes(cls, dtype):
     assert y.dtype == dtype and all(s.dtype == dtype for s in cell.states)
 
 
-@pytest.mark.cuda
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("cls", CELLS)
-def test_state_follows_the_input_device(cls, monkeypatch):
+def test_state_follows_the_input_device(cls, device, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn.conv, "fp32_precision", "ieee")  # cuDNN's TF32 is ~1e-3 off the CPU
     cell = make(cls)
     with torch.no_grad():
         cell(inputs(2, 3, 6, 6))
         state = [s.clone() for s in cell.states]
-        cell.cuda()
+        cell.to(device)
         x = inputs(2, 3, 6, 6, seed=2)
-        y = cell(x.cuda())
-        assert y.is_cuda and all(s.is_cuda for s in cell.states)
+        y = cell(x.to(device))
+        assert y.device.type == device and all(s.device.type == device for s in cell.states)
         cpu_cell = make(cls)
         cpu_cell(inputs(2, 3, 6, 6))
         for s, t in zip(cpu_cell.states, state):
