@@ -193,6 +193,7 @@ def test_test_deadline_skips_what_starts_late(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU machine runs the real gpu_check.sh instead")
 def test_cpu_smoke_runs_every_step(tmp_path):
     """``gpu_check.sh --cpu-smoke``: every step's code at small size on the CPU, exit status 0, every
     result file and table written."""
