@@ -11,12 +11,12 @@ State rules shared by both cells (docs/methods.md):
 - A smaller batch uses the first ``B`` rows of the state, a larger one pads it with zeros.
   A change of the input's spatial size without a reset is an error.
 - The state is moved and cast to the current input's device and dtype before use (AMP works).
-- The stored state is ordinary memory that the cell holds, under ``torch.compile`` in every mode too.
-  A training forward that stores a state also counts it in a small CPU tensor the cell owns (an
-  in-place update of a graph input), so a compiled training forward runs outside CUDA graphs
-  (``mode="reduce-overhead"`` / ``"max-autotune"``): a CUDA graph's outputs live in its memory pool,
-  which the next step's replay overwrites, and a state read there would be a stale one. The backward
-  and eval forwards still run as CUDA graphs. No call between steps is needed.
+- The stored state is ordinary memory that the cell holds, under ``torch.compile`` in every mode too:
+  inside a compiled region it is stored through :func:`carry_state`, a copy made by an op of its own
+  tagged ``cudagraph_unsafe``. In ``mode="reduce-overhead"`` / ``"max-autotune"`` that op runs outside
+  the CUDA graphs (inductor splits the graph around it, or, without graph partitions, runs that
+  forward without CUDA graphs), so the state is never in a graph's memory pool, which the next
+  replay overwrites. No call between steps is needed. Eager forwards store the state without a copy.
 
 Options beyond the papers, for ablations (the defaults are the papers' behaviour):
 
@@ -41,12 +41,35 @@ __all__ = [
     "LatentStateCell",
     "reset_states",
     "clone_states",
+    "carry_state",
     "set_state_mode",
     "accumulate_eval_states",
     "STATE_MODES",
 ]
 
 STATE_MODES = ("carry", "reset", "zero")
+
+_LIB = torch.library.Library("ptl_ext", "FRAGMENT")
+_LIB.define(
+    "carry_state(Tensor state) -> Tensor",
+    tags=(torch.Tag.cudagraph_unsafe,) if hasattr(torch.Tag, "cudagraph_unsafe") else (),
+)
+_LIB.impl("carry_state", lambda state: state.clone(), "CompositeExplicitAutograd")
+
+
+@torch.library.register_fake("ptl_ext::carry_state")
+def _carry_state_fake(state):
+    return torch.empty_like(state)
+
+
+def carry_state(state):
+    """A private copy of ``state`` (any tensor, detached), made by the op ``ptl_ext::carry_state``.
+
+    The op is tagged ``cudagraph_unsafe``, so under ``torch.compile`` with CUDA graphs it runs outside
+    them and its result is ordinary memory: what a cell stores for the next batch must outlive the
+    graph replay that computed it.
+    """
+    return torch.ops.ptl_ext.carry_state(state)
 
 
 def _check_int(name, value, minimum):
@@ -83,7 +106,6 @@ class LatentStateCell(nn.Module):
         self.update_fn = update_fn
         self._states = None
         self._input_hw = None
-        self._stored = torch.zeros((), dtype=torch.int64)  # training states stored since the last reset
         self.state_mode = "carry"
         self._eval_states = None
         self._eval_input_hw = None
@@ -117,12 +139,6 @@ class LatentStateCell(nn.Module):
         """Clear the carried state: the next training forward starts from zeros, any input size is accepted."""
         self._states = None
         self._input_hw = None
-        self._stored.zero_()
-
-    @property
-    def stored_batches(self):
-        """How many training forwards stored a state since the last reset (``int``)."""
-        return int(self._stored)
 
     def _check_input(self, x, in_ch):
         """Refuse an input other than a floating-point ``[B, in_ch, H, W]`` tensor, naming what was expected."""
@@ -168,9 +184,11 @@ class LatentStateCell(nn.Module):
     def _save_states(self, x, *states):
         """Store detached ``states`` made from input ``x`` (training mode only; never in ``"zero"`` mode)."""
         if self.training and self.state_mode != "zero":
-            self._states = tuple(s.detach() for s in states)
+            states = tuple(s.detach() for s in states)
+            if torch.compiler.is_compiling():  # never a CUDA graph's output (see the module notes)
+                states = tuple(carry_state(s) for s in states)
+            self._states = states
             self._input_hw = tuple(x.shape[-2:])
-            self._stored.add_(1)  # in place: under torch.compile this keeps the forward out of CUDA graphs
 
     def clone_state(self):
         """Replace the stored state by copies in ordinary memory (see :func:`clone_states`)."""
