@@ -170,8 +170,8 @@ if [ "$SMOKE" = 0 ] && ! command -v compute-sanitizer >/dev/null 2>&1 &&
     SANITIZER_OK=0
 fi
 if [ "$BUILT" = 1 ]; then
-    run_step rerank 60 bash -c 'validate rerank "$OUT"'
-    run_step cell 75 bash -c 'validate cell "$OUT"'
+    run_step rerank 90 bash -c 'validate rerank "$OUT"'
+    run_step cell 100 bash -c 'validate cell "$OUT"'
     run_step models 100 bash -c 'validate models "$OUT"'
     # the rest measures no time: side by side, each to at most its cap and the deadline
     pids=()
