@@ -1,36 +1,52 @@
 #!/usr/bin/env bash
-# One-call validation of the GPU path: scripts/gpu_check.sh OUT_DIR
+# One-call validation of the GPU path: scripts/gpu_check.sh [--cpu-smoke] OUT_DIR
 #
-# Runs, in priority order under one deadline (GPU_CHECK_DEADLINE seconds, default 480):
-#   env        nvidia-smi, nvcc, torch / CUDA / cuDNN versions, device and capability
+# Runs, under one deadline (GPU_CHECK_DEADLINE seconds, default 450; each step also has its own cap):
+#   env        nvidia-smi, nvcc, torch / CUDA / cuDNN versions, device, SMs
 #   build      forced CUDA build in place (PTL_EXT_FORCE_CUDA=1, no registry access), for this GPU's
 #              architecture unless TORCH_CUDA_ARCH_LIST is set
-#   tests      every test marked `cuda` (pytest -m cuda), JUnit file OUT_DIR/junit-cuda.xml
-#   rerank     re-ranking at Market scale (3,368 x 15,913, d = 2048), CUDA vs CPU, time and peak memory
-#   cell       fused-op rows (float32, bfloat16, float16): % of a same-bytes device copy, vs torch.compile
-#   model      PTL-ResNet50 vs ResNet-50 AMP train step, batch 32, 256 x 128: ms, ratio, peak memory
-#   sanitizer  compute-sanitizer memcheck over small cases of every kernel (when compute-sanitizer exists)
-# Each step writes OUT_DIR/steps/NN-name.json (status, seconds) and NN-name.log as it finishes, and
+#   rerank     re-ranking at Market (3,368 x 15,913) and MSMT17 (11,659 x 82,161) scale, d = 2048:
+#              time and peak memory above the features; Market compared with the CPU
+#   cell       fused-op rows (float32, bfloat16, float16): % of a same-bytes copy, vs torch.compile
+#   models     one AMP (bf16) train step of every network in list_models(), batch 32: ms, peak, parameters
+#   then, side by side (they measure no time):
+#   tests      the whole suite, pytest -n TEST_WORKERS (default 12, when pytest-xdist is installed), tests
+#              marked cuda first; once PTL_EXT_TEST_DEADLINE passes the rest are skipped, so the run
+#              ends in time and OUT_DIR/junit.xml says how far it got
+#   memcheck   compute-sanitizer --tool memcheck over small calls of every kernel
+#   racecheck  compute-sanitizer --tool racecheck over the same calls
+# Results: OUT_DIR/summary.md (tables, then a few summary lines), summary.json, env.json, rerank.json,
+# cell.json, models.json, junit.xml, failures.md (when tests failed); steps/NN-name.{json,log}.
 # summary.md / summary.json are rewritten after every step, so a run killed at any point still reports.
-# A step gets at most its own cap and never more than the time left. Statuses: pass, fail, timeout,
-# deadline (no time left to start it), not-run (no CUDA build), skipped (compute-sanitizer absent).
-# Without a GPU it exits at once (status 2). Exit status: 0 when every step passed, else 1.
+# Statuses: pass, fail, timeout, deadline (no time left to start it), not-run (no CUDA build), skipped.
+#
+# --cpu-smoke: no GPU needed; every step's code at small size on the CPU (the extension as built, the
+# sanitizer cases without compute-sanitizer, a few tests), for CI (tests/test_gpu_check.py).
+# Without a GPU and without --cpu-smoke it exits at once (status 2). Exit status: 0 when every step passed.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-python3}
+SMOKE=0
+if [ "${1:-}" = "--cpu-smoke" ]; then
+    SMOKE=1
+    shift
+fi
 if [ $# -ne 1 ] || [ -z "$1" ]; then
-    echo "usage: scripts/gpu_check.sh OUT_DIR   (deadline: GPU_CHECK_DEADLINE seconds, default 480)" >&2
+    echo "usage: scripts/gpu_check.sh [--cpu-smoke] OUT_DIR   (deadline: GPU_CHECK_DEADLINE seconds, default 450)" >&2
     exit 64
 fi
-if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep -q "^GPU"; then
+if [ "$SMOKE" = 0 ] && { ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep -q "^GPU"; }; then
     echo "gpu_check: no NVIDIA GPU is visible on this machine (nvidia-smi missing or lists no GPU):" \
-         "nothing to validate. Run scripts/gpu_check.sh on a machine with a GPU." >&2
+         "nothing to validate. Run scripts/gpu_check.sh on a machine with a GPU (or --cpu-smoke)." >&2
     exit 2
 fi
-DEADLINE=${GPU_CHECK_DEADLINE:-480}
-case "$DEADLINE" in
-    ''|*[!0-9]*) echo "gpu_check: GPU_CHECK_DEADLINE must be a whole number of seconds, got '$DEADLINE'" >&2; exit 64;;
-esac
+DEADLINE=${GPU_CHECK_DEADLINE:-450}
+WORKERS=${TEST_WORKERS:-12}
+for pair in "GPU_CHECK_DEADLINE:$DEADLINE" "TEST_WORKERS:$WORKERS"; do
+    case "${pair#*:}" in
+        ''|*[!0-9]*) echo "gpu_check: ${pair%%:*} must be a whole number, got '${pair#*:}'" >&2; exit 64;;
+    esac
+done
 OUT=$(mkdir -p "$1" && cd "$1" && pwd)
 mkdir -p "$OUT/steps"
 START=$(date +%s)
@@ -39,28 +55,30 @@ BUILT=0
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 cd "$ROOT"
 
-record() {  # name status seconds note
-    printf '{"name": "%s", "status": "%s", "seconds": %s, "note": "%s"}\n' "$1" "$2" "$3" "$4" \
-        > "$OUT/steps/$(printf '%02d' "$STEP")-$1.json"
+record() {  # number name status seconds note
+    printf '{"name": "%s", "status": "%s", "seconds": %s, "note": "%s"}\n' "$2" "$3" "$4" "$5" \
+        > "$OUT/steps/$(printf '%02d' "$1")-$2.json"
     "$PY" scripts/gpu_validate.py summary "$OUT" >/dev/null 2>&1 || true
 }
 
-run_step() {  # name cap_seconds command...: status 0 only when the step ran and passed
-    local name=$1 cap=$2
-    shift 2
-    STEP=$((STEP + 1))
-    local left=$((DEADLINE - ($(date +%s) - START)))
-    local limit=$(( cap < left ? cap : left ))
-    local log="$OUT/steps/$(printf '%02d' "$STEP")-$name.log"
+left() { echo $((DEADLINE - ($(date +%s) - START))); }
+
+run_numbered() {  # number name cap_seconds command...: status 0 only when the step ran and passed
+    local num=$1 name=$2 cap=$3
+    shift 3
+    local limit rest
+    rest=$(left)
+    limit=$(( cap < rest ? cap : rest ))
+    local log="$OUT/steps/$(printf '%02d' "$num")-$name.log"
     if [ "$limit" -lt 10 ]; then
         echo "gpu_check: $name not run (deadline reached)"
-        record "$name" deadline 0 "deadline reached"
+        record "$num" "$name" deadline 0 "deadline reached"
         return 1
     fi
     echo "gpu_check: $name (at most ${limit}s) ..."
     local t0 rc status note
     t0=$(date +%s)
-    timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1
+    STEP_LIMIT=$limit timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1
     rc=$?
     case $rc in
         0) status=pass; note="";;
@@ -68,23 +86,38 @@ run_step() {  # name cap_seconds command...: status 0 only when the step ran and
         *) status=fail; note="exit $rc; see $(basename "$log")";;
     esac
     echo "gpu_check: $name $status ($(( $(date +%s) - t0 ))s)"
-    record "$name" "$status" "$(( $(date +%s) - t0 ))" "$note"
+    record "$num" "$name" "$status" "$(( $(date +%s) - t0 ))" "$note"
     [ "$status" = pass ]
 }
 
-needs_build() {  # name: record a step that cannot run without the CUDA build
+run_step() {  # name cap_seconds command...
     STEP=$((STEP + 1))
-    echo "gpu_check: $1 not run (no CUDA build)"
-    record "$1" not-run 0 "no CUDA build"
+    run_numbered "$STEP" "$@"
+}
+
+mark_step() {  # name status note: a step that does not run
+    STEP=$((STEP + 1))
+    echo "gpu_check: $1 $2 ($3)"
+    record "$STEP" "$1" "$2" 0 "$3"
+}
+
+validate() {  # scripts/gpu_validate.py, with --cpu-smoke on the CPU smoke
+    if [ "$SMOKE" = 1 ]; then
+        "$PY" scripts/gpu_validate.py --cpu-smoke "$@"
+    else
+        "$PY" scripts/gpu_validate.py "$@"
+    fi
 }
 
 env_info() {
-    nvidia-smi
-    echo
-    (command -v nvcc >/dev/null && nvcc --version) || "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" --version ||
-        echo "nvcc: not found"
-    echo
-    "$PY" scripts/gpu_validate.py env "$OUT"
+    if [ "$SMOKE" = 0 ]; then
+        nvidia-smi
+        echo
+        (command -v nvcc >/dev/null && nvcc --version) || "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" --version ||
+            echo "nvcc: not found"
+        echo
+    fi
+    validate env "$OUT"
 }
 
 build() {
@@ -95,25 +128,67 @@ build() {
     "$PY" -c "from ptl_ext import ops; assert ops.CELL_HAS_CUDA, 'the build has no CUDA kernels'; print('CUDA kernels')"
 }
 
-export -f env_info build
-export PY OUT
-run_step env 60 bash -c env_info
-run_step build 300 bash -c build && BUILT=1
-if [ "$BUILT" = 1 ]; then
-    run_step tests 300 "$PY" -m pytest tests -m cuda -q -p no:cacheprovider --junitxml="$OUT/junit-cuda.xml"
-    run_step rerank 180 "$PY" scripts/gpu_validate.py rerank "$OUT"
-    run_step cell 150 "$PY" scripts/gpu_validate.py cell "$OUT"
-    run_step model 120 "$PY" scripts/gpu_validate.py model "$OUT"
-    SANITIZER=$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")
-    if [ -x "$SANITIZER" ]; then
-        run_step sanitizer 240 "$SANITIZER" --tool memcheck --error-exitcode 1 \
-            "$PY" scripts/gpu_validate.py sanitize
-    else
-        STEP=$((STEP + 1))
-        record sanitizer skipped 0 "compute-sanitizer not found"
+suite() {  # the test suite; stops starting tests 25 s before its step's limit so junit.xml gets written
+    local extra=()
+    if "$PY" -c "import xdist" 2>/dev/null; then
+        extra+=(-n "$WORKERS")
     fi
+    if "$PY" -c "import pytest_timeout" 2>/dev/null; then
+        extra+=(--timeout=150)  # a hung test fails alone instead of holding the run
+    fi
+    local files=(tests)
+    [ "$SMOKE" = 1 ] && files=(tests/test_info.py tests/test_package.py)  # the command, not the suite
+    # one thread per worker: 12 workers x a thread per core each would oversubscribe the host
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PTL_EXT_TEST_DEADLINE=$(( $(date +%s) + STEP_LIMIT - 25 )) \
+        "$PY" -m pytest "${files[@]}" "${extra[@]}" -q -rfE --durations=15 -p no:cacheprovider \
+        --junitxml="$OUT/junit.xml"
+}
+
+sanitizer() {  # tool: compute-sanitizer over the sanitize cases (the cases alone on the CPU smoke)
+    if [ "$SMOKE" = 1 ]; then
+        validate sanitize
+        return
+    fi
+    local tool=$1 exe
+    exe=$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")
+    # without the caching allocator every tensor is its own allocation, so reads past one are caught
+    PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$exe" --tool "$tool" --error-exitcode 1 "$PY" scripts/gpu_validate.py sanitize
+}
+
+export -f validate env_info build suite sanitizer
+export PY OUT SMOKE WORKERS
+run_step env 30 bash -c env_info
+if [ "$SMOKE" = 1 ]; then
+    mark_step build skipped "cpu smoke: the extension as built"
+    BUILT=1
 else
-    for name in tests rerank cell model sanitizer; do needs_build "$name"; done
+    run_step build 150 bash -c build && BUILT=1
+fi
+SANITIZER_OK=1
+if [ "$SMOKE" = 0 ] && ! command -v compute-sanitizer >/dev/null 2>&1 &&
+    [ ! -x "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer" ]; then
+    SANITIZER_OK=0
+fi
+if [ "$BUILT" = 1 ]; then
+    run_step rerank 90 bash -c 'validate rerank "$OUT"'
+    run_step cell 100 bash -c 'validate cell "$OUT"'
+    run_step models 100 bash -c 'validate models "$OUT"'
+    # the rest measures no time: side by side, each to at most its cap and the deadline
+    pids=()
+    cap=$(( $(left) - 5 ))
+    cap=$(( cap < 200 ? cap : 200 ))
+    STEP=$((STEP + 1)); run_numbered "$STEP" tests "$cap" bash -c suite & pids+=($!)
+    for tool in memcheck racecheck; do
+        if [ "$SANITIZER_OK" = 1 ]; then
+            STEP=$((STEP + 1)); run_numbered "$STEP" "$tool" "$cap" bash -c "sanitizer $tool" &
+            pids+=($!)
+        else
+            mark_step "$tool" skipped "compute-sanitizer not found"
+        fi
+    done
+    wait "${pids[@]}"
+else
+    for name in rerank cell models tests memcheck racecheck; do mark_step "$name" not-run "no CUDA build"; done
 fi
 "$PY" scripts/gpu_validate.py summary "$OUT" > /dev/null
 echo "gpu_check: summary in $OUT/summary.md"

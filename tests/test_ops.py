@@ -285,33 +285,37 @@ def test_empty_batch():
     assert y.shape == c.shape == (0, 2, 3, 3)
 
 
-@pytest.mark.cuda
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("shape", [(3, 7, 9, 11), (3, 8, 9, 11)], ids=["scalar-path", "vector-path"])
-def test_cuda_outputs_every_element_written(dtype, shape):
-    """Poison the caching allocator's blocks with NaN, free them, and check the op overwrote every element.
-    K·H·W = 693 (odd) takes the one-element path; 792 (a multiple of 8) the 16-byte-pack path."""
-    gates, c_prev = _inputs(shape, dtype, "cuda", seed=10)
-    dy = torch.randn(shape, device="cuda", dtype=dtype)
+def test_outputs_every_element_written(device, dtype, shape):
+    """Poison the allocator's blocks with NaN, free them, and check the op overwrote every element. On
+    CUDA, K·H·W = 693 (odd) takes the one-element path; 792 (a multiple of 8) the 16-byte-pack path."""
+    if dtype not in _dtypes(device):
+        pytest.skip(f"no {dtype} kernel on {device}")
+    gates, c_prev = _inputs(shape, dtype, device, seed=10)
+    dy = torch.randn(shape, device=device, dtype=dtype)
     for with_prev in (True, False):
         cp = c_prev if with_prev else None
-        poison = [torch.full(gates.shape, float("nan"), device="cuda", dtype=dtype) for _ in range(4)]
+        poison = [torch.full(gates.shape, float("nan"), device=device, dtype=dtype) for _ in range(4)]
         del poison
         y, c = torch.ops.ptl_ext.bconv_cell_update(gates, cp)
         assert not torch.isnan(y).any() and not torch.isnan(c).any()
-        poison = [torch.full(gates.shape, float("nan"), device="cuda", dtype=dtype) for _ in range(4)]
+        poison = [torch.full(gates.shape, float("nan"), device=device, dtype=dtype) for _ in range(4)]
         del poison
         dg, dcp = torch.ops.ptl_ext.bconv_cell_update_backward(gates, cp, c, dy, None, with_prev)
         assert not torch.isnan(dg).any() and not torch.isnan(dcp).any()
 
 
-@pytest.mark.cuda
-def test_cuda_matches_cpu():
+@pytest.mark.parametrize("device", DEVICES)
+def test_float64_matches_the_reference_and_the_cpu(device):
     gates, c_prev = _inputs((4, 33, 17, 9), torch.float64, "cpu", seed=11)
     y, c = ops.bconv_cell_update(gates, c_prev)
-    y_cuda, c_cuda = ops.bconv_cell_update(gates.cuda(), c_prev.cuda())
-    torch.testing.assert_close(y_cuda.cpu(), y)
-    torch.testing.assert_close(c_cuda.cpu(), c)
+    y_dev, c_dev = ops.bconv_cell_update(gates.to(device), c_prev.to(device))
+    y_ref, c_ref = reference.bconv_cell_update(gates, c_prev)
+    for got, cpu, ref in ((y_dev, y, y_ref), (c_dev, c, c_ref)):
+        torch.testing.assert_close(got.cpu(), cpu)
+        torch.testing.assert_close(got.cpu(), ref, **TOL[torch.float64])
 
 
 _ISA_SCRIPT = """
@@ -409,7 +413,7 @@ def test_cuda_input_without_cuda_kernels_says_how_to_rebuild(monkeypatch):
     ops._check_cell_cuda_built(torch.empty(1, 4, 2, 2), None, False)  # CPU tensors never need CUDA kernels
 
 
-# ---------------------------------------------------------------- CUDA-only cases
+# ------------------------------------------------------------- device cases (CUDA-only where the CPU cannot run them)
 
 
 @pytest.mark.cuda
@@ -427,17 +431,19 @@ def test_cuda_mixed_devices_name_the_argument_both_ways():
         backward(gates.cpu(), c_prev.cpu(), c, c.cpu(), None, True)
 
 
-@pytest.mark.cuda
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
-def test_cuda_misaligned_views_match_aligned(dtype):
-    """Contiguous views one element past a 16-byte boundary take the one-element path; it must give
-    exactly what the 16-byte-pack path gives on aligned copies (same per-element math)."""
+def test_misaligned_views_match_aligned(device, dtype):
+    """Contiguous views one element past a 16-byte boundary take the one-element path (CUDA) or the
+    unaligned loads (CPU); they must give exactly what aligned copies give (same per-element math)."""
+    if dtype not in _dtypes(device):
+        pytest.skip(f"no {dtype} kernel on {device}")
     shape = (2, 8, 4, 8)
-    gates, c_prev = _inputs(shape, dtype, "cuda", seed=13)
-    dy = torch.randn(shape, device="cuda", dtype=dtype)
+    gates, c_prev = _inputs(shape, dtype, device, seed=13)
+    dy = torch.randn(shape, device=device, dtype=dtype)
 
     def misaligned(t):
-        view = torch.empty(t.numel() + 1, device="cuda", dtype=dtype)[1:].view(t.shape)
+        view = torch.empty(t.numel() + 1, device=device, dtype=dtype)[1:].view(t.shape)
         assert view.is_contiguous() and view.data_ptr() % 16 != 0
         return view.copy_(t)
 
@@ -503,14 +509,14 @@ def test_cuda_runs_on_the_current_stream():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-@pytest.mark.cuda
-def test_cuda_empty_batch_and_extreme_values():
-    y, c = ops.bconv_cell_update(torch.randn(0, 8, 3, 3, device="cuda"))
-    assert y.shape == c.shape == (0, 2, 3, 3) and y.is_cuda
+@pytest.mark.parametrize("device", DEVICES)
+def test_empty_batch_and_extreme_values(device):
+    y, c = ops.bconv_cell_update(torch.randn(0, 8, 3, 3, device=device))
+    assert y.shape == c.shape == (0, 2, 3, 3) and y.device.type == device
     gates = torch.tensor([-1e4, -100.0, 0.0, 100.0, 1e4, float("inf"), -float("inf"), 30.0]).repeat(4).view(1, 32, 1, 1)
     c_prev = torch.full((1, 8, 1, 1), 2.0)
-    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
-        g, cp = gates.to("cuda", dtype), c_prev.to("cuda", dtype)
+    for dtype in _dtypes(device):
+        g, cp = gates.to(device, dtype), c_prev.to(device, dtype)
         y, c = ops.bconv_cell_update(g, cp)
         y_ref, c_ref = _expected(g, cp)
         _assert_close(y, y_ref)
@@ -518,9 +524,15 @@ def test_cuda_empty_batch_and_extreme_values():
         assert torch.isfinite(y).all() and torch.isfinite(c).all()
 
 
-@pytest.mark.cuda
-@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
-def test_cuda_torch_compile(mode):
+@pytest.mark.parametrize(
+    "device, mode",
+    [
+        ("cpu", "default"),
+        pytest.param("cuda", "default", marks=pytest.mark.cuda),
+        pytest.param("cuda", "reduce-overhead", marks=pytest.mark.cuda),
+    ],
+)
+def test_torch_compile(device, mode):
     def step(gates, c_prev):
         y, c = ops.bconv_cell_update(gates * 2.0, c_prev)
         return (y * c).sum(), c
@@ -528,7 +540,7 @@ def test_cuda_torch_compile(mode):
     compiled = torch.compile(step, fullgraph=True, mode=mode)
     for seed in range(3):  # reduce-overhead records, then replays
         torch.compiler.cudagraph_mark_step_begin()
-        gates, c_prev = _inputs((2, 8, 6, 5), torch.float32, "cuda", seed=16 + seed)
+        gates, c_prev = _inputs((2, 8, 6, 5), torch.float32, device, seed=16 + seed)
         g1, g2 = gates.clone().requires_grad_(True), gates.clone().requires_grad_(True)
         loss_eager, c_eager = step(g1, c_prev)
         loss_compiled, c_compiled = compiled(g2, c_prev)

@@ -1,11 +1,16 @@
 // CUDA kernels of the BConv-Cell update: cell_math.h mapped over tensors, one thread per pack of
-// 16 bytes (16-bit and float types) when every pointer and the row length allow it, else one element
-// per thread, with 32-bit indexing whenever the largest tensor fits.
+// 16 bytes (8 halves / bfloat16s, 4 floats) when every pointer and the row length allow it, else one
+// element per thread, with 32-bit indexing (and a multiply-shift division by the row length) whenever
+// the largest tensor fits.
 //
 // Activations, per type (the build uses no --use_fast_math): float and double use the accurate
-// tanhf/expf (within a few ulp, as the CPU kernels); the 16-bit types, computed in float, use the
-// hardware exponential (FastFloatAct), whose error lies far below their rounding step and which keeps
-// the wide 16-bit backward kernels within their registers.
+// tanhf/expf (within a few ulp, as the CPU kernels). The 16-bit types compute in float with hardware
+// approximations whose error lies below their rounding step. The 16-bit forward moves 14 bytes an
+// element, so it is bounded by the special-function unit (16 results per clock per SM) unless it
+// issues few of them: sigmoid takes one ex2 and one rcp, tanh the single tanh.approx.f32 (relative
+// error 2^-11; 8 special-function results an element instead of 10). The backward needs 1 - tanh^2
+// accurate near saturation, where tanh.approx's relative error would dominate, and moves 26 bytes an
+// element: it keeps tanh from ex2 and rcp (FastFloatAct).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -16,6 +21,7 @@
 
 #include "cell/cell_cuda.h"
 #include "cell/cell_math.h"
+#include "cell/index_math.h"
 
 namespace ptl_ext {
 namespace cell {
@@ -53,9 +59,83 @@ struct FastFloatAct {
   static __device__ __forceinline__ float tanh(float x) { return 1.0f - __fdividef(2.0f, 1.0f + __expf(2.0f * x)); }
 };
 
-// The activation policy of each storage type: accurate where the type carries the precision.
+__device__ __forceinline__ float ex2_approx(float x) {
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+
+__device__ __forceinline__ float rcp_approx(float x) {
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+
+// The 16-bit forward's activations (see the file comment): two special-function results for a sigmoid
+// (ex2, rcp), one for tanh. +-inf give 0 or 1 and +-1; NaN stays NaN.
+struct FastForwardAct {
+  static __device__ __forceinline__ float sigmoid(float x) {
+    return rcp_approx(1.0f + ex2_approx(-1.4426950408889634f * x));
+  }
+  static __device__ __forceinline__ float tanh(float x) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
+    float r;
+    asm("tanh.approx.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+#else
+    return FastFloatAct::tanh(x);
+#endif
+  }
+};
+
+// The activation policies of each storage type: accurate where the type carries the precision.
 template <typename T>
-using ActFor = std::conditional_t<std::is_same_v<typename Acc<T>::type, T>, ScalarAct, FastFloatAct>;
+constexpr bool kAccurate = std::is_same_v<typename Acc<T>::type, T>;
+template <typename T>
+using ActFor = std::conditional_t<kAccurate<T>, ScalarAct, FastFloatAct>;
+
+// Pack stores of float values into a 16-bit type: pairs are converted by one instruction.
+template <typename T, int V>
+struct Store;
+template <int V>
+struct Store<__half, V> {
+  static __device__ __forceinline__ void pack(__half (&out)[V], const float (&v)[V]) {
+    if constexpr (V % 2 == 0) {
+#pragma unroll
+      for (int k = 0; k < V; k += 2) *reinterpret_cast<__half2*>(&out[k]) = __floats2half2_rn(v[k], v[k + 1]);
+    } else {
+#pragma unroll
+      for (int k = 0; k < V; ++k) out[k] = __float2half_rn(v[k]);
+    }
+  }
+};
+template <int V>
+struct Store<__nv_bfloat16, V> {
+  static __device__ __forceinline__ void pack(__nv_bfloat16 (&out)[V], const float (&v)[V]) {
+    if constexpr (V % 2 == 0) {
+#pragma unroll
+      for (int k = 0; k < V; k += 2) {
+        *reinterpret_cast<__nv_bfloat162*>(&out[k]) = __floats2bfloat162_rn(v[k], v[k + 1]);
+      }
+    } else {
+#pragma unroll
+      for (int k = 0; k < V; ++k) out[k] = __float2bfloat16_rn(v[k]);
+    }
+  }
+};
+
+// Batch row of pack n (`row` packs a row): a multiply-shift for 32-bit indices, a division for 64-bit ones.
+template <typename I>
+struct RowOf {
+  explicit RowOf(I) {}
+  __device__ __forceinline__ I operator()(I n, I row) const { return n / row; }
+};
+template <>
+struct RowOf<uint32_t> {
+  FastDivider div;
+  explicit RowOf(uint32_t row) : div(row) {}
+  __device__ __forceinline__ uint32_t operator()(uint32_t n, uint32_t) const { return div.div(n); }
+};
 
 template <typename T, int V>
 struct alignas(sizeof(T) * V) Pack {
@@ -64,28 +144,35 @@ struct alignas(sizeof(T) * V) Pack {
 
 // Index space: packs of V elements; `row` packs per batch row of a [B, K, H, W] tensor.
 template <typename T, int V, typename I>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const T* __restrict__ gates, const T* __restrict__ c_prev,
-                                                           T* __restrict__ y, T* __restrict__ c, I row, I total) {
+__global__ void __launch_bounds__(kThreads)
+    forward_kernel(const T* __restrict__ gates, const T* __restrict__ c_prev, T* __restrict__ y, T* __restrict__ c,
+                   I row, RowOf<I> row_of, I total) {
   using P = Pack<T, V>;
   using A = Acc<T>;
   using F = typename A::type;
   const P* g = reinterpret_cast<const P*>(gates);
   for (I n = I(blockIdx.x) * kThreads + threadIdx.x; n < total; n += I(gridDim.x) * kThreads) {
-    const I b = n / row;
-    const I gi = n + 3 * b * row;  // = b * 4 * row + (n - b * row): the i-chunk of this row
+    const I gi = n + 3 * row_of(n, row) * row;  // = b * 4 * row + (n - b * row): the i-chunk of this row
     const P ai = g[gi], af = g[gi + row], ao = g[gi + 2 * row], ag = g[gi + 3 * row];
     P cp;
     if (c_prev != nullptr) {
       cp = reinterpret_cast<const P*>(c_prev)[n];
     }
     P yo, co;
+    if constexpr (kAccurate<T>) {
 #pragma unroll
-    for (int k = 0; k < V; ++k) {
-      F yk, ck;
-      forward<ActFor<T>>(A::load(ai.v[k]), A::load(af.v[k]), A::load(ao.v[k]), A::load(ag.v[k]),
-                         c_prev != nullptr ? A::load(cp.v[k]) : F(0), yk, ck);
-      yo.v[k] = A::store(yk);
-      co.v[k] = A::store(ck);
+      for (int k = 0; k < V; ++k) {
+        forward<ScalarAct>(ai.v[k], af.v[k], ao.v[k], ag.v[k], c_prev != nullptr ? cp.v[k] : T(0), yo.v[k], co.v[k]);
+      }
+    } else {
+      F yk[V], ck[V];
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        forward<FastForwardAct>(A::load(ai.v[k]), A::load(af.v[k]), A::load(ao.v[k]), A::load(ag.v[k]),
+                                c_prev != nullptr ? A::load(cp.v[k]) : F(0), yk[k], ck[k]);
+      }
+      Store<T, V>::pack(yo.v, yk);
+      Store<T, V>::pack(co.v, ck);
     }
     reinterpret_cast<P*>(y)[n] = yo;
     reinterpret_cast<P*>(c)[n] = co;
@@ -96,15 +183,14 @@ template <typename T, int V, typename I>
 __global__ void __launch_bounds__(kThreads)
     backward_kernel(const T* __restrict__ gates, const T* __restrict__ c_prev, const T* __restrict__ c,
                     const T* __restrict__ dy, const T* __restrict__ dc, T* __restrict__ dgates, T* __restrict__ dc_prev,
-                    I row, I total) {
+                    I row, RowOf<I> row_of, I total) {
   using P = Pack<T, V>;
   using A = Acc<T>;
   using F = typename A::type;
   const P* g = reinterpret_cast<const P*>(gates);
   P* dg = reinterpret_cast<P*>(dgates);
   for (I n = I(blockIdx.x) * kThreads + threadIdx.x; n < total; n += I(gridDim.x) * kThreads) {
-    const I b = n / row;
-    const I gi = n + 3 * b * row;
+    const I gi = n + 3 * row_of(n, row) * row;
     const P ai = g[gi], af = g[gi + row], ao = g[gi + 2 * row], ag = g[gi + 3 * row];
     const P cv = reinterpret_cast<const P*>(c)[n];
     P cp, dyv, dcv;
@@ -167,7 +253,9 @@ cudaError_t launch_forward(const T* gates, const T* c_prev, T* y, T* c, int64_t 
     constexpr int V = decltype(vec)::value;
     using I = decltype(index);
     const int64_t total = batch * khw / V;
-    forward_kernel<T, V, I><<<blocks_for(total), kThreads, 0, stream>>>(gates, c_prev, y, c, I(khw / V), I(total));
+    const I row = I(khw / V);
+    forward_kernel<T, V, I>
+        <<<blocks_for(total), kThreads, 0, stream>>>(gates, c_prev, y, c, row, RowOf<I>(row), I(total));
     return cudaGetLastError();
   });
 }
@@ -182,8 +270,9 @@ cudaError_t launch_backward(const T* gates, const T* c_prev, const T* c, const T
     constexpr int V = decltype(vec)::value;
     using I = decltype(index);
     const int64_t total = batch * khw / V;
-    backward_kernel<T, V, I>
-        <<<blocks_for(total), kThreads, 0, stream>>>(gates, c_prev, c, dy, dc, dgates, dc_prev, I(khw / V), I(total));
+    const I row = I(khw / V);
+    backward_kernel<T, V, I><<<blocks_for(total), kThreads, 0, stream>>>(gates, c_prev, c, dy, dc, dgates, dc_prev, row,
+                                                                         RowOf<I>(row), I(total));
     return cudaGetLastError();
   });
 }

@@ -22,16 +22,16 @@ std::vector<int64_t> state_sizes(const at::Tensor& gates, const char* op) {
   return {gates.size(0), gates.size(1) / 4, gates.size(2), gates.size(3)};
 }
 
-at::Tensor checked_state(const at::Tensor& t, const at::Tensor& gates, at::IntArrayRef sizes, const char* op,
-                         const char* arg) {
+at::Tensor checked_state(const at::Tensor& t, const at::Tensor& gates, const std::vector<int64_t>& sizes,
+                         const char* op, const char* arg) {
   check_rank(t, 4, op, arg, "[B, K, H, W]");
   check_sizes(t, sizes, op, arg, "[B, K, H, W] of gates [B, 4K, H, W]");
   check_like(t, gates, op, arg, "gates");
   return t.contiguous();
 }
 
-at::Tensor checked_optional_state(const c10::optional<at::Tensor>& t, const at::Tensor& gates, at::IntArrayRef sizes,
-                                  const char* op, const char* arg) {
+at::Tensor checked_optional_state(const c10::optional<at::Tensor>& t, const at::Tensor& gates,
+                                  const std::vector<int64_t>& sizes, const char* op, const char* arg) {
   if (!t.has_value() || !t->defined()) {
     return at::Tensor();
   }

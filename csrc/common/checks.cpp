@@ -4,9 +4,23 @@
 
 namespace ptl_ext {
 
+std::string shape_string(at::IntArrayRef sizes) {
+  std::ostringstream out;
+  out << '[';
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    out << (i == 0 ? "" : ", ") << sizes[i];
+  }
+  out << ']';
+  return out.str();
+}
+
 void check_rank(const at::Tensor& t, int64_t dim, const char* op, const char* arg, const char* layout) {
-  TORCH_CHECK_VALUE(t.dim() == dim, op, ": ", arg, " must be a ", dim, "-D tensor ", layout, ", got a ", t.dim(),
-                    "-D tensor of shape ", t.sizes());
+  if (t.dim() == dim) {
+    return;
+  }
+  const std::string got = shape_string(t.sizes());
+  TORCH_CHECK_VALUE(false, op, ": ", arg, " must be a ", dim, "-D tensor ", layout, ", got a ", t.dim(),
+                    "-D tensor of shape ", got);
 }
 
 void check_dtype(const at::Tensor& t, std::initializer_list<at::ScalarType> dtypes, const char* op, const char* arg,
@@ -26,8 +40,14 @@ void check_dtype(const at::Tensor& t, std::initializer_list<at::ScalarType> dtyp
                    t.scalar_type());
 }
 
-void check_sizes(const at::Tensor& t, at::IntArrayRef sizes, const char* op, const char* arg, const char* what) {
-  TORCH_CHECK_VALUE(t.sizes() == sizes, op, ": ", arg, " must have shape ", what, " = ", sizes, ", got ", t.sizes());
+void check_sizes(const at::Tensor& t, const std::vector<int64_t>& sizes, const char* op, const char* arg,
+                 const char* what) {
+  if (t.sizes() == at::IntArrayRef(sizes)) {
+    return;
+  }
+  const std::string want = shape_string(sizes);
+  const std::string got = shape_string(t.sizes());
+  TORCH_CHECK_VALUE(false, op, ": ", arg, " must have shape ", what, " = ", want, ", got ", got);
 }
 
 void check_like(const at::Tensor& t, const at::Tensor& ref, const char* op, const char* arg, const char* ref_arg) {

@@ -11,9 +11,12 @@ State rules shared by both cells (docs/methods.md):
 - A smaller batch uses the first ``B`` rows of the state, a larger one pads it with zeros.
   A change of the input's spatial size without a reset is an error.
 - The state is moved and cast to the current input's device and dtype before use (AMP works).
-- Under ``torch.compile(mode="reduce-overhead")`` the stored state is an output of a CUDA graph, which
-  the next replay overwrites: call :func:`clone_states` after each compiled training forward (outside
-  the compiled region) so the next step reads the state it should.
+- The stored state is ordinary memory that the cell holds, under ``torch.compile`` in every mode too:
+  inside a compiled region it is stored through :func:`carry_state`, a copy made by an op of its own
+  tagged ``cudagraph_unsafe``. In ``mode="reduce-overhead"`` / ``"max-autotune"`` that op runs outside
+  the CUDA graphs (inductor splits the graph around it, or, without graph partitions, runs that
+  forward without CUDA graphs), so the state is never in a graph's memory pool, which the next
+  replay overwrites. No call between steps is needed. Eager forwards store the state without a copy.
 
 Options beyond the papers, for ablations (the defaults are the papers' behaviour):
 
@@ -39,10 +42,33 @@ __all__ = [
     "LatentStateCell",
     "reset_states",
     "clone_states",
+    "carry_state",
     "set_state_mode",
     "accumulate_eval_states",
     "STATE_MODES",
 ]
+
+_LIB = torch.library.Library("ptl_ext", "FRAGMENT")
+_LIB.define(
+    "carry_state(Tensor state) -> Tensor",
+    tags=(torch.Tag.cudagraph_unsafe,) if hasattr(torch.Tag, "cudagraph_unsafe") else (),
+)
+_LIB.impl("carry_state", lambda state: state.clone(), "CompositeExplicitAutograd")
+
+
+@torch.library.register_fake("ptl_ext::carry_state")
+def _carry_state_fake(state):
+    return torch.empty_like(state)
+
+
+def carry_state(state):
+    """A private copy of ``state`` (any tensor, detached), made by the op ``ptl_ext::carry_state``.
+
+    The op is tagged ``cudagraph_unsafe``, so under ``torch.compile`` with CUDA graphs it runs outside
+    them and its result is ordinary memory: what a cell stores for the next batch must outlive the
+    graph replay that computed it.
+    """
+    return torch.ops.ptl_ext.carry_state(state)
 
 
 def _check_int(name, value, minimum):
@@ -154,7 +180,10 @@ class LatentStateCell(nn.Module):
     def _save_states(self, x, *states):
         """Store detached ``states`` made from input ``x`` (training mode only; never in ``"zero"`` mode)."""
         if self.training and self.state_mode != "zero":
-            self._states = tuple(s.detach() for s in states)
+            states = tuple(s.detach() for s in states)
+            if torch.compiler.is_compiling():  # never a CUDA graph's output (see the module notes)
+                states = tuple(carry_state(s) for s in states)
+            self._states = states
             self._input_hw = tuple(x.shape[-2:])
 
     def clone_state(self):
@@ -315,9 +344,9 @@ def accumulate_eval_states(model, batches):
 def clone_states(model):
     """Give every cell in ``model`` a private copy of its carried state; returns how many cells hold one.
 
-    Needed between training steps of a model compiled with ``torch.compile(mode="reduce-overhead")``:
-    there the state each cell stores is CUDA-graph memory that the next replay reuses. Call it outside
-    the compiled module, after the forward (copies ``[B, K, H', W']`` per cell; a no-op for reset cells).
+    A snapshot that later in-place changes to the old tensors cannot reach (copies ``[B, K, H', W']``
+    per cell; a no-op for reset cells). Not needed under ``torch.compile``, in any mode: the stored
+    state is never CUDA-graph memory (see the module notes).
     """
     count = 0
     for module in _cells(model):

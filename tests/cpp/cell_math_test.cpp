@@ -1,10 +1,12 @@
-// Host-side test of cell_math.h, built by CMakeLists.txt without torch: the backward equals central
-// finite differences of the forward, in double precision, over random inputs, and known values hold.
+// Host-side test of cell_math.h (and the kernels' index division, index_math.h), built by CMakeLists.txt without torch:
+// the backward equals central finite differences of the forward, in double precision, over random inputs, and known
+// values hold.
 #include <cmath>
 #include <cstdio>
 #include <random>
 
 #include "cell/cell_math.h"
+#include "cell/index_math.h"
 
 using ptl_ext::cell::ScalarAct;
 
@@ -64,10 +66,34 @@ void check_known_values() {
 
 }  // namespace
 
+// FastDivider equals integer division for small and large divisors (powers of two and their neighbours
+// included) and numerators up to 2^31 - 1.
+void check_divider(std::mt19937_64& rng) {
+  std::uniform_int_distribution<uint32_t> any(0, 0x7fffffffu);
+  for (uint32_t d = 1; d < 3000; ++d) {
+    const ptl_ext::cell::FastDivider div(d);
+    for (uint32_t n = 0; n < 5000; ++n) expect_near(div.div(n), n / d, 0, "FastDivider small");
+    for (int k = 0; k < 200; ++k) {
+      const uint32_t n = any(rng);
+      expect_near(div.div(n), n / d, 0, "FastDivider large numerator");
+    }
+  }
+  for (int shift = 1; shift < 31; ++shift) {
+    for (int delta = -1; delta <= 1; ++delta) {
+      const uint32_t d = (1u << shift) + delta;
+      const ptl_ext::cell::FastDivider div(d);
+      for (uint32_t n : {0u, d - 1, d, d + 1, 0x7fffffffu, 0x7ffffffeu, any(rng), any(rng)}) {
+        expect_near(div.div(n), n / d, 0, "FastDivider large divisor");
+      }
+    }
+  }
+}
+
 int main() {
   std::mt19937_64 rng(1234);
   check_gradients(rng);
   check_known_values();
+  check_divider(rng);
   if (failures != 0) {
     std::printf("%d checks failed\n", failures);
     return 1;

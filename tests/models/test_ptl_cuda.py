@@ -1,4 +1,4 @@
-"""PTL networks on a GPU: mixed-precision training steps through the fused CUDA cell kernels."""
+"""PTL networks in mixed precision: training steps through the fused cell kernels, on the CPU and a GPU."""
 
 import pytest
 import torch
@@ -7,21 +7,22 @@ import torch.nn.functional as F
 from ptl_ext.models import PTLResNet50
 
 
-@pytest.mark.cuda
+@pytest.mark.slow
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("v2", [False, True], ids=["v1", "v2"])
-def test_ptl_resnet50_amp_training_steps(v2):
-    """bfloat16 and float16 autocast steps (with a grad scaler for float16): finite loss and gradients,
-    the carried states in the autocast dtype, and the loss falling on a repeated batch."""
+def test_ptl_resnet50_amp_training_steps(device, v2):
+    """bfloat16 and (CUDA) float16 autocast steps, with a grad scaler for float16: finite loss and
+    gradients, the carried states in the autocast dtype, and the loss falling on a repeated batch."""
     torch.manual_seed(0)
-    model = PTLResNet50(16, v2=v2).cuda().train()
-    x = torch.randn(8, 3, 128, 64, device="cuda")
-    target = torch.arange(8, device="cuda") % 16
-    for dtype in (torch.bfloat16, torch.float16):
+    model = PTLResNet50(16, v2=v2).to(device).train()
+    x = torch.randn(8, 3, 128, 64, device=device)
+    target = torch.arange(8, device=device) % 16
+    for dtype in (torch.bfloat16, torch.float16) if device == "cuda" else (torch.bfloat16,):  # no float16 CPU cell
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+        scaler = torch.amp.GradScaler(device, enabled=dtype == torch.float16)
         losses = []
         for _ in range(6):
-            with torch.autocast("cuda", dtype=dtype):
+            with torch.autocast(device, dtype=dtype):
                 loss = F.cross_entropy(model(x), target)
             assert torch.isfinite(loss)
             opt.zero_grad(set_to_none=True)
@@ -33,5 +34,5 @@ def test_ptl_resnet50_amp_training_steps(v2):
             scaler.step(opt)
             scaler.update()
             losses.append(loss.item())
-        assert all(s.dtype == dtype and s.is_cuda for cell in model.cells for s in cell.states)
+        assert all(s.dtype == dtype and s.device.type == device for cell in model.cells for s in cell.states)
         assert losses[-1] < losses[0], losses

@@ -10,8 +10,10 @@ from torch import nn
 
 from ptl_ext import reference
 from ptl_ext.nn import BConvCell, BConvCellV2, clone_states, reset_states
+from ptl_ext.nn.cells import carry_state
 
 CELLS = [BConvCell, BConvCellV2]
+COMPILE_MODES = ["default", "reduce-overhead", "max-autotune"]
 
 warnings.filterwarnings("ignore", message="ptl_ext._C could not be imported")
 
@@ -260,18 +262,18 @@ def test_cell_in_other_dtypes(cls, dtype):
     assert y.dtype == dtype and all(s.dtype == dtype for s in cell.states)
 
 
-@pytest.mark.cuda
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("cls", CELLS)
-def test_state_follows_the_input_device(cls, monkeypatch):
+def test_state_follows_the_input_device(cls, device, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn.conv, "fp32_precision", "ieee")  # cuDNN's TF32 is ~1e-3 off the CPU
     cell = make(cls)
     with torch.no_grad():
         cell(inputs(2, 3, 6, 6))
         state = [s.clone() for s in cell.states]
-        cell.cuda()
+        cell.to(device)
         x = inputs(2, 3, 6, 6, seed=2)
-        y = cell(x.cuda())
-        assert y.is_cuda and all(s.is_cuda for s in cell.states)
+        y = cell(x.to(device))
+        assert y.device.type == device and all(s.device.type == device for s in cell.states)
         cpu_cell = make(cls)
         cpu_cell(inputs(2, 3, 6, 6))
         for s, t in zip(cpu_cell.states, state):
@@ -345,21 +347,51 @@ def test_clone_states_gives_private_copies(cls):
         clone_states([model])
 
 
-@pytest.mark.cuda
+COMPILE_CASES = [
+    pytest.param("cpu", "default", id="cpu-default"),
+    *(pytest.param("cuda", mode, id=f"cuda-{mode}", marks=pytest.mark.cuda) for mode in COMPILE_MODES),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device, mode", COMPILE_CASES)
 @pytest.mark.parametrize("cls", CELLS)
-def test_carried_state_under_reduce_overhead(cls, monkeypatch):
-    """CUDA graphs (torch.compile reduce-overhead): with clone_states after each step the carried state
-    follows the eager cell's step by step, forward and backward."""
+def test_carried_state_under_torch_compile(cls, device, mode, monkeypatch):
+    """torch.compile (inductor) in each mode, CUDA graphs included (reduce-overhead, max-autotune): over
+    repeated training steps the output, the carried state and the gradients follow the eager cell's,
+    with no call between steps; the stored state is never memory a later call overwrites."""
     monkeypatch.setattr(torch.backends.cudnn.conv, "fp32_precision", "ieee")
-    eager, compiled = make(cls).cuda(), make(cls).cuda()
-    fn = torch.compile(compiled, mode="reduce-overhead", fullgraph=True)
+    for backends in ("max_autotune_gemm_backends", "max_autotune_conv_backends"):  # no template tuning: CUDA graphs
+        monkeypatch.setattr(torch._inductor.config, backends, "ATEN")  # are what max-autotune tests here
+    torch._dynamo.reset()
+    eager, compiled = make(cls).to(device), make(cls).to(device)
+    fn = torch.compile(compiled, mode=None if mode == "default" else mode, fullgraph=True)
     for seed in range(4):
-        x = inputs(2, 3, 6, 6, seed=seed).cuda()
+        x = inputs(2, 3, 6, 6, seed=seed).to(device)
         y_c = fn(x)
         y_c.sum().backward()
-        clone_states(compiled)
         y_e = eager(x)
         y_e.sum().backward()
         torch.testing.assert_close(y_c, y_e, rtol=1e-5, atol=1e-6)
         for a, b in zip(compiled.states, eager.states):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        for a, b in zip(compiled.parameters(), eager.parameters()):
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-5)
+    held, kept = compiled.states, [s.clone() for s in compiled.states]
+    fn(inputs(2, 3, 6, 6, seed=9).to(device)).sum().backward()  # a later step leaves the state it read intact
+    for a, b in zip(held, kept):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    compiled.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fn(x), eager.eval()(x), rtol=1e-5, atol=1e-6)
+
+
+def test_carry_state_is_a_private_copy_and_tagged_for_cuda_graphs():
+    state = inputs(2, 4, 3, 3)
+    copy_ = carry_state(state)
+    assert copy_.data_ptr() != state.data_ptr()
+    torch.testing.assert_close(copy_, state, rtol=0, atol=0)
+    if hasattr(torch.Tag, "cudagraph_unsafe"):
+        assert torch.Tag.cudagraph_unsafe in torch.ops.ptl_ext.carry_state.default.tags
+    compiled = torch.compile(carry_state, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(state), state, rtol=0, atol=0)

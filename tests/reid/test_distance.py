@@ -7,6 +7,8 @@ import torch
 from ptl_ext import ops, reference
 from ptl_ext.reid import compute_distance
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
 
 def _features(seed, num_q=13, num_g=29, dim=24):
     g = torch.Generator().manual_seed(seed)
@@ -56,12 +58,13 @@ def test_kernel_matches_twin():
     torch.testing.assert_close(ops.squared_euclidean(qf, gf, qn, gn), reference.squared_euclidean(qf, gf, qn, gn))
 
 
-@pytest.mark.cuda
-def test_cuda_matches_cpu():
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_matches_cpu(device):
+    """Each metric on ``device`` against the CPU (on the CPU itself: the same calls, the result's device)."""
     qf, gf = _features(5)
     for metric in ("euclidean", "cosine"):
-        got = compute_distance(qf.cuda(), gf.cuda(), metric)
-        assert got.is_cuda
+        got = compute_distance(qf.to(device), gf.to(device), metric)
+        assert got.device.type == device
         torch.testing.assert_close(got.cpu(), compute_distance(qf, gf, metric), rtol=1e-5, atol=1e-4)
 
 

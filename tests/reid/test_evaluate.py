@@ -7,6 +7,8 @@ import torch.nn.functional as F
 
 from ptl_ext.reid import compute_distance, evaluate_features, evaluate_rank, re_ranking
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
 
 def _same(a, b):
     np.testing.assert_allclose(a.cmc, b.cmc, rtol=0, atol=1e-12)
@@ -52,13 +54,15 @@ def test_rerank_improves_clustered_problem(problem):
     assert reranked.mAP > plain.mAP
 
 
-@pytest.mark.cuda
-def test_cuda_matches_cpu(problem):
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_tensors_match_numpy_inputs(problem, device):
+    """Tensors on ``device`` give what the numpy inputs (evaluated on the CPU) give, with and without
+    re-ranking."""
     p = problem(10, 40, 120, 12, 4)
     for rerank in (False, True):
         cpu = evaluate_features(**p, rerank=rerank, k1=8, k2=3)
-        gpu = evaluate_features(**{k: torch.from_numpy(v).cuda() for k, v in p.items()}, rerank=rerank, k1=8, k2=3)
-        _same(gpu, cpu)
+        got = evaluate_features(**{k: torch.from_numpy(v).to(device) for k, v in p.items()}, rerank=rerank, k1=8, k2=3)
+        _same(got, cpu)
 
 
 def test_errors(problem):

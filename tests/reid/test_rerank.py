@@ -7,6 +7,8 @@ import torch
 from ptl_ext.reid import re_ranking
 from ptl_ext.reid.knn import faiss_available
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
 
 def _case(seed):
     rng = np.random.default_rng(seed)
@@ -65,14 +67,13 @@ def test_defaults_and_identical_rows():
     assert torch.isfinite(re_ranking(same[:2], same[2:], k1=2, k2=2)).all()
 
 
-@pytest.mark.cuda
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("seed", range(4))
-def test_cuda_matches_cpu(seed):
+def test_device_matches_the_textbook(textbook, device, seed):
     qf, gf, k1, k2, lam = _case(seed)
-    cpu = re_ranking(qf, gf, k1, k2, lam)
-    gpu = re_ranking(torch.from_numpy(qf).cuda(), torch.from_numpy(gf).cuda(), k1, k2, lam)
-    assert gpu.is_cuda
-    torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-5)
+    got = re_ranking(torch.from_numpy(qf).to(device), torch.from_numpy(gf).to(device), k1, k2, lam)
+    assert got.device.type == device
+    np.testing.assert_allclose(got.cpu().numpy(), textbook.re_ranking(qf, gf, k1, k2, lam), rtol=0, atol=1e-5)
 
 
 def test_errors():
