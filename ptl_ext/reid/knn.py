@@ -101,7 +101,11 @@ def knn_search(feats, norms, k, backend="auto", search="auto"):
         return dist, idx, rowmax, {"format": fmt, "fallback_fraction": stats.fallback_fraction}
     n = feats.shape[0]
     block = _CPU_TILE if feats.device.type == "cpu" else _validate.block_rows(None, n)
-    return (*ops.rerank_knn(feats, norms, k, block), {"format": "float32", "fallback_fraction": 0.0})
+    # centred first: the GEMM's cancellation then scales with the features' spread, not their distance
+    # from the origin (distances do not change under translation)
+    centred = feats - feats.double().mean(0).to(feats.dtype)
+    found = ops.rerank_knn(centred, torch.linalg.vector_norm(centred, dim=1).square_(), k, block)
+    return (*found, {"format": "float32", "fallback_fraction": 0.0})
 
 
 def knn_graph(feats, norms, k, backend="auto", search="auto"):

@@ -141,7 +141,7 @@ def test_rerank_far_from_the_origin_matches_float64(textbook, search):
     x = (centre + torch.rand(90, 1, generator=g) * 0.5 * torch.randn(90, 32, generator=g)).float()
     qf, gf = x[:20], x[20:]
     want = textbook.re_ranking(qf.numpy(), gf.numpy(), 20, 6, 0.3)
-    got = re_ranking(qf, gf, search="bfloat16")
+    got = re_ranking(qf, gf, search=search)
     np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-5)
 
 
