@@ -16,7 +16,8 @@ squared norms to cancellation and round identical features differently, so this 
 - ``search`` (torch backend): ``"bfloat16"``/``"float16"`` screen all distances with a low-precision GEMM
   and re-check every candidate exactly (:mod:`ptl_ext.reid.screen`, bound in docs/rerank_bound.md);
   ``"float32"`` is the symmetric float32 search above; ``"auto"`` is float16 on CUDA and, on CPU, bfloat16
-  where its GEMM measures >= 3x float32 on the machine, else float32. Both centre the features first.
+  where the CPU has AMX for bfloat16, else float32 (:func:`ptl_ext.reid.screen.cpu_search_format`). Both
+  centre the features first.
 - ``"auto"``: ``"torch"``. Measured on the 2-core CPU machine of BENCHMARKS.md, faiss-cpu's flat search
   took 14x the time of the symmetric torch kernel for the same 8,192 x 2048-d graph, which also needs
   no second search for the row maxima; on CUDA the torch path stays on the device.
