@@ -13,6 +13,11 @@ squared norms to cancellation and round identical features differently, so this 
 - ``"faiss"``: a flat L2 index (a GPU index when faiss has GPUs and the features are on CUDA); the row
   maxima come from a second flat search (inner product on augmented vectors gives each row's farthest
   feature). faiss is an optional dependency, imported only when this backend is asked for.
+- ``search`` (torch backend): ``"bfloat16"``/``"float16"`` screen all distances with a low-precision GEMM
+  and re-check every candidate exactly (:mod:`ptl_ext.reid.screen`, bound in docs/rerank_bound.md);
+  ``"float32"`` is the symmetric float32 search above; ``"auto"`` is float16 on CUDA and, on CPU, bfloat16
+  where the CPU has AMX for bfloat16, else float32 (:func:`ptl_ext.reid.screen.cpu_search_format`). Both
+  centre the features first.
 - ``"auto"``: ``"torch"``. Measured on the 2-core CPU machine of BENCHMARKS.md, faiss-cpu's flat search
   took 14x the time of the symmetric torch kernel for the same 8,192 x 2048-d graph, which also needs
   no second search for the row maxima; on CUDA the torch path stays on the device.
@@ -101,7 +106,11 @@ def knn_search(feats, norms, k, backend="auto", search="auto"):
         return dist, idx, rowmax, {"format": fmt, "fallback_fraction": stats.fallback_fraction}
     n = feats.shape[0]
     block = _CPU_TILE if feats.device.type == "cpu" else _validate.block_rows(None, n)
-    return (*ops.rerank_knn(feats, norms, k, block), {"format": "float32", "fallback_fraction": 0.0})
+    # centred first: the GEMM's cancellation then scales with the features' spread, not their distance
+    # from the origin (distances do not change under translation)
+    centred = feats - feats.double().mean(0).to(feats.dtype)
+    found = ops.rerank_knn(centred, torch.linalg.vector_norm(centred, dim=1).square_(), k, block)
+    return (*found, {"format": "float32", "fallback_fraction": 0.0})
 
 
 def knn_graph(feats, norms, k, backend="auto", search="auto"):

@@ -163,3 +163,20 @@ def test_string_ids_are_refused_naming_them(problem):
         evaluate_rank(np.zeros((4, 8)), p["q_pids"], p["g_pids"], p["q_camids"], p["g_camids"].astype(object))
     with pytest.raises(TypeError, match="qf must hold numbers"):
         compute_distance(p["qf"].astype(str), p["gf"])
+
+
+def test_eval_config_equals_keywords(problem):
+    from ptl_ext.reid import EvalConfig, RerankConfig
+
+    p = problem(3, 12, 40, 6, 3)
+    config = EvalConfig(normalize=True, rerank=RerankConfig(k1=5, k2=2), block_rows=5)
+    got = evaluate_features(**p, config=config)
+    want = evaluate_features(**p, normalize=True, rerank=True, k1=5, k2=2, block_rows=5)
+    assert got.mAP == want.mAP and (got.cmc == want.cmc).all()
+    assert EvalConfig.from_options(rerank=True, k1=5, k2=2, normalize=True, block_rows=5) == config
+    with pytest.raises(ValueError, match="inside the EvalConfig"):
+        evaluate_features(**p, config=config, normalize=False)
+    with pytest.raises(TypeError, match="unexpected option 'normalise'"):
+        evaluate_features(**p, normalise=True)
+    with pytest.raises(ValueError, match="rerank=True works on squared euclidean"):
+        EvalConfig(metric="cosine", rerank=RerankConfig())

@@ -141,7 +141,7 @@ def test_rerank_far_from_the_origin_matches_float64(textbook, search):
     x = (centre + torch.rand(90, 1, generator=g) * 0.5 * torch.randn(90, 32, generator=g)).float()
     qf, gf = x[:20], x[20:]
     want = textbook.re_ranking(qf.numpy(), gf.numpy(), 20, 6, 0.3)
-    got = re_ranking(qf, gf, search="bfloat16")
+    got = re_ranking(qf, gf, search=search)
     np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-5)
 
 
@@ -209,3 +209,15 @@ def test_exact_rows_both_ways(rows):
     assert torch.equal(idx[rows], want_i[rows])
     torch.testing.assert_close(dist[rows].double(), want_d[rows], rtol=2e-7, atol=0)
     torch.testing.assert_close(rowmax[rows].double(), want_max[rows], rtol=2e-7, atol=0)
+
+
+def test_cpu_format_follows_the_cpu(monkeypatch):
+    from ptl_ext.reid import screen
+
+    for flags, want in (({"avx2", "avx512_bf16"}, "float32"), ({"avx512f", "amx_bf16", "amx_tile"}, "bfloat16")):
+        monkeypatch.setattr(screen, "_cpu_flags", lambda flags=flags: flags)
+        screen.cpu_search_format.cache_clear()
+        assert screen.cpu_search_format() == want
+        assert screen.search_format("cpu") == want and screen.search_format("cpu", "float16") == "float16"
+    screen.cpu_search_format.cache_clear()
+    assert screen.search_format("cuda") == "float16"
