@@ -37,19 +37,31 @@ def std_method(args, model, evaluator, size, device, info, evaluate=True):
 
 
 def rollback_hook(args, model):
-    """Rolling back (``--rollback-periods``): a :class:`~ptl_ext.train.RollbackHook` holding ``model``'s
-    current (pre-trained) weights, or ``None``."""
-    from ..train import RollbackHook, RollbackSchedule
+    """Rolling back (``--rollback-periods``): a :class:`~ptl_ext.train.RollingBack` method holding ``model``'s
+    current (pre-trained) weights, or ``None``.
+
+    ``--rollback-budget per_period`` gives every period ``--period-epochs`` epochs (the paper), ``shared``
+    splits ``--epochs`` between the periods; ``--rollback-mode base_cy`` rolls nothing back (the paper's
+    Figure-4 control); ``--rollback-keep N`` keeps only block N in period 2 (the paper's Table 1).
+    """
+    from ..train import RollbackSchedule, RollingBack
 
     if args.rollback_periods == 0:
         return None
-    schedule = RollbackSchedule(
-        periods=args.rollback_periods,
-        epochs_per_period=args.period_epochs,
+    fields = dict(
         decay_epoch=args.period_decay_epoch,
         lr=args.lr,
         first_head_lr=10 * args.lr if args.head_lr is None else args.head_lr,
         kept_lr=args.lr / 10 if args.kept_lr is None else args.kept_lr,
         gamma=args.gamma,
+        keep=args.rollback_keep,
+        restore=args.rollback_mode != "base_cy",
     )
-    return RollbackHook(model, schedule)
+    if args.rollback_budget == "shared":
+        schedule = RollbackSchedule.within(args.epochs, args.rollback_periods, **fields)
+    else:
+        schedule = RollbackSchedule(periods=args.rollback_periods, epochs_per_period=args.period_epochs, **fields)
+    try:
+        return RollingBack(model, schedule)
+    except ValueError as exc:
+        raise OptionError(f"--rollback-keep {args.rollback_keep}: {exc}") from None

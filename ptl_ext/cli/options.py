@@ -14,7 +14,14 @@ import os
 from .option_types import Number, check_value
 from .parser import build_parser
 
-METHOD_OPTIONS = {"std_lambda": "teacher", "kept_lr": "rollback_periods", "period_decay_epoch": "rollback_periods"}
+METHOD_OPTIONS = {
+    "std_lambda": "teacher",
+    "kept_lr": "rollback_periods",
+    "period_decay_epoch": "rollback_periods",
+    "rollback_budget": "rollback_periods",
+    "rollback_mode": "rollback_periods",
+    "rollback_keep": "rollback_periods",
+}
 
 
 class OptionError(ValueError):
@@ -172,6 +179,21 @@ def train_options(**values):
     return args
 
 
+def check_rollback(args):
+    """Check the rolling-back options against each other and fill ``rollback_budget`` / ``rollback_mode``."""
+    from .run_args import ROLLBACK_BUDGETS, ROLLBACK_MODES
+
+    args.rollback_budget = args.rollback_budget or ROLLBACK_BUDGETS[0]
+    args.rollback_mode = args.rollback_mode or ROLLBACK_MODES[0]
+    periods = args.rollback_periods
+    if args.rollback_budget == "shared" and args.epochs % periods:
+        raise OptionError(
+            f"--rollback-budget shared: --epochs {args.epochs} must be a multiple of --rollback-periods {periods}"
+        )
+    if args.rollback_keep is not None and periods != 2:
+        raise OptionError(f"--rollback-keep: keeping one block is a two-period scheme, got --rollback-periods {periods}")
+
+
 def resolve_train_options(args):
     """Check ``ptl train`` options against each other and fill the defaults that depend on them.
 
@@ -212,8 +234,18 @@ def resolve_train_options(args):
         raise OptionError(
             f"--side-width: only for the PTL network of a backbone (ptl_NAME, ptl_v2_NAME), not for --arch {args.arch}"
         )
+    if args.head is None:
+        args.head = "cifar" if dataset.task == "classification" else "reid"
+    elif dataset.task == "classification":
+        raise OptionError(f"--head {args.head}: a ReID head; {args.dataset} runs use the cifar head")
+    if mgn and (args.head != "reid" or args.head_init != "torch"):
+        raise OptionError(f"--head/--head-init: MGN has its own (He-initialised) classifiers, not for --arch {args.arch}")
+    if args.mgn_reductions != "separate" and not mgn:
+        raise OptionError(f"--mgn-reductions: only for the MGN networks, not for --arch {args.arch}")
     if args.cell_state != "carry" and not network.ptl:
         raise OptionError(f"--cell-state: only for the PTL networks (ptl_*), not for --arch {args.arch}")
+    if args.rollback_periods:
+        check_rollback(args)
     if args.pretrained and args.init_from:
         raise OptionError("--pretrained and --init-from both set the starting weights: give one of them")
     if args.resume and args.overwrite:

@@ -54,13 +54,14 @@ def build_model(args, num_classes, size):
     from ..train.checkpoint import load_weights_except_head
 
     torch.manual_seed(args.seed)
-    head = "cifar" if args.task == "classification" else "reid"
     try:
         model = create_model(
             args.arch,
             num_classes,
             size,
-            head=head,
+            head=args.head,
+            head_init=args.head_init,
+            mgn_reductions=args.mgn_reductions,
             pretrained=args.pretrained,
             last_stride=args.last_stride,
             dropout=args.dropout,

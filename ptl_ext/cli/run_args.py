@@ -51,6 +51,10 @@ def add_run_options(parser):
     flag(run, "tensorboard", False, "also write the epoch scalars to OUT/tensorboard (needs the tensorboard package)")
 
 
+ROLLBACK_BUDGETS = ("per_period", "shared")
+ROLLBACK_MODES = ("roll_back", "base_cy")
+
+
 def add_method_options(parser):
     """``ptl train``: STD, rolling back and chained fine-tuning."""
     from ..train import RollbackSchedule
@@ -83,6 +87,28 @@ def add_method_options(parser):
         type=count(),
         default=default_of(RollbackSchedule, "epochs_per_period"),
         help="rolling back: epochs per period (default: %(default)s)",
+    )
+    methods.add_argument(
+        "--rollback-budget",
+        choices=ROLLBACK_BUDGETS,
+        default=None,
+        help="rolling back: per_period (the paper: every period has --period-epochs epochs and its own "
+        "schedule) or shared (--epochs split equally between the periods, an equal-budget comparison) "
+        "(default: per_period)",
+    )
+    methods.add_argument(
+        "--rollback-mode",
+        choices=ROLLBACK_MODES,
+        default=None,
+        help="rolling back: roll_back (the paper's method) or base_cy (the paper's Figure-4 control: the same "
+        "periods, fresh optimizers and learning-rate restarts, nothing rolled back) (default: roll_back)",
+    )
+    methods.add_argument(
+        "--rollback-keep",
+        type=count(),
+        default=None,
+        help="rolling back, 2 periods: period 2 keeps only block N (1-based) and rolls every other block "
+        "back (the rolling-back paper's Table 1) (default: the incremental scheme, period p keeps B1..B(p-1))",
     )
     methods.add_argument(
         "--period-decay-epoch",

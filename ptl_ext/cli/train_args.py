@@ -71,6 +71,8 @@ def add_data_options(parser):
 def add_model_options(parser):
     """``ptl train``: the network."""
     from ..models import list_models
+    from ..models.heads import HEAD_INITS
+    from ..models.mgn import MGN_REDUCTIONS
     from ..nn import STATE_MODES
 
     names = list_models(aliases=True)
@@ -86,6 +88,27 @@ def add_model_options(parser):
     flag(model, "v2", False, "PTL-v2 cells for a ptl_* network (the same as naming ptl_v2_*)")
     model.add_argument("--pretrained", default=None, help="local torchvision checkpoint of the backbone")
     model.add_argument("--last-stride", type=int, choices=(1, 2), default=1, help="ResNet layer4 stride (default 1)")
+    model.add_argument(
+        "--head",
+        choices=("reid", "rolling_back"),
+        default=None,
+        help="ReID head: reid (the PTL paper's three FC layers, our reading) or rolling_back (the rolling-back "
+        "paper's 512-D FC, BN, leaky ReLU, FC) (default: reid; CIFAR: the two-layer cifar head)",
+    )
+    model.add_argument(
+        "--head-init",
+        choices=HEAD_INITS,
+        default=HEAD_INITS[0],
+        help="initialisation of the head's layers: torch (PyTorch's default) or he (He et al. 2015); not MGN "
+        "(default: %(default)s)",
+    )
+    model.add_argument(
+        "--mgn-reductions",
+        choices=MGN_REDUCTIONS,
+        default=MGN_REDUCTIONS[0],
+        help="MGN: one 1x1 reduction per piece (separate, the MGN paper) or one for all 8 (shared, the "
+        "reproduction the PTL paper ran) (default: %(default)s)",
+    )
     model.add_argument(
         "--dropout",
         type=rate(0.0, below=1.0),

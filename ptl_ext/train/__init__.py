@@ -14,7 +14,7 @@ from .losses import ClassificationLoss, ReIDLoss, batch_hard_triplet_loss
 from .method import CombinedMethod, TrainingMethod
 from .mgn_loss import MGNLoss
 from .optim import param_groups, sgd_step_optimizer
-from .rolling_back import RollbackHook, RollbackSchedule, rollback
+from .rolling_back import RollbackHook, RollbackSchedule, RollingBack, rollback
 from .run_folder import RunFolder
 from .trainer import Trainer
 
@@ -45,5 +45,6 @@ __all__ = [
     "STD",
     "RollbackHook",
     "RollbackSchedule",
+    "RollingBack",
     "rollback",
 ]
