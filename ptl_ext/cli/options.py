@@ -191,7 +191,9 @@ def check_rollback(args):
             f"--rollback-budget shared: --epochs {args.epochs} must be a multiple of --rollback-periods {periods}"
         )
     if args.rollback_keep is not None and periods != 2:
-        raise OptionError(f"--rollback-keep: keeping one block is a two-period scheme, got --rollback-periods {periods}")
+        raise OptionError(
+            f"--rollback-keep: keeping one block is a two-period scheme, got --rollback-periods {periods}"
+        )
 
 
 def resolve_train_options(args):
@@ -239,7 +241,9 @@ def resolve_train_options(args):
     elif dataset.task == "classification":
         raise OptionError(f"--head {args.head}: a ReID head; {args.dataset} runs use the cifar head")
     if mgn and (args.head != "reid" or args.head_init != "torch"):
-        raise OptionError(f"--head/--head-init: MGN has its own (He-initialised) classifiers, not for --arch {args.arch}")
+        raise OptionError(
+            f"--head/--head-init: MGN has its own (He-initialised) classifiers, not for --arch {args.arch}"
+        )
     if args.mgn_reductions != "separate" and not mgn:
         raise OptionError(f"--mgn-reductions: only for the MGN networks, not for --arch {args.arch}")
     if args.cell_state != "carry" and not network.ptl:

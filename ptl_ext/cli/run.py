@@ -236,12 +236,23 @@ def dry_run(args):
 
     if args.device is not None:
         select_device(args.device)
-    if args.chain:
-        parse_chain(args.chain, args.root or "--root")
+    steps = parse_chain(args.chain, args.root or "--root") if args.chain else [(args.dataset, args.root)]
     print(format_settings(args))
+    print(f"# {epoch_cost_line(args, [name for name, _ in steps])}")
     note = pretrained_note(args)
     if note:
         print(note)
+
+
+def epoch_cost_line(args, datasets):
+    """The H200 time of one epoch of this run on each of ``datasets`` (:mod:`ptl_ext.step_time`)."""
+    from ..step_time import describe_epoch_cost
+
+    batch = args.p * args.k if args.task == "reid" else args.batch_size
+    epochs = args.epochs
+    if args.rollback_periods and args.rollback_budget != "shared":
+        epochs = args.rollback_periods * args.period_epochs
+    return describe_epoch_cost(args.arch, batch, args.height, args.width, datasets, epochs)
 
 
 def report_paper(args, trainer, name):

@@ -60,7 +60,9 @@ def create_model(
     options = {"head": head, "pretrained": pretrained, "last_stride": last_stride, "dropout": dropout}
     if info.family == "mgn":
         if head_init != "torch":
-            raise ValueError(f"head_init applies to the backbone networks, not to {info.name} (He-initialised classifiers)")
+            raise ValueError(
+                f"head_init applies to the backbone networks, not to {info.name} (He-initialised classifiers)"
+            )
         options["mgn_reductions"] = mgn_reductions
     else:
         if mgn_reductions != "separate":

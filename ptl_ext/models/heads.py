@@ -29,7 +29,14 @@ class MLPHead(nn.Module):
     """
 
     def __init__(
-        self, in_features, num_classes, hidden=(1024, 512), batch_norm=True, dropout=0.5, activation="relu", init="torch"
+        self,
+        in_features,
+        num_classes,
+        hidden=(1024, 512),
+        batch_norm=True,
+        dropout=0.5,
+        activation="relu",
+        init="torch",
     ):
         super().__init__()
         for name, value in (

@@ -178,8 +178,8 @@ class MGN(nn.Module):
 class MGNPTL(MGN):
     """MGN with the PTL side stream of the authors' released code (see the module docstring).
 
-    Args as :class:`MGN` (``reductions`` too), plus ``v2`` (PTL-v2 cells, :class:`~ptl_ext.nn.BConvCellV2`, with ``momentum``)
-    and ``update_fn`` (the cells' update, default the fused op). Attributes ``cells`` (the 5 trunk
+    Args as :class:`MGN` (``reductions`` too), plus ``v2`` (PTL-v2 cells, :class:`~ptl_ext.nn.BConvCellV2`,
+    with ``momentum``) and ``update_fn`` (the cells' update, default the fused op). Attributes ``cells`` (the 5 trunk
     cells), ``fuses`` (4 fuse blocks) and ``branch_cells`` (one 512→128 cell per branch). The cells
     carry latent states by the rules of :mod:`ptl_ext.nn.cells`; reset them with
     :func:`ptl_ext.nn.reset_states`. Outputs as :class:`MGN`.

@@ -102,7 +102,15 @@ class BackboneNet(HeadedNet):
     """
 
     def __init__(
-        self, stages, num_classes, *, head="reid", head_hidden=None, dropout=None, input_size=(256, 128), head_init="torch"
+        self,
+        stages,
+        num_classes,
+        *,
+        head="reid",
+        head_hidden=None,
+        dropout=None,
+        input_size=(256, 128),
+        head_init="torch",
     ):
         super().__init__()
         self.stages = nn.ModuleList(stages)

@@ -131,8 +131,8 @@ def model_from_checkpoint(state, source="checkpoint"):
     ``state``: the dict of :func:`load_checkpoint`; ``source`` names it in errors (``"--teacher run/last.pt"``).
     The ``meta`` keys ``arch``, ``num_classes``, ``height``, ``width`` and ``head`` are required; ``v2``
     (old checkpoints: ``ptl_NAME`` with ``v2`` is ``ptl_v2_NAME``), ``last_stride``, ``dropout``,
-    ``side_width`` and ``mgn_reductions`` default to ``False``, 1, ``None``, 1 and ``"separate"``. Raises ``ValueError`` naming ``source`` when the
-    description is missing or does not fit the weights.
+    ``side_width`` and ``mgn_reductions`` default to ``False``, 1, ``None``, 1 and ``"separate"``. Raises
+    ``ValueError`` naming ``source`` when the description is missing or does not fit the weights.
     """
     from ..models import create_model
 

@@ -216,9 +216,13 @@ class RollbackSchedule:
                 raise ValueError(f"RollbackSchedule.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.keep is not None:
             if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
-                raise ValueError(f"RollbackSchedule.keep must be a positive int (a 1-based block) or None, got {self.keep!r}")
+                raise ValueError(
+                    f"RollbackSchedule.keep must be a positive int (a 1-based block) or None, got {self.keep!r}"
+                )
             if self.periods != 2:
-                raise ValueError(f"RollbackSchedule.keep: keeping one block is a two-period scheme, got periods={self.periods}")
+                raise ValueError(
+                    f"RollbackSchedule.keep: keeping one block is a two-period scheme, got periods={self.periods}"
+                )
         if not isinstance(self.restore, bool):
             raise ValueError(f"RollbackSchedule.restore must be true or false, got {self.restore!r}")
 

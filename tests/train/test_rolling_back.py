@@ -153,7 +153,9 @@ def make_rollback_trainer(out, epochs_per_period=2):
     model = backbone_net()
     method = RollingBack(model, RollbackSchedule(periods=3, epochs_per_period=epochs_per_period))
     config = TrainConfig(epochs=method.schedule.total_epochs, out_dir=str(out), progress=False)
-    return Trainer(model, loader(), config, optimizer_factory=method.optimizer_factory, hooks=method.hooks(), device="cpu")
+    return Trainer(
+        model, loader(), config, optimizer_factory=method.optimizer_factory, hooks=method.hooks(), device="cpu"
+    )
 
 
 @pytest.mark.parametrize("stop", [2, 3])  # at a period boundary and inside a period (after the decay)
