@@ -94,6 +94,11 @@ def test_every_row_has_one_config_and_every_paper_config_a_row():
     with open(os.path.join(CONFIGS, "README.md")) as fh:
         index = fh.read()
     assert all(f"`{f}`" in index for f in FILES), "configs/README.md lists every file"
+    with open(os.path.join(os.path.dirname(CONFIGS), "README.md")) as fh:
+        readme = fh.read()
+    first = ["mAP" if "mAP" in row else "top1_error" for row in ROWS]
+    shown = [f"`{row['config'].removeprefix('paper/')}` | {key} {row[key]}" for row, key in zip(ROWS, first)]
+    assert all(line in readme for line in shown), "README's reproduction table shows every row with its number"
 
 
 @pytest.mark.parametrize("name", EXTRA_FILES)
