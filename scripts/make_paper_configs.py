@@ -46,8 +46,8 @@ PTL_REID = {
     "gamma": 0.1,
     "momentum": 0.9,
     "weight_decay": 0.0005,
-    "p": 8,
-    "k": 4,
+    "sampler": "random",
+    "batch_size": 32,
     "erasing": 0.0,
     "pad": 0,
     "triplet_weight": 0.0,
@@ -56,7 +56,8 @@ PTL_REID = {
 PTL_REID_DEPARTS = [
     "momentum 0.9: the paper says SGD-M without a momentum value; 0.9 is the common value",
     "weight_decay 5e-4: the paper does not state the weight decay; 5e-4 is the common value",
-    "batch 32 as P x K = 8 x 4: the paper gives the batch size (Table II footnote), not how a batch is drawn",
+    "batch 32 drawn uniformly (sampler random): the paper gives the batch size (Table II footnote), not how a "
+    "batch is drawn; uniform shuffling is the usual choice for cross-entropy-only training",
     "horizontal flip in training: the paper names no augmentation; flip (the only one kept) is the common one",
     "head: the paper's classifier is three FC layers without sizes; ours is 1024 -> 512 -> identities with BN, "
     "ReLU and dropout 0.5, initialised by PyTorch's default (the paper states no initialisation)",
@@ -117,8 +118,8 @@ CIFAR_DEPARTS = [
 RB = {
     "height": 288,
     "width": 144,
-    "p": 8,
-    "k": 4,
+    "sampler": "random",
+    "batch_size": 32,
     "erasing": 0.0,
     "pad": 0,
     "head": "rolling_back",
@@ -141,7 +142,8 @@ RB_RECIPE = (
     "restart at 0.01, kept blocks at 0.001; test feature = GAP feature + the flipped image's, squared L2 distance"
 )
 RB_DEPARTS = [
-    "batch 32 as P x K = 8 x 4: the paper gives the batch size, not how a batch is drawn",
+    "batch 32 drawn uniformly (sampler random): the paper gives the batch size, not how a batch is drawn; "
+    "uniform shuffling is the usual choice for cross-entropy-only training",
     "last_stride 2: the paper uses the published ResNet and changes no stride",
     "head learning rate in periods >= 2: the paper does not give it (its FC is not rolled back); ours restarts "
     "the head at lr 0.01 like the rolled-back blocks",
@@ -245,8 +247,8 @@ def ptl_config(row, rows_by_config):
         options["last_stride"] = 2
         departs += PTL_RESNET_DEPARTS
     if hyper.get("batch") == "90":
-        options.update(p=18, k=5)
-        departs[2] = "batch 90 as P x K = 18 x 5: the paper gives the batch size, not how a batch is drawn"
+        options.update(batch_size=90)
+        departs[2] = departs[2].replace("batch 32", "batch 90")
     start = f"--pretrained {CHECKPOINTS[base]}"
     paper["pretrained"] = CHECKPOINTS[base]
     if "list" in hyper:

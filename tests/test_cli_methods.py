@@ -131,6 +131,8 @@ def test_method_option_without_its_method_is_an_error(option, needs):
         (["--dataset", "cifar10", "--head", "rolling_back"], "cifar10 runs use the cifar head"),
         (["--arch", "mgn", "--head-init", "he"], "MGN has its own"),
         (["--arch", "resnet50", "--mgn-reductions", "shared"], "only for the MGN networks"),
+        (["--sampler", "random", "--triplet-weight", "1"], "a triplet loss needs P x K batches"),
+        (["--arch", "mgn", "--sampler", "random"], "a triplet loss needs P x K batches"),
     ],
 )
 def test_paper_options_that_do_not_fit_are_errors(argv, message):

@@ -31,6 +31,8 @@ FILES = sorted(
     if os.path.basename(p) != "paper_rows.toml"
 )
 TINY = [
+    "--batch-size",
+    "8",
     "--height",
     "32",
     "--width",
@@ -131,7 +133,7 @@ def expected_method(row, args):
     else:
         assert args.rollback_periods == 0
     if "batch" in hyper:
-        assert args.p * args.k == int(hyper["batch"])
+        assert args.sampler == "random" and args.batch_size == int(hyper["batch"])
     if "list" in hyper:
         steps = [LISTED[step] for step in hyper["list"].split(" to ")]
         if row["method"] == "std":  # the last dataset with STD; the earlier ones are in the student's start
@@ -143,7 +145,7 @@ def expected_method(row, args):
 def expected_recipe(row, args):
     """The recipe each paper states (section VI-B; MGN's own; the rolling-back paper's Implementation detail)."""
     if row["paper"] == "rolling-back":
-        assert (args.height, args.width, args.p * args.k) == (288, 144, 32)
+        assert (args.height, args.width, args.sampler, args.batch_size) == (288, 144, "random", 32)
         assert (args.erasing, args.pad, args.head, args.head_init) == (0.0, 0, "rolling_back", "he")
         assert (args.lr, args.head_lr, args.momentum, args.nesterov, args.weight_decay) == (0.01, 0.1, 0.9, True, 5e-4)
         assert args.loss == "ce" and args.triplet_weight == 0 and args.flip and not args.normalize
@@ -164,7 +166,8 @@ def expected_recipe(row, args):
     else:
         assert (args.height, args.width, args.epochs, args.lr, args.step_size) == (256, 128, 50, 0.01, 10)
         assert (args.erasing, args.pad, args.loss, args.triplet_weight, args.flip) == (0.0, 0, "ce", 0.0, False)
-        assert args.p * args.k == int(row.get("hyper", {}).get("batch", "32"))  # Table II footnote: 32
+        assert args.sampler == "random"  # cross-entropy only: no identity structure needed
+        assert args.batch_size == int(row.get("hyper", {}).get("batch", "32"))  # Table II footnote: 32
         if args.arch.startswith(("resnet", "ptl_resnet")):
             assert args.last_stride == 2
 

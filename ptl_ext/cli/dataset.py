@@ -46,6 +46,8 @@ def build_data(args, info, height, width, train=True):
                 info.world_size,
                 args.erasing,
                 args.pad,
+                sampler=args.sampler,
+                batch_size=args.batch_size,
             )
         return train_loader, evaluator, dataset.num_train_pids, dataset.protocol
     return _cifar_data(args, info, train)

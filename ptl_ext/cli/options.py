@@ -272,3 +272,5 @@ def resolve_train_options(args):
         raise OptionError(
             f"--height/--width: {args.dataset} images are {height}x{width}, got {args.height}x{args.width}"
         )
+    if args.sampler == "random" and dataset.task == "reid" and (args.loss == "mgn" or args.triplet_weight > 0):
+        raise OptionError("--sampler random: a triplet loss needs P x K batches (--sampler pk)")

@@ -32,6 +32,7 @@ def run_meta(args, num_classes, protocol, parameters):
 # Options recorded in the checkpoint's meta that a resume must give unchanged (besides TrainConfig's).
 RESUME_KEPT = (
     "seed",
+    "sampler",
     "p",
     "k",
     "loss",

@@ -248,7 +248,7 @@ def epoch_cost_line(args, datasets):
     """The H200 time of one epoch of this run on each of ``datasets`` (:mod:`ptl_ext.step_time`)."""
     from ..step_time import describe_epoch_cost
 
-    batch = args.p * args.k if args.task == "reid" else args.batch_size
+    batch = args.p * args.k if args.task == "reid" and args.sampler == "pk" else args.batch_size
     epochs = args.epochs
     if args.rollback_periods and args.rollback_budget != "shared":
         epochs = args.rollback_periods * args.period_epochs

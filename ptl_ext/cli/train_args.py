@@ -6,7 +6,7 @@ from .option_types import count, default_of, flag, rate
 def add_data_options(parser):
     """``ptl train``: dataset, input size and sampling."""
     from ..data import list_datasets
-    from ..data.config import DataConfig
+    from ..data.config import REID_SAMPLERS, DataConfig
 
     data = parser.add_argument_group("data")
     data.add_argument(
@@ -36,6 +36,13 @@ def add_data_options(parser):
         "--width", type=count(), default=None, help="input width (default: the network's, 128; CIFAR: 32)"
     )
     data.add_argument(
+        "--sampler",
+        choices=REID_SAMPLERS,
+        default=default_of(DataConfig, "sampler"),
+        help="ReID batches: pk (--p identities x --k images, needed by a triplet loss) or random (--batch-size "
+        "images drawn uniformly) (default: %(default)s)",
+    )
+    data.add_argument(
         "--p",
         type=count(),
         default=None,
@@ -51,7 +58,7 @@ def add_data_options(parser):
         "--batch-size",
         type=count(),
         default=default_of(DataConfig, "batch_size"),
-        help="classification batch size (default: %(default)s)",
+        help="classification batch size, and the ReID batch size with --sampler random (default: %(default)s)",
     )
     data.add_argument(
         "--erasing",

@@ -352,7 +352,10 @@ class RollbackHook(Hook):
         return {"pretrained": self.pretrained, "schedule": asdict(self.schedule), "blocks": self.blocks}
 
     def load_state_dict(self, state):
-        if state.get("schedule") != asdict(self.schedule) or state.get("blocks") != self.blocks:
+        saved = state.get("schedule")
+        if isinstance(saved, dict):  # checkpoints older than keep / restore ran the paper's scheme
+            saved = {"keep": None, "restore": True, **saved}
+        if saved != asdict(self.schedule) or state.get("blocks") != self.blocks:
             raise ValueError(
                 f"rolling back: the checkpoint was written with schedule {state.get('schedule')} and "
                 f"blocks {state.get('blocks')}, this run has {asdict(self.schedule)} and {self.blocks}"
