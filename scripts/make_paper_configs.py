@@ -56,8 +56,9 @@ PTL_REID = {
 PTL_REID_DEPARTS = [
     "momentum 0.9: the paper says SGD-M without a momentum value; 0.9 is the common value",
     "weight_decay 5e-4: the paper does not state the weight decay; 5e-4 is the common value",
-    "batch 32 drawn uniformly (sampler random): the paper gives the batch size (Table II footnote), not how a "
-    "batch is drawn; uniform shuffling is the usual choice for cross-entropy-only training",
+    "batch 32 drawn uniformly (sampler random): the paper gives the batch size (Table II's footnote, for "
+    "DenseNet-161; used here for every row), not how a batch is drawn; uniform shuffling is the usual choice "
+    "for cross-entropy-only training",
     "horizontal flip in training: the paper names no augmentation; flip (the only one kept) is the common one",
     "head: the paper's classifier is three FC layers without sizes; ours is 1024 -> 512 -> identities with BN, "
     "ReLU and dropout 0.5, initialised by PyTorch's default (the paper states no initialisation)",
