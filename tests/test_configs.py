@@ -446,4 +446,4 @@ def test_chain_row_over_three_datasets(tmp_path, monkeypatch):
     assert steps[:3] == ["1_dukemtmc_reid", "2_market1501", "3_msmt17"] and "paper.csv" in steps
     last = load_checkpoint(os.path.join(folder, "3_msmt17", "last.pt"))
     assert float(rows["mAP"]["ours"]) == pytest.approx(100 * last["history"][-1]["mAP"], abs=1e-3)
-    assert rows["mAP"]["paper"] == "41.80" and out.count("ours beside the paper:") == 1
+    assert float(rows["mAP"]["paper"]) == 41.80 and out.count("ours beside the paper:") == 1
