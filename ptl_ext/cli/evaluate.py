@@ -65,6 +65,7 @@ def _train_state_settings(args, meta, info):
         )
     for key in TRAIN_LOADER_KEYS:
         setattr(args, key, meta[key])
+    args.sampler = meta.get("sampler", "pk")  # checkpoints written before --sampler drew P x K batches
 
 
 def run_eval(args):
