@@ -458,6 +458,21 @@ def extras():
     return out
 
 
+def epoch_cost(name):
+    """The H200 time of one epoch of config ``name`` (per dataset for a chain), or "not measured"."""
+    from ptl_ext.cli import parse_args
+    from ptl_ext.step_time import epoch_seconds
+
+    args = parse_args(["train", "--config", os.path.join(CONFIGS, name)])
+    batch = args.p * args.k if args.task == "reid" and args.sampler == "pk" else args.batch_size
+    datasets = args.chain.split(",") if args.chain else [args.dataset]
+    costs = [epoch_seconds(args.arch, batch, args.height, args.width, dataset) for dataset in datasets]
+    if any(cost is None for cost in costs):
+        return "not measured"
+    spans = [f"{low:.0f} s" if round(low) == round(high) else f"{low:.0f}-{high:.0f} s" for _, low, high in costs]
+    return " / ".join(spans) + (" + the teacher's forward" if args.teacher else "")
+
+
 def readme(rows, extra):
     lines = [
         "# Paper-reproduction configs",
@@ -480,8 +495,11 @@ def readme(rows, extra):
         "student's start) from other rows' run folders, so run those first from the same folder. After a run,",
         "`OUT/paper.csv` puts our numbers beside the paper's.",
         "",
-        "| config | paper, table | row | column | printed |",
-        "|---|---|---|---|---|",
+        "The last column is the time of one training epoch on one H200 (`ptl_ext/h200_step_ms.toml`, bf16 steps",
+        "only, evaluation not counted; chains: per dataset), also printed by `--dry-run`.",
+        "",
+        "| config | paper, table | row | column | printed | H200 epoch |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         printed = ", ".join(
@@ -489,7 +507,8 @@ def readme(rows, extra):
         )
         hyper = " (" + ", ".join(f"{k} {v}" for k, v in row["hyper"].items()) + ")" if row.get("hyper") else ""
         lines.append(
-            f"| `{row['config']}` | {row['paper']} {row['table']} | {row['row']}{hyper} | {row['column']} | {printed} |"
+            f"| `{row['config']}` | {row['paper']} {row['table']} | {row['row']}{hyper} | {row['column']} | {printed} "
+            f"| {epoch_cost(row['config'])} |"
         )
     lines += ["", "Extra configs (not paper rows):", ""]
     lines += [f"- `{cfg.path}`" for cfg in extra]

@@ -252,7 +252,10 @@ def epoch_cost_line(args, datasets):
     epochs = args.epochs
     if args.rollback_periods and args.rollback_budget != "shared":
         epochs = args.rollback_periods * args.period_epochs
-    return describe_epoch_cost(args.arch, batch, args.height, args.width, datasets, epochs)
+    line = describe_epoch_cost(args.arch, batch, args.height, args.width, datasets, epochs)
+    if args.teacher:
+        line += "; STD adds the teacher's forward pass to every step (not measured)"
+    return line
 
 
 def report_paper(args, trainer, name):
