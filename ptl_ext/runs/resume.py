@@ -44,7 +44,14 @@ RESUME_FREE = frozenset(
     }
 )
 # a method's options, compared only when the method is on in both runs
-METHOD_ONLY = {"std_lambda": "teacher", "period_epochs": "rollback_periods", "period_decay_epoch": "rollback_periods"}
+METHOD_ONLY = {
+    "std_lambda": "teacher",
+    "period_epochs": "rollback_periods",
+    "period_decay_epoch": "rollback_periods",
+    "rollback_budget": "rollback_periods",
+    "rollback_mode": "rollback_periods",
+    "rollback_keep": "rollback_periods",
+}
 METHOD_NAMES = {"rolling_back": "--rollback-periods", "std": "--teacher"}
 SETTING_OPTIONS = {
     "rolling_back.periods": "--rollback-periods",
@@ -52,6 +59,8 @@ SETTING_OPTIONS = {
     "rolling_back.decay_epoch": "--period-decay-epoch",
     "rolling_back.kept_lr": "--kept-lr",
     "rolling_back.first_head_lr": "--head-lr",
+    "rolling_back.keep": "--rollback-keep",
+    "rolling_back.restore": "--rollback-mode",
     "std.lam": "--std-lambda",
     "lambda_value": "--lambda",
 }
@@ -67,7 +76,9 @@ def run_meta(spec, num_classes, protocol, parameters):
         "width": spec.width,
         "v2": False,
         "last_stride": model.last_stride,
-        "head": "cifar" if spec.task == "classification" else "reid",
+        "head": model.head,
+        "head_init": model.head_init,
+        "mgn_reductions": model.mgn_reductions,
         "dropout": model.dropout,
         "side_width": model.side_width,
         "cell_state": model.cell_state,
@@ -76,6 +87,7 @@ def run_meta(spec, num_classes, protocol, parameters):
         "protocol": protocol,
         "parameters": parameters,
         "seed": spec.seed,
+        "sampler": data.sampler,
         "p": data.p,
         "k": data.k,
         "loss": loss.loss,
