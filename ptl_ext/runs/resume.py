@@ -113,14 +113,22 @@ def write_spec(spec, folder):
 
 def saved_spec(checkpoint):
     """The :class:`RunSpec` saved beside ``checkpoint`` (``None`` when the run folder has no spec file)."""
+    return _read_saved(checkpoint)[0]
+
+
+def _read_saved(checkpoint):
+    """``(saved RunSpec, the option names its file records)``, or ``(None, None)`` without a spec file.
+
+    A file written before an option existed lacks that option; its spec holds the option's field default."""
     from .spec import RunSpec
 
     path = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), SPEC_FILE)
     if not os.path.isfile(path):
-        return None
+        return None, None
     with open(path) as fh:
         try:
-            return RunSpec.from_options(json.load(fh))
+            values = json.load(fh)
+            return RunSpec.from_options(values), set(values)
         except (ValueError, TypeError) as exc:
             raise OptionError(f"--resume {checkpoint}: unreadable {SPEC_FILE}: {exc}") from None
 
@@ -144,11 +152,12 @@ def spec_differences(saved, given):
 
 def check_resumed_spec(checkpoint, spec):
     """Refuse (an :class:`OptionError` naming the options) to resume ``checkpoint`` with ``spec`` when the saved
-    spec differs in an option a resume must keep; a change of training method is left to the Trainer."""
-    saved = saved_spec(checkpoint)
+    spec differs in an option a resume must keep; a change of training method is left to the Trainer. Options
+    the spec file does not record (added after the run started) are not compared."""
+    saved, recorded = _read_saved(checkpoint)
     if saved is None or saved.method.names != spec.method.names:
         return
-    differences = spec_differences(saved, spec)
+    differences = [difference for difference in spec_differences(saved, spec) if difference[0] in recorded]
     if differences:
         raise _settings_error(checkpoint, [("--" + key.replace("_", "-"), old, new) for key, old, new in differences])
 
