@@ -1,4 +1,5 @@
-"""Parameter counts of MGN, MGN+PTL and the CIFAR networks (DenseNet-BC-100 and its PTL / PTL-v2 versions).
+"""Parameter counts of MGN, MGN+PTL and the CIFAR networks (DenseNet-BC-100 and its PTL / PTL-v2 versions),
+and ours beside the PTL paper's printed counts (Table I, MSMT17; MGN on Market-1501).
 
     python benchmarks/param_counts.py
 
@@ -8,11 +9,12 @@ comparison: that code shares one reduction between the 8 pieces and its fuse con
 
 import warnings
 
-from ptl_ext.models import MGN, MGNPTL, create_model, densenet_bc100, resnet50
+from ptl_ext.models import MGN, MGNPTL, create_model, densenet161, densenet_bc100, resnet50
 
 warnings.filterwarnings("ignore", message="ptl_ext._C could not be imported")
 
 REID_CLASSES = 751  # Market-1501 training identities
+MSMT17_CLASSES = 1041  # MSMT17 training identities (the PTL paper's Table I)
 CIFAR_CLASSES = 10
 
 
@@ -73,6 +75,27 @@ def cifar_rows():
     return rows
 
 
+def paper_rows():
+    """``(network, printed, ours, ours + torchvision's unused ImageNet classifier or None, side stream or None)``
+    for the counts the PTL paper prints ("m": millions, truncated)."""
+    imagenet_fc = {"resnet50": count(resnet50().fc), "densenet161": count(densenet161().classifier)}
+    rows = []
+    for arch, printed, classes in (
+        ("resnet50", "28m", MSMT17_CLASSES),
+        ("ptl_resnet50", "35m", MSMT17_CLASSES),
+        ("densenet161", "32m", MSMT17_CLASSES),
+        ("ptl_densenet161", "42m", MSMT17_CLASSES),
+    ):
+        model = create_model(arch, classes)
+        side = count(model.cells, model.fuses, model.final_fuse) if arch.startswith("ptl_") else None
+        fc = imagenet_fc[arch.removeprefix("ptl_")]
+        rows.append((f"{arch} ({classes} ids)", printed, count(model), count(model) + fc, side))
+    for reductions in ("separate", "shared"):
+        model = create_model("mgn", REID_CLASSES, mgn_reductions=reductions)
+        rows.append((f"mgn, {reductions} reductions ({REID_CLASSES} ids)", "66m", count(model), None, None))
+    return rows
+
+
 def main():
     rows = mgn_rows()
     print(f"| network ({REID_CLASSES} classes) | parameters | breakdown |")
@@ -83,6 +106,11 @@ def main():
     print("\nreleased code's layout (same modules, counted analytically):")
     for name, total in released_layout(rows).items():
         print(f"  {name}: {total:,}")
+    print("\n| network | PTL paper | ours | ours + ImageNet classifier | side stream |")
+    print("|---|---:|---:|---:|---:|")
+    for name, printed, ours, with_fc, side in paper_rows():
+        cells = [f"{n:,}" if n is not None else "-" for n in (ours, with_fc, side)]
+        print(f"| {name} | {printed} | " + " | ".join(cells) + " |")
     print(f"\n| network ({CIFAR_CLASSES} classes) | parameters |")
     print("|---|---:|")
     for name, total in cifar_rows():

@@ -112,12 +112,37 @@ def test_chain_specification():
         (["--std-lambda", "0.5"], "--teacher"),
         (["--kept-lr", "0.001"], "--rollback-periods"),
         (["--period-decay-epoch", "3"], "--rollback-periods"),
+        (["--rollback-budget", "shared"], "--rollback-periods"),
+        (["--rollback-mode", "base_cy"], "--rollback-periods"),
+        (["--rollback-keep", "2"], "--rollback-periods"),
     ],
 )
 def test_method_option_without_its_method_is_an_error(option, needs):
     with pytest.raises(ValueError, match=f"{option[0]} applies only with {needs}"):
         cli.parse_args(["train", "--root", "/x", *option])
     assert cli.parse_args(["train", "--root", "/x"]).std_lambda == 0.8
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--rollback-periods", "4", "--rollback-budget", "shared", "--epochs", "42"], "must be a multiple of"),
+        (["--rollback-periods", "3", "--rollback-keep", "2"], "two-period scheme"),
+        (["--dataset", "cifar10", "--head", "rolling_back"], "cifar10 runs use the cifar head"),
+        (["--arch", "mgn", "--head-init", "he"], "MGN has its own"),
+        (["--arch", "resnet50", "--mgn-reductions", "shared"], "only for the MGN networks"),
+        (["--sampler", "random", "--triplet-weight", "1"], "a triplet loss needs P x K batches"),
+        (["--arch", "mgn", "--sampler", "random"], "a triplet loss needs P x K batches"),
+    ],
+)
+def test_paper_options_that_do_not_fit_are_errors(argv, message):
+    with pytest.raises(ValueError, match=message):
+        cli.parse_args(["train", "--root", "/x", *argv])
+
+
+def test_rolling_back_options_resolve_to_the_papers_defaults():
+    args = cli.parse_args(["train", "--root", "/x", "--rollback-periods", "4"])
+    assert (args.rollback_budget, args.rollback_mode, args.rollback_keep) == ("per_period", "roll_back", None)
 
 
 def test_std_run_reports_the_teacher_and_checks_feature_sizes(chain, tmp_path, capsys):
@@ -199,6 +224,13 @@ def test_rollback_run_logs_periods_and_rates(chain, tmp_path):
     assert [r["lr_B1"] for r in rows] == pytest.approx([0.05, 0.005, 0.005, 0.0005])
     assert [r["lr_B2"] for r in rows] == pytest.approx([0.05, 0.005, 0.05, 0.005])
     assert [r["lr_head"] for r in rows] == pytest.approx([0.5, 0.05, 0.05, 0.005])
+    base_cy = tmp_path / "base_cy"  # the control: one shared 4-epoch budget, restarts, nothing rolled back
+    argv = ["--arch", "resnet34", "--root", str(base / "b"), "--lr", "0.05", "--epochs", "4", "--eval-every", "0"]
+    argv += ["--rollback-periods", "2", "--rollback-budget", "shared", "--rollback-mode", "base_cy"]
+    assert main([*train_args(base_cy, *argv)]) == 0
+    rows = read_csv(base_cy / "metrics.csv")
+    assert [r["period"] for r in rows] == [1, 1, 2, 2] and not any(r.get("rollback") for r in rows)
+    assert [r["lr_B2"] for r in rows] == pytest.approx([0.05, 0.005, 0.05, 0.005])
     assert (
         main(
             [*train_args(tmp_path / "bad", "--arch", "resnet34", "--root", str(base / "b"), "--rollback-periods", "6")]

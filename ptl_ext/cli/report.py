@@ -37,7 +37,12 @@ def format_settings(args):
             lines.append(f"# {key} = {_toml_value(value)} applies only with {METHOD_OPTIONS[key]}")
         else:
             lines.append(f"{key} = {_toml_value(value)}")
-    if args.rollback_periods:
+    if args.rollback_periods and args.rollback_budget == "shared":
+        lines.append(
+            f"# rolling back shares epochs = {args.epochs} between {args.rollback_periods} periods of "
+            f"{args.epochs // args.rollback_periods} epochs (period_epochs is not used)"
+        )
+    elif args.rollback_periods:
         lines.append(
             f"# rolling back trains {args.rollback_periods} x {args.period_epochs} = "
             f"{args.rollback_periods * args.period_epochs} epochs (epochs is not used)"

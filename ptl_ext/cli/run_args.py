@@ -61,7 +61,7 @@ def add_run_options(parser):
 
 def add_method_options(parser):
     """``ptl train``: STD, rolling back and chained fine-tuning."""
-    from ..runs.spec import MethodOptions
+    from ..runs.spec import ROLLBACK_BUDGETS, ROLLBACK_MODES, MethodOptions
     from ..train.distill import DEFAULT_STD_LAMBDA
     from ..train.rolling_back import RollbackSchedule
 
@@ -92,6 +92,29 @@ def add_method_options(parser):
         type=count(),
         default=default_of(RollbackSchedule, "epochs_per_period"),
         help="rolling back: epochs per period (default: %(default)s)",
+    )
+    methods.add_argument(
+        "--rollback-budget",
+        choices=ROLLBACK_BUDGETS,
+        default=default_of(MethodOptions, "rollback_budget"),
+        help="rolling back: per_period (the paper: every period has --period-epochs epochs and its own "
+        "schedule) or shared (--epochs split equally between the periods, an equal-budget comparison) "
+        f"(default: {ROLLBACK_BUDGETS[0]})",
+    )
+    methods.add_argument(
+        "--rollback-mode",
+        choices=ROLLBACK_MODES,
+        default=default_of(MethodOptions, "rollback_mode"),
+        help="rolling back: roll_back (the paper's method) or base_cy (the paper's Figure-4 control: the same "
+        "periods, fresh optimizers and learning-rate restarts, nothing rolled back) "
+        f"(default: {ROLLBACK_MODES[0]})",
+    )
+    methods.add_argument(
+        "--rollback-keep",
+        type=count(),
+        default=default_of(MethodOptions, "rollback_keep"),
+        help="rolling back, 2 periods: period 2 keeps only block N (1-based) and rolls every other block "
+        "back (the rolling-back paper's Table 1) (default: the incremental scheme, period p keeps B1..B(p-1))",
     )
     methods.add_argument(
         "--period-decay-epoch",

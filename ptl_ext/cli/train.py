@@ -40,12 +40,28 @@ def dry_run(args):
 
     if args.device is not None:
         select_device(args.device)
-    if args.chain:
-        parse_chain(args.chain, args.root or "--root")
+    steps = parse_chain(args.chain, args.root or "--root") if args.chain else [(args.dataset, args.root)]
     print(format_settings(args))
+    print(f"# {epoch_cost_line(args.spec, [name for name, _ in steps])}")
     note = pretrained_note(args)
     if note:
         print(note)
+
+
+def epoch_cost_line(spec, datasets):
+    """The H200 time of one epoch of the run ``spec`` (a :class:`~ptl_ext.runs.RunSpec`) on each of
+    ``datasets`` (:mod:`ptl_ext.step_time`), as one line of text."""
+    from ..step_time import describe_epoch_cost
+
+    data, method = spec.data, spec.method
+    batch = data.p * data.k if spec.task == "reid" and data.sampler == "pk" else data.batch_size
+    epochs = spec.train.epochs
+    if method.rollback_periods and method.rollback_budget != "shared":
+        epochs = method.rollback_periods * method.period_epochs
+    line = describe_epoch_cost(spec.model.arch, batch, spec.height, spec.width, datasets, epochs)
+    if method.teacher:
+        line += "; STD adds the teacher's forward pass to every step (not measured)"
+    return line
 
 
 def report_paper(args, trainer, name):

@@ -6,7 +6,7 @@ from .option_types import count, default_of, flag, rate
 def add_data_options(parser):
     """``ptl train``: dataset, input size and sampling."""
     from ..data import list_datasets
-    from ..data.config import DataConfig
+    from ..data.config import REID_SAMPLERS, DataConfig
     from ..runs.spec import RunSpec
 
     data = parser.add_argument_group("data")
@@ -37,6 +37,13 @@ def add_data_options(parser):
         "--width", type=count(), default=None, help="input width (default: the network's, 128; CIFAR: 32)"
     )
     data.add_argument(
+        "--sampler",
+        choices=REID_SAMPLERS,
+        default=default_of(DataConfig, "sampler"),
+        help="ReID batches: pk (--p identities x --k images, needed by a triplet loss) or random (--batch-size "
+        "images drawn uniformly) (default: %(default)s)",
+    )
+    data.add_argument(
         "--p",
         type=count(),
         default=None,
@@ -52,7 +59,7 @@ def add_data_options(parser):
         "--batch-size",
         type=count(),
         default=default_of(DataConfig, "batch_size"),
-        help="classification batch size (default: %(default)s)",
+        help="classification batch size, and the ReID batch size with --sampler random (default: %(default)s)",
     )
     data.add_argument(
         "--erasing",
@@ -71,7 +78,7 @@ def add_data_options(parser):
 
 def add_model_options(parser):
     """``ptl train``: the network."""
-    from ..models._registry import list_models
+    from ..models._registry import HEAD_INITS, MGN_REDUCTIONS, REID_HEADS, list_models
     from ..nn.modes import STATE_MODES
     from ..runs.spec import ModelOptions
 
@@ -93,6 +100,27 @@ def add_model_options(parser):
         choices=(1, 2),
         default=default_of(ModelOptions, "last_stride"),
         help="ResNet layer4 stride (default 1)",
+    )
+    model.add_argument(
+        "--head",
+        choices=REID_HEADS,
+        default=default_of(ModelOptions, "head"),
+        help="ReID head: reid (the PTL paper's three FC layers, our reading) or rolling_back (the rolling-back "
+        "paper's 512-D FC, BN, leaky ReLU, FC) (default: reid; CIFAR: the two-layer cifar head)",
+    )
+    model.add_argument(
+        "--head-init",
+        choices=HEAD_INITS,
+        default=default_of(ModelOptions, "head_init"),
+        help="initialisation of the head's layers: torch (PyTorch's default) or he (He et al. 2015); not MGN "
+        "(default: %(default)s)",
+    )
+    model.add_argument(
+        "--mgn-reductions",
+        choices=MGN_REDUCTIONS,
+        default=default_of(ModelOptions, "mgn_reductions"),
+        help="MGN: one 1x1 reduction per piece (separate, the MGN paper) or one for all 8 (shared, the "
+        "reproduction the PTL paper ran) (default: %(default)s)",
     )
     model.add_argument(
         "--dropout",

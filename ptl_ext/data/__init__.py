@@ -22,7 +22,7 @@ _SUBMODULES = {
         "build_reid_train_loader",
     ),
     "reid_datasets": ("ReIDData", "cuhk03_np", "dukemtmc_reid", "market1501", "market_duke", "msmt17", "relabel"),
-    "samplers": ("PKBatchSampler", "ShardSampler"),
+    "samplers": ("PKBatchSampler", "RandomBatchSampler", "ShardSampler"),
     "synthetic": ("make_synthetic_market",),
     "synthetic_cifar": ("make_synthetic_cifar", "synthetic_cifar_arrays"),
     "transforms": (

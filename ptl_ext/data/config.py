@@ -10,17 +10,22 @@ from dataclasses import dataclass
 
 from .. import _checks
 
+REID_SAMPLERS = ("pk", "random")
+
 
 @dataclass
 class DataConfig(_checks.Sealed):
     """Loader settings (ReID defaults; CIFAR runs use ``batch_size``).
 
-    ``p``/``k``: identities per batch and images per identity;
-    ``batch_size``: classification batch; ``erasing``: random-erasing probability; ``pad``: zero padding
-    before the random crop (ReID); ``augment``: CIFAR pad-4 crop + flip; ``eval_batch_size``: images per
-    evaluation batch; ``workers``: DataLoader worker processes (0 = the main process).
+    ``sampler``: ReID batches of ``p`` identities × ``k`` images (``"pk"``) or of ``batch_size`` images drawn
+    uniformly (``"random"``); ``p``/``k``: identities per batch and images per identity; ``batch_size``:
+    classification batch and ReID batch of the random sampler; ``erasing``: random-erasing probability;
+    ``pad``: zero padding before the random crop (ReID); ``augment``: CIFAR pad-4 crop + flip;
+    ``eval_batch_size``: images per evaluation batch; ``workers``: DataLoader worker processes (0 = the main
+    process).
     """
 
+    sampler: str = "pk"
     p: int = 16
     k: int = 4
     batch_size: int = 64
@@ -37,6 +42,7 @@ class DataConfig(_checks.Sealed):
         self.workers = _checks.integer(self.workers, "DataConfig.workers", minimum=0)
         self.erasing = _checks.real(self.erasing, "DataConfig.erasing", 0.0, 1.0)
         self.augment = _checks.boolean(self.augment, "DataConfig.augment")
+        _checks.choice(self.sampler, "DataConfig.sampler", REID_SAMPLERS)
 
 
 CIFAR_INPUT_SIZE = (32, 32)

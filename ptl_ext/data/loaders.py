@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError
 from .image import check_images, read_image
-from .samplers import PKBatchSampler, ShardSampler
+from .samplers import PKBatchSampler, RandomBatchSampler, ShardSampler
 from .transforms import build_reid_transforms
 
 
@@ -137,10 +137,24 @@ def build_reid_eval_loaders(data, height, width, eval_batch_size=128, num_worker
 
 
 def build_reid_train_loader(
-    data, height, width, p=16, k=4, num_workers=0, seed=0, rank=0, world_size=1, erasing_p=0.5, padding=10
+    data,
+    height,
+    width,
+    p=16,
+    k=4,
+    num_workers=0,
+    seed=0,
+    rank=0,
+    world_size=1,
+    erasing_p=0.5,
+    padding=10,
+    sampler="pk",
+    batch_size=None,
 ):
-    """The augmented training loader of a ``ReIDData`` with P×K batches (a :class:`PKBatchSampler`,
-    split over ranks, whose epoch the trainer sets).
+    """The augmented training loader of a ``ReIDData``: P×K batches (``sampler="pk"``, a
+    :class:`PKBatchSampler`) or ``batch_size`` images drawn uniformly (``sampler="random"``, a
+    :class:`RandomBatchSampler`, e.g. for cross-entropy-only training), split over ranks; the trainer sets
+    the sampler's epoch.
 
     Raises :class:`~ptl_ext.errors.DataError` when the training split has fewer than 2 identities
     (nothing to tell apart: the classification loss is 0 from the first step and a triplet has no negative).
@@ -154,8 +168,13 @@ def build_reid_train_loader(
     train_set = ImageDataset(
         data.train, build_reid_transforms(height, width, True, padding=padding, erasing_p=erasing_p)
     )
-    sampler = PKBatchSampler(train_set.pids, p, k, seed=seed, rank=rank, world_size=world_size)
-    return build_dataloader(train_set, batch_sampler=sampler, num_workers=num_workers, seed=seed + rank)
+    if sampler == "random":
+        batches = RandomBatchSampler(len(train_set), batch_size, seed=seed, rank=rank, world_size=world_size)
+    elif sampler == "pk":
+        batches = PKBatchSampler(train_set.pids, p, k, seed=seed, rank=rank, world_size=world_size)
+    else:
+        raise ValueError(f"sampler must be 'pk' or 'random', got {sampler!r}")
+    return build_dataloader(train_set, batch_sampler=batches, num_workers=num_workers, seed=seed + rank)
 
 
 def build_reid_loaders(

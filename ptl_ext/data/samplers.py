@@ -1,4 +1,5 @@
-"""Samplers: the P×K identity batch sampler and a rank shard sampler for distributed evaluation."""
+"""Samplers: the P×K identity batch sampler, a uniformly random batch sampler and a rank shard sampler for
+distributed evaluation."""
 
 from collections import defaultdict
 
@@ -74,6 +75,47 @@ class PKBatchSampler(Sampler):
 
     def __len__(self):
         return len(self._batches())
+
+
+class RandomBatchSampler(Sampler):
+    """Batches of ``batch_size`` indices drawn uniformly without replacement from ``length`` items (a
+    shuffle cut into batches; the trailing partial batch is dropped), whatever their identities.
+
+    The order depends only on ``(seed, epoch)``; with ``world_size > 1`` rank ``r`` takes batches
+    ``r, r + world_size, ...`` (equal counts). Yields lists of ``batch_size`` dataset indices.
+    """
+
+    def __init__(self, length, batch_size, seed=0, rank=0, world_size=1):
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ValueError(f"RandomBatchSampler: batch_size must be a positive int, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(
+                f"RandomBatchSampler: rank must be in [0, world_size), got rank={rank}, world_size={world_size}"
+            )
+        if length < batch_size * world_size:
+            raise ValueError(
+                f"RandomBatchSampler: {length} items cannot fill one batch of {batch_size} per process "
+                f"({world_size} process(es))"
+            )
+        self.length, self.batch_size, self.seed, self.rank, self.world_size = length, batch_size, seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        """Select the epoch whose batch order is produced next."""
+        self.epoch = epoch
+
+    def _batches(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.length)
+        count = self.length // self.batch_size
+        batches = [order[i * self.batch_size : (i + 1) * self.batch_size].tolist() for i in range(count)]
+        per_rank = count // self.world_size
+        return batches[self.rank :: self.world_size][:per_rank]
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self):
+        return self.length // self.batch_size // self.world_size
 
 
 class ShardSampler(Sampler):

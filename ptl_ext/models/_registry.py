@@ -27,6 +27,15 @@ ZOO_BACKBONES = {
     "densenet_bc100": "densenet",
 }
 MGN_INPUT_SIZE = (384, 128)
+# The networks' options, declared here (no torch) for the command line and the run description:
+# heads (:data:`ptl_ext.models.heads.HEADS`), how a head's layers start (torch: PyTorch's own Linear
+# initialisation; he: He et al. 2015, normal, fan-in, biases 0) and MGN's reductions (separate: one per piece,
+# the MGN paper, 8 of them; shared: one for all 8 pieces, the public MGN reproduction
+# github.com/GNAYUOHZ/ReID-MGN, which the PTL paper's MGN rows ran).
+HEAD_NAMES = ("reid", "rolling_back", "cifar")
+REID_HEADS = ("reid", "rolling_back")
+HEAD_INITS = ("torch", "he")
+MGN_REDUCTIONS = ("separate", "shared")
 
 _ENTRIES = {}
 

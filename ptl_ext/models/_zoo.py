@@ -46,9 +46,9 @@ def _backbone_builder(name, ptl, v2):
     """The builder of backbone ``name``: plain, PTL or PTL-v2."""
     family, backbone = _BACKBONES[name]
 
-    def build(num_classes, input_size, *, head, pretrained, last_stride, dropout, side_width=1.0):
+    def build(num_classes, input_size, *, head, pretrained, last_stride, dropout, side_width=1.0, head_init="torch"):
         options = {"last_stride": last_stride} if family == "resnet" else {}
-        common = {"head": head, "input_size": input_size, "dropout": dropout}
+        common = {"head": head, "input_size": input_size, "dropout": dropout, "head_init": head_init}
         if ptl and name in _PAPER_PTL:
             return _PAPER_PTL[name](
                 num_classes, pretrained=pretrained, v2=v2, side_width=side_width, **common, **options
@@ -64,18 +64,19 @@ def _backbone_builder(name, ptl, v2):
 def _mgn_builder(name, ptl, v2):
     """The builder of MGN (:class:`~ptl_ext.models.MGN`) or MGN+PTL (:class:`~ptl_ext.models.MGNPTL`).
 
-    MGN has its own strides (any input size works), no dropout, ReID classifiers only and ResNet-50's
-    default layer4 strides inside its branches (``last_stride`` does not apply).
+    MGN has its own strides (any input size works), no dropout, ReID classifiers only (He-initialised,
+    ``head_init`` does not apply) and ResNet-50's default layer4 strides inside its branches
+    (``last_stride`` does not apply); ``mgn_reductions``: ``"separate"`` or ``"shared"``.
     """
 
-    def build(num_classes, input_size, *, head, pretrained, last_stride, dropout):
+    def build(num_classes, input_size, *, head, pretrained, last_stride, dropout, mgn_reductions="separate"):
         if head != "reid":
             raise ValueError(f"{name} is a ReID network (8 identity classifiers); it has no {head!r} head")
         if dropout:
             raise ValueError(f"{name} has no dropout; got dropout={dropout}")
         if ptl:
-            return MGNPTL(num_classes, pretrained=pretrained, v2=v2)
-        return MGN(num_classes, pretrained=pretrained)
+            return MGNPTL(num_classes, pretrained=pretrained, v2=v2, reductions=mgn_reductions)
+        return MGN(num_classes, pretrained=pretrained, reductions=mgn_reductions)
 
     return build
 

@@ -26,10 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._registry import MGN_REDUCTIONS
 from .ptl import FuseBlock, make_cell
 from .resnet import resnet50
 
-__all__ = ["MGN", "MGNPTL", "MGNOutput", "BRANCH_STRIPES", "mgn_pieces"]
+__all__ = ["MGN", "MGNPTL", "MGNOutput", "BRANCH_STRIPES", "MGN_REDUCTIONS", "mgn_pieces"]
+
 
 BRANCH_STRIPES = (1, 2, 3)  # stripes per branch besides the global piece (1 = global only)
 FEATURES_PER_PIECE = 256
@@ -101,6 +103,8 @@ class MGN(nn.Module):
         pretrained: local torchvision ResNet-50 checkpoint; the shared trunk and all three branches
             start from it.
         feature_dim: width of each reduction (256; the test feature is ``8 × feature_dim``).
+        reductions: ``"separate"`` (one 1×1 reduction per piece, as the MGN paper) or ``"shared"`` (one
+            reduction applied to all 8 pieces, as the reproduction the PTL paper used).
 
     Attributes: ``stages`` (stem, layer1, layer2, layer3[0]), ``branches`` (p1, p2, p3, each
     ``Sequential(layer3=..., layer4=...)``), ``reductions`` and ``head`` (the 8 classifiers).
@@ -113,8 +117,10 @@ class MGN(nn.Module):
     side_channels = 0
     head_name = "head"  # the 8 classifiers
 
-    def __init__(self, num_classes, pretrained=None, feature_dim=FEATURES_PER_PIECE):
+    def __init__(self, num_classes, pretrained=None, feature_dim=FEATURES_PER_PIECE, reductions="separate"):
         super().__init__()
+        if reductions not in MGN_REDUCTIONS:
+            raise ValueError(f"reductions must be one of {', '.join(MGN_REDUCTIONS)}, got {reductions!r}")
         for name, value in (("num_classes", num_classes), ("feature_dim", feature_dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:  # ValueError for a bool too
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -132,7 +138,8 @@ class MGN(nn.Module):
         )
         self.num_pieces = len(BRANCH_STRIPES) + sum(n for n in BRANCH_STRIPES if n > 1)
         piece_ch = resnet.layer4[-1].conv3.out_channels + self.side_channels
-        self.reductions = nn.ModuleList(_reduction(piece_ch, feature_dim) for _ in range(self.num_pieces))
+        count = self.num_pieces if reductions == "separate" else 1
+        self.reductions = nn.ModuleList(_reduction(piece_ch, feature_dim) for _ in range(count))
         self.head = nn.ModuleList(_classifier(feature_dim, num_classes) for _ in range(self.num_pieces))
         self.num_classes, self.feature_dim = num_classes, feature_dim * self.num_pieces
 
@@ -154,7 +161,8 @@ class MGN(nn.Module):
 
     def forward(self, x, return_features=False):
         pieces = mgn_pieces(self.branch_maps(x))
-        reduced = [r(p[:, :, None, None]).flatten(1) for r, p in zip(self.reductions, pieces)]
+        reductions = self.reductions if len(self.reductions) > 1 else [self.reductions[0]] * len(pieces)
+        reduced = [r(p[:, :, None, None]).flatten(1) for r, p in zip(reductions, pieces)]
         features = torch.cat(reduced, 1)
         if not (return_features or self.training):
             return features
@@ -168,8 +176,8 @@ class MGN(nn.Module):
 class MGNPTL(MGN):
     """MGN with the PTL side stream of the authors' released code (see the module docstring).
 
-    Args as :class:`MGN`, plus ``v2`` (PTL-v2 cells, :class:`~ptl_ext.nn.BConvCellV2`, with ``momentum``)
-    and ``update_fn`` (the cells' update, default the fused op). Attributes ``cells`` (the 5 trunk
+    Args as :class:`MGN` (``reductions`` too), plus ``v2`` (PTL-v2 cells, :class:`~ptl_ext.nn.BConvCellV2`,
+    with ``momentum``) and ``update_fn`` (the cells' update, default the fused op). Attributes ``cells`` (the 5 trunk
     cells), ``fuses`` (4 fuse blocks) and ``branch_cells`` (one 512→128 cell per branch). The cells
     carry latent states by the rules of :mod:`ptl_ext.nn.cells`; reset them with
     :func:`ptl_ext.nn.reset_states`. Outputs as :class:`MGN`.
@@ -178,9 +186,16 @@ class MGNPTL(MGN):
     side_channels = BRANCH_CELL[1]
 
     def __init__(
-        self, num_classes, pretrained=None, feature_dim=FEATURES_PER_PIECE, v2=False, momentum=0.5, update_fn=None
+        self,
+        num_classes,
+        pretrained=None,
+        feature_dim=FEATURES_PER_PIECE,
+        v2=False,
+        momentum=0.5,
+        update_fn=None,
+        reductions="separate",
     ):
-        super().__init__(num_classes, pretrained, feature_dim)
+        super().__init__(num_classes, pretrained, feature_dim, reductions)
         self.cells = nn.ModuleList(make_cell(i, o, s, v2, momentum, update_fn) for i, o, s in SIDE_CELLS)
         self.fuses = nn.ModuleList(
             FuseBlock(x_ch, cell[1], out) for x_ch, cell, out in zip(TRUNK_CHANNELS, SIDE_CELLS[1:], SIDE_FUSES)

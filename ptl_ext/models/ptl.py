@@ -105,7 +105,7 @@ class PTLNet(HeadedNet):
             is the papers' network, 0.5 a side stream of half width (an ablation).
         feature_dim: width of the final fusion = feature size (default: the last stage's channels).
         v2: use :class:`~ptl_ext.nn.BConvCellV2` (PTL-v2) with ``momentum``.
-        head, head_hidden, dropout: the classifier (see :func:`ptl_ext.models.heads.make_head`).
+        head, head_hidden, dropout, head_init: the classifier (see :func:`ptl_ext.models.heads.make_head`).
         input_size: ``(H, W)`` of the dry run deriving the cell strides; other input sizes work when
             every stage scales the same way (e.g. 32×32 for a ResNet built at 256×128).
         update_fn: the cells' update function (default the fused :func:`ptl_ext.ops.bconv_cell_update`).
@@ -129,6 +129,7 @@ class PTLNet(HeadedNet):
         input_size=(256, 128),
         update_fn=None,
         side_width=1.0,
+        head_init="torch",
     ):
         super().__init__()
         side_width = _checks.real(side_width, "side_width", 0.0, exclusive_minimum=True)
@@ -164,7 +165,7 @@ class PTLNet(HeadedNet):
             FuseBlock(stage_channels[i], cell_channels[i + 1], fuse_channels[i]) for i in range(n - 1)
         )
         self.final_fuse = FuseBlock(stage_channels[-1], cell_channels[-1], self.feature_dim)
-        self.head = make_head(head, self.feature_dim, num_classes, head_hidden, dropout)
+        self.head = make_head(head, self.feature_dim, num_classes, head_hidden, dropout, head_init)
         self.cell_channels, self.fuse_channels, self.cell_strides = cell_channels, fuse_channels, tuple(strides)
 
     def forward_features(self, x):

@@ -91,16 +91,27 @@ class BackboneNet(HeadedNet):
     Args:
         stages: modules run in sequence on ``[B, 3, H, W]`` images (e.g. ``resnet50().stages()``).
         num_classes: classifier outputs.
-        head: ``"reid"`` or ``"cifar"`` (see :mod:`ptl_ext.models.heads`); ``head_hidden`` / ``dropout`` override it.
+        head: ``"reid"``, ``"rolling_back"`` or ``"cifar"`` (see :mod:`ptl_ext.models.heads`); ``head_hidden`` /
+            ``dropout`` override it; ``head_init``: ``"torch"`` or ``"he"``.
         input_size: ``(H, W)`` of the dry run that finds the feature size (the last stage's channels).
     """
 
-    def __init__(self, stages, num_classes, *, head="reid", head_hidden=None, dropout=None, input_size=(256, 128)):
+    def __init__(
+        self,
+        stages,
+        num_classes,
+        *,
+        head="reid",
+        head_hidden=None,
+        dropout=None,
+        input_size=(256, 128),
+        head_init="torch",
+    ):
         super().__init__()
         self.stages = nn.ModuleList(stages)
         self.stage_shapes = probe_stages(self.stages, input_size)
         self.feature_dim = self.stage_shapes[-1][0]
-        self.head = make_head(head, self.feature_dim, num_classes, head_hidden, dropout)
+        self.head = make_head(head, self.feature_dim, num_classes, head_hidden, dropout, head_init)
 
     def forward_features(self, x):
         for stage in self.stages:

@@ -48,6 +48,8 @@ def build_data(spec, info, height, width, train=True):
             info.world_size,
             cfg.erasing,
             cfg.pad,
+            sampler=cfg.sampler,
+            batch_size=cfg.batch_size,
         )
     return train_loader, evaluator, dataset.num_train_pids, dataset.protocol
 

@@ -27,7 +27,8 @@ def train_state_settings(meta, info):
         raise OptionError(
             f"--eval-state train: the checkpoint does not record {', '.join(missing)} (an older ptl train?)"
         )
-    return {key: meta[key] for key in TRAIN_LOADER_KEYS}
+    # checkpoints written before --sampler drew P x K batches
+    return {**{key: meta[key] for key in TRAIN_LOADER_KEYS}, "sampler": meta.get("sampler", "pk")}
 
 
 def eval_spec(options, meta, loader_settings):

@@ -39,24 +39,34 @@ def std_method(spec, model, evaluator, size, device, info, evaluate=True):
 
 
 def rollback_hook(spec, model):
-    """Rolling back (``spec.method.rollback_periods``): a :class:`~ptl_ext.train.RollbackHook` holding
+    """Rolling back (``spec.method.rollback_periods``): a :class:`~ptl_ext.train.RollingBack` method holding
     ``model``'s current (pre-trained) weights, or ``None``.
 
-    The head's rate in the first period is ``head_lr`` (default ``head_lr_factor × lr``), the kept blocks'
-    in later periods ``kept_lr`` (default ``lr / kept_lr_divisor``), both factors from the TrainConfig.
+    ``rollback_budget`` ``per_period`` gives every period ``period_epochs`` epochs (the paper), ``shared``
+    splits ``epochs`` between the periods; ``rollback_mode`` ``base_cy`` rolls nothing back (the paper's
+    Figure-4 control); ``rollback_keep`` N keeps only block N in period 2 (the paper's Table 1). The head's
+    rate in the first period is ``head_lr`` (default ``head_lr_factor × lr``), the kept blocks' in later
+    periods ``kept_lr`` (default ``lr / kept_lr_divisor``), both factors from the TrainConfig.
     """
-    from ..train import RollbackHook, RollbackSchedule
+    from ..train import RollbackSchedule, RollingBack
 
     method, train = spec.method, spec.train
     if method.rollback_periods == 0:
         return None
-    schedule = RollbackSchedule(
-        periods=method.rollback_periods,
-        epochs_per_period=method.period_epochs,
+    fields = dict(
         decay_epoch=method.period_decay_epoch,
         lr=train.lr,
         first_head_lr=train.head_lr_factor * train.lr if train.head_lr is None else train.head_lr,
         kept_lr=train.lr / train.kept_lr_divisor if method.kept_lr is None else method.kept_lr,
         gamma=train.gamma,
+        keep=method.rollback_keep,
+        restore=method.rollback_mode != "base_cy",
     )
-    return RollbackHook(model, schedule)
+    if method.rollback_budget == "shared":
+        schedule = RollbackSchedule.within(train.epochs, method.rollback_periods, **fields)
+    else:
+        schedule = RollbackSchedule(periods=method.rollback_periods, epochs_per_period=method.period_epochs, **fields)
+    try:
+        return RollingBack(model, schedule)
+    except ValueError as exc:
+        raise OptionError(f"--rollback-keep {method.rollback_keep}: {exc}") from None

@@ -2,12 +2,19 @@
 that depend on the dataset, the network or the method filled in (the only place this happens)."""
 
 from ..errors import OptionError
-from .spec import RunSpec
+from .spec import ROLLBACK_BUDGETS, ROLLBACK_MODES, RunSpec
 
 # options whose default depends on the dataset, the network or the method (filled in when not given)
-RESOLVED = ("task", "height", "width", "p", "triplet_weight", "triplet_margin", "std_lambda")
+RESOLVED = ("task", "height", "width", "head", "p", "triplet_weight", "triplet_margin", "std_lambda")
 # a method's option -> the option that turns the method on
-METHOD_OPTIONS = {"std_lambda": "teacher", "kept_lr": "rollback_periods", "period_decay_epoch": "rollback_periods"}
+METHOD_OPTIONS = {
+    "std_lambda": "teacher",
+    "kept_lr": "rollback_periods",
+    "period_decay_epoch": "rollback_periods",
+    "rollback_budget": "rollback_periods",
+    "rollback_mode": "rollback_periods",
+    "rollback_keep": "rollback_periods",
+}
 
 
 def build_spec(**options):
@@ -15,7 +22,9 @@ def build_spec(**options):
 
     Names become canonical (dataset and network aliases resolved); ``loss="auto"`` becomes ``mgn`` for the
     MGN networks and ``ce`` otherwise; the input size defaults to the dataset's (CIFAR) or the network's,
-    P and the triplet terms to MGN's recipe for MGN; ``task`` is the dataset's. Raises
+    P and the triplet terms to MGN's recipe for MGN; ``task`` is the dataset's; the head is ``cifar`` for
+    classification and ``reid`` otherwise; rolling back's budget and mode are the first of
+    :data:`~ptl_ext.runs.spec.ROLLBACK_BUDGETS` / :data:`~ptl_ext.runs.spec.ROLLBACK_MODES`. Raises
     :class:`~ptl_ext.errors.OptionError` naming the options that do not go together.
     """
     from .._defaults import default_of
@@ -56,8 +65,20 @@ def build_spec(**options):
         raise OptionError(
             f"--side-width: only for the PTL network of a backbone (ptl_NAME, ptl_v2_NAME), not for --arch {arch}"
         )
+    if values["head"] is None:
+        values["head"] = _head_of(dataset.task)
+    elif dataset.task == "classification" and values["head"] != "cifar":
+        raise OptionError(f"--head {values['head']}: a ReID head; {dataset.name} runs use the cifar head")
+    elif dataset.task != "classification" and values["head"] == "cifar":
+        raise OptionError(f"--head cifar: the CIFAR head; {dataset.name} runs use a ReID head (reid, rolling_back)")
+    if mgn and (values["head"] != "reid" or values["head_init"] != "torch"):
+        raise OptionError(f"--head/--head-init: MGN has its own (He-initialised) classifiers, not for --arch {arch}")
+    if values["mgn_reductions"] != "separate" and not mgn:
+        raise OptionError(f"--mgn-reductions: only for the MGN networks, not for --arch {arch}")
     if values["cell_state"] != "carry" and not network.ptl:
         raise OptionError(f"--cell-state: only for the PTL networks (ptl_*), not for --arch {arch}")
+    if values["rollback_periods"]:
+        _check_rollback(values)
     if values["pretrained"] and values["init_from"]:
         raise OptionError("--pretrained and --init-from both set the starting weights: give one of them")
     if values["resume"] and values["overwrite"]:
@@ -80,4 +101,27 @@ def build_spec(**options):
         raise OptionError(
             f"--height/--width: {dataset.name} images are {height}x{width}, got {values['height']}x{values['width']}"
         )
+    triplet = values["loss"] == "mgn" or values["triplet_weight"] > 0
+    if values["sampler"] == "random" and dataset.task == "reid" and triplet:
+        raise OptionError("--sampler random: a triplet loss needs P x K batches (--sampler pk)")
     return RunSpec.from_options(values)
+
+
+def _head_of(task):
+    """The head of a ``task``'s runs, when ``--head`` is not given (``"cifar"`` or ``"reid"``)."""
+    return "cifar" if task == "classification" else "reid"
+
+
+def _check_rollback(values):
+    """Check the rolling-back options against each other and fill ``rollback_budget`` / ``rollback_mode``."""
+    values["rollback_budget"] = values["rollback_budget"] or ROLLBACK_BUDGETS[0]
+    values["rollback_mode"] = values["rollback_mode"] or ROLLBACK_MODES[0]
+    periods, epochs = values["rollback_periods"], values["epochs"]
+    if values["rollback_budget"] == "shared" and epochs % periods:
+        raise OptionError(
+            f"--rollback-budget shared: --epochs {epochs} must be a multiple of --rollback-periods {periods}"
+        )
+    if values["rollback_keep"] is not None and periods != 2:
+        raise OptionError(
+            f"--rollback-keep: keeping one block is a two-period scheme, got --rollback-periods {periods}"
+        )

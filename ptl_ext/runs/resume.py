@@ -44,7 +44,14 @@ RESUME_FREE = frozenset(
     }
 )
 # a method's options, compared only when the method is on in both runs
-METHOD_ONLY = {"std_lambda": "teacher", "period_epochs": "rollback_periods", "period_decay_epoch": "rollback_periods"}
+METHOD_ONLY = {
+    "std_lambda": "teacher",
+    "period_epochs": "rollback_periods",
+    "period_decay_epoch": "rollback_periods",
+    "rollback_budget": "rollback_periods",
+    "rollback_mode": "rollback_periods",
+    "rollback_keep": "rollback_periods",
+}
 METHOD_NAMES = {"rolling_back": "--rollback-periods", "std": "--teacher"}
 SETTING_OPTIONS = {
     "rolling_back.periods": "--rollback-periods",
@@ -52,6 +59,8 @@ SETTING_OPTIONS = {
     "rolling_back.decay_epoch": "--period-decay-epoch",
     "rolling_back.kept_lr": "--kept-lr",
     "rolling_back.first_head_lr": "--head-lr",
+    "rolling_back.keep": "--rollback-keep",
+    "rolling_back.restore": "--rollback-mode",
     "std.lam": "--std-lambda",
     "lambda_value": "--lambda",
 }
@@ -67,7 +76,9 @@ def run_meta(spec, num_classes, protocol, parameters):
         "width": spec.width,
         "v2": False,
         "last_stride": model.last_stride,
-        "head": "cifar" if spec.task == "classification" else "reid",
+        "head": model.head,
+        "head_init": model.head_init,
+        "mgn_reductions": model.mgn_reductions,
         "dropout": model.dropout,
         "side_width": model.side_width,
         "cell_state": model.cell_state,
@@ -76,6 +87,7 @@ def run_meta(spec, num_classes, protocol, parameters):
         "protocol": protocol,
         "parameters": parameters,
         "seed": spec.seed,
+        "sampler": data.sampler,
         "p": data.p,
         "k": data.k,
         "loss": loss.loss,
@@ -101,14 +113,22 @@ def write_spec(spec, folder):
 
 def saved_spec(checkpoint):
     """The :class:`RunSpec` saved beside ``checkpoint`` (``None`` when the run folder has no spec file)."""
+    return _read_saved(checkpoint)[0]
+
+
+def _read_saved(checkpoint):
+    """``(saved RunSpec, the option names its file records)``, or ``(None, None)`` without a spec file.
+
+    A file written before an option existed lacks that option; its spec holds the option's field default."""
     from .spec import RunSpec
 
     path = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), SPEC_FILE)
     if not os.path.isfile(path):
-        return None
+        return None, None
     with open(path) as fh:
         try:
-            return RunSpec.from_options(json.load(fh))
+            values = json.load(fh)
+            return RunSpec.from_options(values), set(values)
         except (ValueError, TypeError) as exc:
             raise OptionError(f"--resume {checkpoint}: unreadable {SPEC_FILE}: {exc}") from None
 
@@ -132,11 +152,12 @@ def spec_differences(saved, given):
 
 def check_resumed_spec(checkpoint, spec):
     """Refuse (an :class:`OptionError` naming the options) to resume ``checkpoint`` with ``spec`` when the saved
-    spec differs in an option a resume must keep; a change of training method is left to the Trainer."""
-    saved = saved_spec(checkpoint)
+    spec differs in an option a resume must keep; a change of training method is left to the Trainer. Options
+    the spec file does not record (added after the run started) are not compared."""
+    saved, recorded = _read_saved(checkpoint)
     if saved is None or saved.method.names != spec.method.names:
         return
-    differences = spec_differences(saved, spec)
+    differences = [difference for difference in spec_differences(saved, spec) if difference[0] in recorded]
     if differences:
         raise _settings_error(checkpoint, [("--" + key.replace("_", "-"), old, new) for key, old, new in differences])
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from .. import _checks
 from .._defaults import default_of
 from ..data.config import DataConfig
+from ..models._registry import HEAD_INITS, HEAD_NAMES, MGN_REDUCTIONS
 from ..nn import STATE_MODES
 from ..reid.config import AQEConfig, RerankConfig
 from ..train.config import TrainConfig
@@ -29,6 +30,10 @@ from ..train.rolling_back import RollbackSchedule
 __all__ = ["RunSpec", "ModelOptions", "LossOptions", "MethodOptions", "EvalOptions", "RENAMED", "NOT_OPTIONS"]
 
 LOSSES = ("auto", "ce", "mgn")
+# rolling back: per_period (every period has ``period_epochs`` epochs, the paper) or shared (``epochs`` split
+# equally between the periods); roll_back (the paper's method) or base_cy (the same periods, nothing rolled back)
+ROLLBACK_BUDGETS = ("per_period", "shared")
+ROLLBACK_MODES = ("roll_back", "base_cy")
 TASKS = ("reid", "classification")
 
 
@@ -41,12 +46,18 @@ def _optional_text(value, name):
 @dataclass(frozen=True)
 class ModelOptions:
     """The network: ``arch`` (a zoo name), its starting weights (``pretrained`` torchvision file or
-    ``init_from`` ptl checkpoint), ``last_stride``, head ``dropout`` (``None``: the head's default) and the
-    PTL ablations ``side_width`` and ``cell_state`` (one of :data:`~ptl_ext.nn.STATE_MODES`)."""
+    ``init_from`` ptl checkpoint), ``last_stride``, the ``head`` (``reid``, ``rolling_back`` or ``cifar``;
+    ``None``: resolved, ``cifar`` for classification and ``reid`` otherwise), how the head's layers start
+    (``head_init``, ``torch`` or ``he``), MGN's ``mgn_reductions`` (``separate`` or ``shared``), head
+    ``dropout`` (``None``: the head's default) and the PTL ablations ``side_width`` and ``cell_state`` (one of
+    :data:`~ptl_ext.nn.STATE_MODES`)."""
 
     arch: str = "ptl_resnet50"
     pretrained: str = None
     last_stride: int = 1
+    head: str = None
+    head_init: str = HEAD_INITS[0]
+    mgn_reductions: str = MGN_REDUCTIONS[0]
     dropout: float = None
     init_from: str = None
     side_width: float = 1.0
@@ -57,6 +68,10 @@ class ModelOptions:
         _optional_text(self.pretrained, "pretrained")
         _optional_text(self.init_from, "init_from")
         _checks.choice(self.last_stride, "last_stride", (1, 2))
+        if self.head is not None:
+            _checks.choice(self.head, "head", HEAD_NAMES)
+        _checks.choice(self.head_init, "head_init", HEAD_INITS)
+        _checks.choice(self.mgn_reductions, "mgn_reductions", MGN_REDUCTIONS)
         _checks.real(self.dropout, "dropout", 0.0, allow_none=True)
         _checks.real(self.side_width, "side_width", 0.0, exclusive_minimum=True)
         _checks.choice(self.cell_state, "cell_state", STATE_MODES)
@@ -82,12 +97,17 @@ class LossOptions:
 @dataclass(frozen=True)
 class MethodOptions:
     """The training methods: STD (``teacher`` checkpoint, ``std_lambda``), rolling back (``rollback_periods``,
-    0 = off; ``period_epochs``, ``period_decay_epoch``, ``kept_lr``) and chained fine-tuning (``chain``)."""
+    0 = off; ``period_epochs``, ``rollback_budget`` and ``rollback_mode`` (one of :data:`ROLLBACK_BUDGETS`,
+    :data:`ROLLBACK_MODES`; ``None``: resolved, the first, when rolling back), ``rollback_keep`` (two periods:
+    period 2 keeps only block N), ``period_decay_epoch``, ``kept_lr``) and chained fine-tuning (``chain``)."""
 
     teacher: str = None
     std_lambda: float = None
     rollback_periods: int = 0
     period_epochs: int = default_of(RollbackSchedule, "epochs_per_period")
+    rollback_budget: str = None
+    rollback_mode: str = None
+    rollback_keep: int = None
     period_decay_epoch: int = None
     kept_lr: float = None
     chain: str = None
@@ -98,8 +118,13 @@ class MethodOptions:
         _checks.real(self.std_lambda, "std_lambda", 0.0, 1.0, allow_none=True)
         _checks.integer(self.rollback_periods, "rollback_periods", minimum=0)
         _checks.positive_int(self.period_epochs, "period_epochs")
-        if self.period_decay_epoch is not None:
-            _checks.positive_int(self.period_decay_epoch, "period_decay_epoch")
+        if self.rollback_budget is not None:
+            _checks.choice(self.rollback_budget, "rollback_budget", ROLLBACK_BUDGETS)
+        if self.rollback_mode is not None:
+            _checks.choice(self.rollback_mode, "rollback_mode", ROLLBACK_MODES)
+        for name in ("rollback_keep", "period_decay_epoch"):
+            if getattr(self, name) is not None:
+                _checks.positive_int(getattr(self, name), name)
         _checks.real(self.kept_lr, "kept_lr", 0.0, allow_none=True)
 
     @property

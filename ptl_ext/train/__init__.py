@@ -32,6 +32,7 @@ _EXPORTS = {
     "sgd_step_optimizer": "optim",
     "RollbackHook": "rolling_back",
     "RollbackSchedule": "rolling_back",
+    "RollingBack": "rolling_back",
     "rollback": "rolling_back",
     "RunFolder": "run_folder",
     "Trainer": "trainer",

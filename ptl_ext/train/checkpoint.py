@@ -130,9 +130,9 @@ def model_from_checkpoint(state, source="checkpoint"):
 
     ``state``: the dict of :func:`load_checkpoint`; ``source`` names it in errors (``"--teacher run/last.pt"``).
     The ``meta`` keys ``arch``, ``num_classes``, ``height``, ``width`` and ``head`` are required; ``v2``
-    (old checkpoints: ``ptl_NAME`` with ``v2`` is ``ptl_v2_NAME``), ``last_stride``, ``dropout`` and
-    ``side_width`` default to ``False``, 1, ``None`` and 1. Raises ``ValueError`` naming ``source`` when the
-    description is missing or does not fit the weights.
+    (old checkpoints: ``ptl_NAME`` with ``v2`` is ``ptl_v2_NAME``), ``last_stride``, ``dropout``,
+    ``side_width`` and ``mgn_reductions`` default to ``False``, 1, ``None``, 1 and ``"separate"``. Raises
+    ``ValueError`` naming ``source`` when the description is missing or does not fit the weights.
     """
     from ..models import create_model
 
@@ -154,6 +154,7 @@ def model_from_checkpoint(state, source="checkpoint"):
             v2=meta.get("v2", False),
             dropout=meta.get("dropout"),
             side_width=meta.get("side_width", 1.0),
+            mgn_reductions=meta.get("mgn_reductions", "separate"),
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{source}: cannot rebuild its network: {exc}") from exc

@@ -90,5 +90,5 @@ def as_method(method):
     if isinstance(method, (list, tuple)):
         return as_method(method[0]) if len(method) == 1 else CombinedMethod(method)
     if not isinstance(method, TrainingMethod):
-        raise TypeError(f"method must be a TrainingMethod (e.g. a RollbackHook or an STD), got {type(method).__name__}")
+        raise TypeError(f"method must be a TrainingMethod (e.g. a RollingBack or an STD), got {type(method).__name__}")
     return method

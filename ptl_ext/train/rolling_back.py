@@ -11,13 +11,23 @@ block with its transition; :class:`~ptl_ext.models.PTLNet` and :class:`~ptl_ext.
   ``kept_lr`` for the kept blocks and ``lr`` for the rolled-back blocks and the head;
 - inside every period the learning rates are multiplied by ``gamma`` at ``decay_epoch``.
 
+Each period has its own full schedule (the paper: 4 periods of 40 epochs, x0.1 at epoch 20 of each,
+160 epochs against a 40-epoch baseline); :meth:`RollbackSchedule.within` instead splits one epoch budget
+equally between the periods (an equal-budget comparison). Two variants of the schedule:
+
+- ``keep=i`` (the paper's Table 1): two periods; period 2 keeps only ``Bi`` (and the head) and rolls
+  every other block back;
+- ``restore=False`` (the paper's Figure-4 control "base_cy"): the same periods, fresh optimizers and
+  learning rates, nothing rolled back, so a gain of rolling back can be told apart from training longer
+  with learning-rate restarts.
+
 The head and the PTL side stream (cells and fuse blocks: parameters in no block and not in the head)
 are never rolled back; our reading trains the side stream at ``lr`` in every period.
 
-Hand a :class:`RollbackHook` to a :class:`~ptl_ext.train.Trainer` as its training method (it brings the
-hook, the optimizer factory and the number of epochs)::
+:class:`RollingBack` is the training method handed to a :class:`~ptl_ext.train.Trainer` (it brings its
+:class:`RollbackHook`, the optimizer factory and the number of epochs)::
 
-    method = RollbackHook(model, RollbackSchedule(periods=4, epochs_per_period=40))
+    method = RollingBack(model, RollbackSchedule(periods=4, epochs_per_period=40))
     Trainer(model, loader, TrainConfig(...), method=method)
 
 Every optimizer has the same parameter groups (``B1..BN``, ``side`` when present, ``head``), so a
@@ -35,6 +45,7 @@ from .method import TrainingMethod
 __all__ = [
     "RollbackSchedule",
     "RollbackHook",
+    "RollingBack",
     "default_blocks",
     "head_prefix",
     "check_blocks",
@@ -134,23 +145,32 @@ def pretrained_snapshot(model, blocks):
 
 
 @torch.no_grad()
-def rollback(model, pretrained, blocks, first):
-    """Restore blocks ``B(first)..BN`` (1-based ``first``) of ``model`` in place from ``pretrained``.
+def rollback(model, pretrained, blocks, first=None, indices=None):
+    """Restore blocks of ``model`` in place from ``pretrained``: ``B(first)..BN`` (1-based ``first``), or
+    the 1-based ``indices`` given instead.
 
     Args:
         model: the network; its parameters keep their identity (values copied in).
         pretrained: :func:`pretrained_snapshot` of the blocks (``{name: tensor}``).
         blocks: the block list (see :func:`default_blocks`).
-        first: 1-based index of the first rolled-back block.
+        first: 1-based index of the first rolled-back block (every later block is rolled back too).
+        indices: the 1-based indices of the rolled-back blocks (instead of ``first``).
     Returns:
         the names restored (parameters and buffers), in ``state_dict`` order.
     """
-    if not 1 <= first <= len(blocks):
-        raise ValueError(f"rollback: first must be in 1..{len(blocks)}, got {first!r}")
+    if (first is None) == (indices is None):
+        raise ValueError("rollback: give first or indices (one of them)")
+    if indices is None:
+        if not 1 <= first <= len(blocks):
+            raise ValueError(f"rollback: first must be in 1..{len(blocks)}, got {first!r}")
+        indices = range(first, len(blocks) + 1)
+    indices = set(indices)
+    if not indices or not indices <= set(range(1, len(blocks) + 1)):
+        raise ValueError(f"rollback: indices must be in 1..{len(blocks)}, got {sorted(indices)}")
     restored = []
     for name, value in model.state_dict().items():
         index = _block_of(name, blocks)
-        if index is None or index + 1 < first:
+        if index is None or index + 1 not in indices:
             continue
         if name not in pretrained:
             raise KeyError(f"rollback: the pre-trained snapshot has no entry {name}")
@@ -165,7 +185,12 @@ class RollbackSchedule:
 
     ``lr``: backbone and side stream in period 1, rolled-back blocks, head and side stream later;
     ``first_head_lr``: head in period 1; ``kept_lr``: kept blocks in periods ``>= 2``; ``gamma`` applies
-    at period-local epoch ``decay_epoch`` (default ``epochs_per_period // 2``).
+    at period-local epoch ``decay_epoch`` (default ``epochs_per_period // 2``). Every period has its own
+    ``epochs_per_period`` epochs (see :meth:`within` for an equal share of one budget).
+
+    ``keep``: ``None`` (the paper's incremental scheme: period ``p`` keeps ``B1..B(p-1)``) or a 1-based
+    block ``i`` (the paper's Table 1: two periods, period 2 keeps only ``Bi``). ``restore=False`` is the
+    paper's "base_cy" control: the same periods, rates and fresh optimizers, no weights rolled back.
     """
 
     periods: int = 4
@@ -175,6 +200,8 @@ class RollbackSchedule:
     first_head_lr: float = 0.1
     kept_lr: float = 0.001
     gamma: float = 0.1
+    keep: int = None
+    restore: bool = True
 
     def __post_init__(self):
         for name in ("periods", "epochs_per_period"):
@@ -185,6 +212,31 @@ class RollbackSchedule:
         for name in ("lr", "first_head_lr", "kept_lr", "gamma"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RollbackSchedule.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.keep is not None:
+            if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
+                raise ValueError(
+                    f"RollbackSchedule.keep must be a positive int (a 1-based block) or None, got {self.keep!r}"
+                )
+            if self.periods != 2:
+                raise ValueError(
+                    f"RollbackSchedule.keep: keeping one block is a two-period scheme, got periods={self.periods}"
+                )
+        if not isinstance(self.restore, bool):
+            raise ValueError(f"RollbackSchedule.restore must be true or false, got {self.restore!r}")
+
+    @classmethod
+    def within(cls, total_epochs, periods=4, **fields):
+        """The schedule that splits ``total_epochs`` equally between ``periods`` (the equal-budget mode).
+
+        Raises ``ValueError`` when ``total_epochs`` is not a positive multiple of ``periods``.
+        """
+        if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < periods:
+            raise ValueError(f"rolling back: an epoch budget of {total_epochs!r} cannot hold {periods} periods")
+        if total_epochs % periods:
+            raise ValueError(
+                f"rolling back: an epoch budget of {total_epochs} is not a multiple of the {periods} periods"
+            )
+        return cls(periods=periods, epochs_per_period=total_epochs // periods, **fields)
 
     @property
     def total_epochs(self):
@@ -196,16 +248,32 @@ class RollbackSchedule:
         return epoch // self.epochs_per_period + 1
 
     def rollback_at(self, epoch):
-        """The period that starts with a roll-back at the 0-based ``epoch``, else ``None``."""
+        """The period that starts (with a roll-back, or with its restart under ``restore=False``) at the
+        0-based ``epoch``, else ``None``."""
         period = self.period_of(epoch)
         return period if period >= 2 and epoch % self.epochs_per_period == 0 else None
+
+    def kept(self, period, num_blocks):
+        """The 1-based blocks that continue (are not rolled back) in ``period``."""
+        if period == 1:
+            return set(range(1, num_blocks + 1))
+        if self.keep is not None:
+            return {self.keep}
+        return set(range(1, min(period, num_blocks + 1)))
+
+    def rolled_back(self, period, num_blocks):
+        """The 1-based blocks rolled back at the start of ``period`` (none in period 1 and with ``restore=False``)."""
+        if period == 1 or not self.restore:
+            return set()
+        return set(range(1, num_blocks + 1)) - self.kept(period, num_blocks)
 
     def group_lrs(self, period, num_blocks):
         """Learning rates ``{"B1": .., ..., "side": .., "head": ..}`` at the start of ``period``."""
         if period == 1:
             lrs = {f"B{i}": self.lr for i in range(1, num_blocks + 1)}
             return {**lrs, "side": self.lr, "head": self.first_head_lr}
-        lrs = {f"B{i}": self.kept_lr if i < period else self.lr for i in range(1, num_blocks + 1)}
+        kept = self.kept(period, num_blocks)
+        lrs = {f"B{i}": self.kept_lr if i in kept else self.lr for i in range(1, num_blocks + 1)}
         return {**lrs, "side": self.lr, "head": self.lr}
 
 
@@ -234,15 +302,73 @@ def rollback_optimizer(model, blocks, schedule, period, config):
     return optimizer, scheduler
 
 
-class RollbackHook(Hook, TrainingMethod):
-    """The rolling-back training method: a trainer hook running a :class:`RollbackSchedule` on ``model``.
+class RollbackHook(Hook):
+    """The trainer hook of rolling back: at the first epoch of each period ``p >= 2`` it rolls the period's
+    blocks back (:meth:`RollbackSchedule.rolled_back`) and installs a fresh optimizer.
 
-    Snapshots the blocks' current weights and BN buffers as the pre-trained state (build the hook
-    before training). Pass it as ``Trainer(..., method=hook)``: the trainer then uses its hook, its
-    :meth:`optimizer_factory` and ``schedule.total_epochs`` epochs. At the first epoch of each period
-    ``p >= 2`` it rolls ``B(p)..BN`` back and installs a fresh optimizer. Every metrics row gets ``period``;
-    the first row of a period ``p >= 2`` also gets ``rollback = p`` (the first rolled-back block), which
-    ``curves.png`` marks.
+    Every metrics row gets ``period``; the first row of a period ``p >= 2`` also gets ``rollback = p``, which
+    ``curves.png`` marks. Its checkpointed state holds the pre-trained weights. Built by
+    :class:`RollingBack` (the training method), which also sets the trainer's optimizer and epochs.
+
+    Args:
+        model: the unwrapped network; ``blocks``: its checked block list; ``schedule``:
+        :class:`RollbackSchedule`; ``pretrained``: :func:`pretrained_snapshot` of the blocks.
+    """
+
+    def __init__(self, model, blocks, schedule, pretrained):
+        self.model, self.blocks, self.schedule, self.pretrained = model, blocks, schedule, pretrained
+
+    def on_fit_start(self, trainer):
+        if trainer.config.epochs != self.schedule.total_epochs:
+            raise ValueError(
+                f"rolling back: TrainConfig.epochs must be periods x epochs_per_period = "
+                f"{self.schedule.total_epochs}, got {trainer.config.epochs} (pass RollingBack as "
+                "Trainer(..., method=...) to have it set)"
+            )
+        if trainer.module is not self.model:
+            raise ValueError("rolling back: the hook was built for another model than the trainer's")
+        groups = [group.get("name") for group in trainer.optimizer.param_groups]
+        if not groups or groups[0] != "B1":
+            raise ValueError(
+                "rolling back: build the Trainer with method=RollingBack(...) (or with its optimizer_factory)"
+            )
+
+    def on_epoch_start(self, trainer, epoch):
+        period = self.schedule.rollback_at(epoch)
+        if period is not None:
+            indices = self.schedule.rolled_back(period, len(self.blocks))
+            if indices:
+                rollback(self.model, self.pretrained, self.blocks, indices=indices)
+            trainer.set_optimizer(*rollback_optimizer(self.model, self.blocks, self.schedule, period, trainer.config))
+
+    def on_epoch_end(self, trainer, epoch, row):
+        row["period"] = self.schedule.period_of(epoch)
+        if self.schedule.rollback_at(epoch) is not None and self.schedule.restore:
+            row["rollback"] = row["period"]
+
+    def state_dict(self):
+        return {"pretrained": self.pretrained, "schedule": asdict(self.schedule), "blocks": self.blocks}
+
+    def load_state_dict(self, state):
+        saved = state.get("schedule")
+        if isinstance(saved, dict):  # checkpoints older than keep / restore ran the paper's scheme
+            saved = {"keep": None, "restore": True, **saved}
+        if saved != asdict(self.schedule) or state.get("blocks") != self.blocks:
+            raise ValueError(
+                f"rolling back: the checkpoint was written with schedule {state.get('schedule')} and "
+                f"blocks {state.get('blocks')}, this run has {asdict(self.schedule)} and {self.blocks}"
+            )
+        if set(state["pretrained"]) != set(self.pretrained):
+            raise ValueError("rolling back: the checkpoint's pre-trained snapshot does not fit this model's blocks")
+        self.pretrained = {name: value.to(self.pretrained[name].device) for name, value in state["pretrained"].items()}
+
+
+class RollingBack(TrainingMethod):
+    """The rolling-back training method: a :class:`RollbackSchedule` run on ``model`` by a :class:`RollbackHook`.
+
+    Snapshots the blocks' current weights and BN buffers as the pre-trained state (build it before
+    training). Pass it as ``Trainer(..., method=RollingBack(model, schedule))``: the trainer then uses its
+    hook, its :meth:`optimizer_factory` and ``schedule.total_epochs`` epochs.
 
     Args:
         model: the unwrapped network (pre-trained weights loaded).
@@ -250,23 +376,32 @@ class RollbackHook(Hook, TrainingMethod):
         blocks: block list (default :func:`default_blocks`); validated by :func:`check_blocks`.
     """
 
-    def __init__(self, model, schedule=None, blocks=None):
-        self.schedule = RollbackSchedule() if schedule is None else schedule
-        if not isinstance(self.schedule, RollbackSchedule):
-            raise TypeError(f"schedule must be a RollbackSchedule, got {type(self.schedule).__name__}")
-        self.model = model
-        self.blocks = check_blocks(model, default_blocks(model) if blocks is None else blocks, self.schedule.periods)
-        self.pretrained = pretrained_snapshot(model, self.blocks)
-
     name = "rolling_back"
+
+    def __init__(self, model, schedule=None, blocks=None):
+        schedule = RollbackSchedule() if schedule is None else schedule
+        if not isinstance(schedule, RollbackSchedule):
+            raise TypeError(f"schedule must be a RollbackSchedule, got {type(schedule).__name__}")
+        blocks = check_blocks(model, default_blocks(model) if blocks is None else blocks, schedule.periods)
+        if schedule.keep is not None and schedule.keep > len(blocks):
+            raise ValueError(f"rolling back: keep={schedule.keep} names no block (the network has {len(blocks)})")
+        self.hook = RollbackHook(model, blocks, schedule, pretrained_snapshot(model, blocks))
+
+    @property
+    def schedule(self):
+        return self.hook.schedule
+
+    @property
+    def blocks(self):
+        return self.hook.blocks
 
     def optimizer_factory(self, model, config):
         """The trainer's ``optimizer_factory``: period 1's optimizer and schedule."""
         return rollback_optimizer(model, self.blocks, self.schedule, 1, config)
 
     def hooks(self):
-        """The method's hooks: this hook."""
-        return [self]
+        """The method's hooks: its :class:`RollbackHook`."""
+        return [self.hook]
 
     def epochs(self):
         """``schedule.total_epochs``: the trainer runs every period."""
@@ -275,42 +410,3 @@ class RollbackHook(Hook, TrainingMethod):
     def settings(self):
         """The schedule and the block list (a resume with others is refused)."""
         return {**asdict(self.schedule), "blocks": self.blocks}
-
-    def on_fit_start(self, trainer):
-        if trainer.config.epochs != self.schedule.total_epochs:
-            raise ValueError(
-                f"rolling back: TrainConfig.epochs must be periods x epochs_per_period = "
-                f"{self.schedule.total_epochs}, got {trainer.config.epochs} (pass the hook as "
-                "Trainer(..., method=hook) to have it set)"
-            )
-        if trainer.module is not self.model:
-            raise ValueError("rolling back: the hook was built for another model than the trainer's")
-        groups = [group.get("name") for group in trainer.optimizer.param_groups]
-        if not groups or groups[0] != "B1":
-            raise ValueError(
-                "rolling back: build the Trainer with method=hook (or with optimizer_factory=hook.optimizer_factory)"
-            )
-
-    def on_epoch_start(self, trainer, epoch):
-        period = self.schedule.rollback_at(epoch)
-        if period is not None:
-            rollback(self.model, self.pretrained, self.blocks, period)
-            trainer.set_optimizer(*rollback_optimizer(self.model, self.blocks, self.schedule, period, trainer.config))
-
-    def on_epoch_end(self, trainer, epoch, row):
-        row["period"] = self.schedule.period_of(epoch)
-        if self.schedule.rollback_at(epoch) is not None:
-            row["rollback"] = row["period"]
-
-    def state_dict(self):
-        return {"pretrained": self.pretrained, "schedule": asdict(self.schedule), "blocks": self.blocks}
-
-    def load_state_dict(self, state):
-        if state.get("schedule") != asdict(self.schedule) or state.get("blocks") != self.blocks:
-            raise ValueError(
-                f"rolling back: the checkpoint was written with schedule {state.get('schedule')} and "
-                f"blocks {state.get('blocks')}, this run has {asdict(self.schedule)} and {self.blocks}"
-            )
-        if set(state["pretrained"]) != set(self.pretrained):
-            raise ValueError("rolling back: the checkpoint's pre-trained snapshot does not fit this model's blocks")
-        self.pretrained = {name: value.to(self.pretrained[name].device) for name, value in state["pretrained"].items()}

@@ -48,7 +48,7 @@ class Trainer(RunFilesMixin):
             it has one, runs before the first epoch.
         loss_fn: default :class:`~ptl_ext.train.losses.ClassificationLoss`.
         method: a :class:`~ptl_ext.train.method.TrainingMethod` (e.g. a
-            :class:`~ptl_ext.train.RollbackHook` or an :class:`~ptl_ext.train.STD`) or a list of them: its hooks
+            :class:`~ptl_ext.train.RollingBack` or an :class:`~ptl_ext.train.STD`) or a list of them: its hooks
             run first, its optimizer factory, number of epochs (replacing ``config.epochs``) and loss wrapper
             are used.
         optimizer_factory: default :func:`~ptl_ext.train.optim.sgd_step_optimizer` (not with a method that

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from ptl_ext.data import PKBatchSampler, ShardSampler
+from ptl_ext.data import PKBatchSampler, RandomBatchSampler, ShardSampler
 
 
 def pids_of(counts):
@@ -62,3 +62,24 @@ def test_shard_sampler_interleaves_to_the_whole():
     assert [len(ShardSampler(10, r, 3)) for r in range(3)] == [4, 3, 3]
     with pytest.raises(ValueError, match="rank"):
         ShardSampler(10, 3, 3)
+
+
+def test_random_batches_cover_each_item_at_most_once_per_epoch_and_depend_on_seed_and_epoch():
+    sampler = RandomBatchSampler(23, 5, seed=4)
+    batches = list(sampler)
+    flat = [i for batch in batches for i in batch]
+    assert len(batches) == len(sampler) == 4 and all(len(b) == 5 for b in batches)
+    assert len(set(flat)) == 20 and set(flat) <= set(range(23))  # the partial batch is dropped
+    assert list(RandomBatchSampler(23, 5, seed=4)) == batches
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    rank0 = list(RandomBatchSampler(23, 5, seed=4, rank=0, world_size=2))
+    rank1 = list(RandomBatchSampler(23, 5, seed=4, rank=1, world_size=2))
+    assert rank0 == batches[0::2] and rank1 == batches[1::2]
+
+
+def test_random_batch_sampler_arguments():
+    with pytest.raises(ValueError, match="cannot fill one batch of 8"):
+        RandomBatchSampler(7, 8)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        RandomBatchSampler(7, 0)

@@ -46,3 +46,30 @@ def test_head_sizes_are_configurable():
 def test_bad_head_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_rolling_back_head_is_512_fc_bn_leaky_relu_fc():
+    head = make_head("rolling_back", 2048, 751)
+    assert linear_shapes(head) == [(2048, 512), (512, 751)]
+    assert [type(m) for m in head.layers] == [nn.Linear, nn.BatchNorm1d, nn.LeakyReLU, nn.Linear]
+    assert head(torch.randn(3, 2048)).shape == (3, 751)
+
+
+def test_he_init_draws_fan_in_normal_weights_and_zero_biases():
+    torch.manual_seed(0)
+    head = make_head("rolling_back", 4096, 1000, init="he")
+    last = head.layers[-1]
+    assert torch.count_nonzero(last.bias) == 0
+    assert last.weight.std().item() == pytest.approx((2 / 512) ** 0.5, rel=0.05)  # 512 inputs, 512 000 draws
+    torch_default = make_head("rolling_back", 4096, 1000).layers[-1]
+    assert torch_default.weight.abs().max().item() <= (1 / 512) ** 0.5  # PyTorch's bound 1/sqrt(fan_in)
+    with pytest.raises(ValueError, match="init must be one of"):
+        make_head("reid", 8, 2, init="xavier")
+
+
+def test_the_registry_declares_the_heads_that_exist():
+    """``ptl train --help`` and the RunSpec read the head names from the torch-free registry."""
+    from ptl_ext.models._registry import HEAD_NAMES, REID_HEADS
+    from ptl_ext.models.heads import HEADS
+
+    assert set(HEAD_NAMES) == set(HEADS) and set(REID_HEADS) == set(HEADS) - {"cifar"}

@@ -202,3 +202,17 @@ def test_bad_arguments():
         MGN(0)
     with pytest.raises(ValueError, match="feature_dim"):
         MGNPTL(10, feature_dim=True)
+
+
+def test_shared_reduction_is_one_module_used_by_all_pieces(mgn):
+    torch.manual_seed(0)
+    shared = MGN(CLASSES, reductions="shared")
+    assert len(shared.reductions) == 1
+    assert count(mgn) - count(shared) == 7 * count(mgn.reductions[0])  # the 7 reductions MGN's paper adds
+    shared.eval()
+    with torch.no_grad():
+        out = shared(torch.randn(2, 3, *SIZE), return_features=True)
+        pieces = mgn_pieces(shared.branch_maps(torch.randn(1, 3, *SIZE)))
+    assert out.features.shape == (2, 8 * 256) and len(pieces) == 8
+    with pytest.raises(ValueError, match="reductions must be one of"):
+        MGN(CLASSES, reductions="two")

@@ -169,7 +169,7 @@ def test_create_model_on_the_cpu_runs():
         ({"num_classes": 0}, ValueError, "num_classes must be an integer >= 1"),
         ({"num_classes": 2.0}, TypeError, "num_classes must be an integer"),
         ({"input_size": (32,)}, ValueError, "input_size must be a pair"),
-        ({"head": "linear"}, ValueError, "head must be one of 'reid', 'cifar'"),
+        ({"head": "linear"}, ValueError, "head must be one of 'reid', 'rolling_back', 'cifar'"),
         ({"last_stride": 3}, ValueError, "last_stride must be one of 1, 2"),
         ({"dropout": -0.5}, ValueError, "dropout must be >= 0"),
         ({"side_width": 0}, ValueError, "side_width must be > 0"),
@@ -179,6 +179,10 @@ def test_create_model_on_the_cpu_runs():
             "side_width applies to the PTL networks.*not to resnet34",
         ),
         ({"name": "ptl_mgn", "side_width": 0.5}, ValueError, "not to ptl_mgn"),
+        ({"head_init": "xavier"}, ValueError, "head_init must be one of 'torch', 'he'"),
+        ({"name": "mgn", "head_init": "he"}, ValueError, "head_init applies to the backbone networks, not to mgn"),
+        ({"mgn_reductions": "shared"}, ValueError, "mgn_reductions applies to the MGN networks"),
+        ({"name": "mgn", "mgn_reductions": "one"}, ValueError, "mgn_reductions must be one of"),
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs, error, message):
@@ -234,3 +238,13 @@ def test_count_parameters_counts_trainable_ones():
     assert count_parameters(model) == 8 + 3
     model[0].requires_grad_(False)
     assert count_parameters(model) == 3
+
+
+def test_paper_head_options_reach_the_network():
+    torch.manual_seed(0)
+    net = create_model("resnet34", 7, (64, 32), head="rolling_back", head_init="he", last_stride=2)
+    linears = [m for m in net.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(512, 512), (512, 7)]
+    assert linears[0].bias is None and torch.count_nonzero(linears[1].bias) == 0  # BN follows; He: zero biases
+    shared = create_model("mgn", 7, mgn_reductions="shared")
+    assert len(shared.reductions) == 1

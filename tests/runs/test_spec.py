@@ -84,3 +84,64 @@ def test_the_saved_spec_is_what_a_resume_is_compared_with(tmp_path):
     assert spec_differences(spec, spec.replace(period_epochs=3)) == []
     # a run folder without a spec file (an older run) is left to the Trainer's own comparison
     assert saved_spec(str(tmp_path / "elsewhere" / "last.pt")) is None
+
+
+def test_a_spec_file_written_before_an_option_existed_still_resumes(tmp_path):
+    spec = build_spec(root="/data", arch="resnet34", out=str(tmp_path))
+    values = spec.options()
+    for key in ("head", "head_init", "mgn_reductions", "sampler"):  # options added after this file was written
+        del values[key]
+    (tmp_path / SPEC_FILE).write_text(json.dumps(values))
+    checkpoint = str(tmp_path / "last.pt")
+    assert saved_spec(checkpoint).model.head is None  # the field's default: not recorded
+    check_resumed_spec(checkpoint, spec)  # head None (not recorded) vs "reid" is no difference
+    with pytest.raises(OptionError, match="--lr: saved"):
+        check_resumed_spec(checkpoint, spec.replace(lr=0.5))
+
+
+def test_the_paper_options_resolve_and_refuse_from_python_as_from_the_command_line():
+    spec = build_spec(root="/data")
+    assert (spec.model.head, spec.model.head_init, spec.model.mgn_reductions, spec.data.sampler) == (
+        "reid",
+        "torch",
+        "separate",
+        "pk",
+    )
+    assert (spec.method.rollback_budget, spec.method.rollback_mode) == (None, None)  # not rolling back
+    assert build_spec(dataset="cifar10", arch="resnet50").model.head == "cifar"
+    rolling = build_spec(rollback_periods=4)
+    assert (rolling.method.rollback_budget, rolling.method.rollback_mode) == ("per_period", "roll_back")
+    assert build_spec(arch="ptl_mgn", mgn_reductions="shared").model.mgn_reductions == "shared"
+    refused = [
+        ({"dataset": "cifar10", "arch": "resnet50", "head": "rolling_back"}, "a ReID head; cifar10 runs"),
+        ({"head": "cifar"}, "--head cifar: the CIFAR head"),
+        ({"arch": "ptl_mgn", "head_init": "he"}, "MGN has its own"),
+        ({"mgn_reductions": "shared"}, "--mgn-reductions: only for the MGN networks"),
+        ({"rollback_keep": 1}, "--rollback-keep applies only with --rollback-periods"),
+        ({"rollback_periods": 4, "rollback_budget": "shared", "epochs": 30}, "must be a multiple"),
+        ({"rollback_periods": 3, "rollback_keep": 1}, "two-period scheme"),
+        ({"sampler": "random", "triplet_weight": 1.0}, "a triplet loss needs P x K"),
+    ]
+    for options, message in refused:
+        with pytest.raises(OptionError, match=message):
+            build_spec(**options)
+    with pytest.raises(ValueError, match="rollback_mode must be one of"):
+        build_spec(rollback_periods=2, rollback_mode="sideways")
+
+
+def test_the_rollback_options_reach_the_schedule():
+    from ptl_ext.models import create_model
+    from ptl_ext.runs.methods import rollback_hook
+    from ptl_ext.train import RollingBack
+
+    model = create_model("resnet34", 5)
+    shared = build_spec(
+        arch="resnet34", rollback_periods=2, rollback_budget="shared", epochs=30, rollback_mode="base_cy"
+    )
+    method = rollback_hook(shared, model)
+    assert isinstance(method, RollingBack)
+    schedule = method.hook.schedule
+    assert (schedule.periods, schedule.epochs_per_period, schedule.restore, schedule.keep) == (2, 15, False, None)
+    paper = rollback_hook(build_spec(arch="resnet34", rollback_periods=2, rollback_keep=3, period_epochs=4), model)
+    schedule = paper.hook.schedule
+    assert (schedule.periods, schedule.epochs_per_period, schedule.restore, schedule.keep) == (2, 4, True, 3)

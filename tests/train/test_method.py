@@ -9,8 +9,8 @@ from ptl_ext.train import (
     STD,
     CombinedMethod,
     ReIDLoss,
-    RollbackHook,
     RollbackSchedule,
+    RollingBack,
     STDLoss,
     TrainConfig,
     Trainer,
@@ -41,11 +41,11 @@ def teacher(images):
 
 def test_rolling_back_is_one_argument(tmp_path):
     model = net()
-    hook = RollbackHook(model, RollbackSchedule(periods=2, epochs_per_period=1))
+    hook = RollingBack(model, RollbackSchedule(periods=2, epochs_per_period=1))
     trainer = Trainer(
         model, loader(), TrainConfig(epochs=50, out_dir=str(tmp_path), progress=False), method=hook, device="cpu"
     )
-    assert trainer.config.epochs == 2 and trainer.hooks == [hook]  # the method's epochs replace the config's
+    assert trainer.config.epochs == 2 and trainer.hooks == [hook.hook]  # the method's epochs replace the config's
     assert [g["name"] for g in trainer.optimizer.param_groups] == ["B1", "B2", "B3", "head"]
     history = trainer.fit()
     assert [row["period"] for row in history] == [1, 2] and history[1]["rollback"] == 2
@@ -81,26 +81,26 @@ def test_std_is_one_argument_around_the_runs_loss(tmp_path):
 
 def test_methods_combine_and_their_settings_are_checked_on_resume(tmp_path):
     model = net()
-    both = [STD(teacher, lam=0.5), RollbackHook(model, RollbackSchedule(periods=2, epochs_per_period=1))]
+    both = [STD(teacher, lam=0.5), RollingBack(model, RollbackSchedule(periods=2, epochs_per_period=1))]
     trainer = Trainer(model, loader(), TrainConfig(out_dir=str(tmp_path), progress=False), method=both, device="cpu")
     assert trainer.method.name == "std+rolling_back" and trainer.config.epochs == 2
     assert isinstance(trainer.loss_fn, STDLoss) and len(trainer.hooks) == 1
     trainer.run_epoch(0)
     model = net()
-    other = [STD(teacher, lam=0.8), RollbackHook(model, RollbackSchedule(periods=2, epochs_per_period=1))]
+    other = [STD(teacher, lam=0.8), RollingBack(model, RollbackSchedule(periods=2, epochs_per_period=1))]
     expected = "std\\+rolling_back.std: saved \\{'lam': 0.5\\}, given \\{'lam': 0.8\\}"
     with pytest.raises(ResumeMismatchError, match=expected):
         Trainer(model, loader(), TrainConfig(out_dir=str(tmp_path), progress=False), method=other, device="cpu").resume(
             tmp_path / "last.pt"
         )
     with pytest.raises(ValueError, match="both set the optimizer factory"):
-        CombinedMethod([both[1], RollbackHook(net(), RollbackSchedule(periods=2, epochs_per_period=1))])
+        CombinedMethod([both[1], RollingBack(net(), RollbackSchedule(periods=2, epochs_per_period=1))])
     assert TrainingMethod().name == "plain"
 
 
 def test_a_rolling_back_run_resumed_without_it_names_the_method(tmp_path):
     model = net()
-    hook = RollbackHook(model, RollbackSchedule(periods=2, epochs_per_period=1))
+    hook = RollingBack(model, RollbackSchedule(periods=2, epochs_per_period=1))
     Trainer(model, loader(), TrainConfig(out_dir=str(tmp_path), progress=False), method=hook, device="cpu").run_epoch(0)
     plain = Trainer(net(), loader(), TrainConfig(epochs=2, out_dir=str(tmp_path), progress=False), device="cpu")
     before = {k: v.clone() for k, v in plain.module.state_dict().items()}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ptl_ext import models
-from ptl_ext.train import Hook, RollbackHook, RollbackSchedule, TrainConfig, Trainer, rollback
+from ptl_ext.train import Hook, RollbackSchedule, RollingBack, TrainConfig, Trainer, TrainingMethod, rollback
 from ptl_ext.train.metrics import plot_curves, read_csv
 from ptl_ext.train.rolling_back import check_blocks, default_blocks, head_prefix, pretrained_snapshot
 
@@ -73,7 +73,7 @@ def test_misspecified_blocks_are_clear_errors(blocks, message):
 
 def test_more_periods_than_blocks_is_an_error():
     with pytest.raises(ValueError, match="periods \\(3\\) must be <= the number of blocks \\(2\\)"):
-        RollbackHook(models.resnet34(), RollbackSchedule(periods=3), blocks=[["conv1", "bn1"], ["layer1"]])
+        RollingBack(models.resnet34(), RollbackSchedule(periods=3), blocks=[["conv1", "bn1"], ["layer1"]])
     with pytest.raises(ValueError, match="epochs_per_period"):
         RollbackSchedule(epochs_per_period=0)
 
@@ -119,7 +119,7 @@ def test_period_switches_on_a_ptl_network(tmp_path):
     model = models.PTLNet(tiny_stages(), 4, input_size=SIZE, head_hidden=(16,))
     pretrained = copy.deepcopy(model.state_dict())
     schedule = RollbackSchedule(periods=3, epochs_per_period=2, lr=0.01, first_head_lr=0.1, kept_lr=0.001)
-    hook, probe = RollbackHook(model, schedule), SwitchProbe()
+    hook, probe = RollingBack(model, schedule), SwitchProbe()
     config = TrainConfig(epochs=schedule.total_epochs, out_dir=str(tmp_path), progress=False, save_every=0)
     trainer = Trainer(model, loader(), config, method=hook, hooks=[probe], device="cpu")
     trainer.fit()
@@ -151,9 +151,11 @@ def test_period_switches_on_a_ptl_network(tmp_path):
 
 def make_rollback_trainer(out, epochs_per_period=2):
     model = backbone_net()
-    hook = RollbackHook(model, RollbackSchedule(periods=3, epochs_per_period=epochs_per_period))
-    config = TrainConfig(epochs=hook.schedule.total_epochs, out_dir=str(out), progress=False)
-    return Trainer(model, loader(), config, optimizer_factory=hook.optimizer_factory, hooks=[hook], device="cpu")
+    method = RollingBack(model, RollbackSchedule(periods=3, epochs_per_period=epochs_per_period))
+    config = TrainConfig(epochs=method.schedule.total_epochs, out_dir=str(out), progress=False)
+    return Trainer(
+        model, loader(), config, optimizer_factory=method.optimizer_factory, hooks=method.hooks(), device="cpu"
+    )
 
 
 @pytest.mark.parametrize("stop", [2, 3])  # at a period boundary and inside a period (after the decay)
@@ -181,22 +183,75 @@ def test_resume_with_another_schedule_is_refused(tmp_path):
 
 def test_trainer_misuse_is_reported(tmp_path):
     model = backbone_net()
-    hook = RollbackHook(model, RollbackSchedule(periods=2, epochs_per_period=1))
+    method = RollingBack(model, RollbackSchedule(periods=2, epochs_per_period=1))
     trainer = Trainer(
         model,
         loader(),
         TrainConfig(epochs=3, out_dir=str(tmp_path), progress=False),
-        optimizer_factory=hook.optimizer_factory,
-        hooks=[hook],
+        optimizer_factory=method.optimizer_factory,
+        hooks=[method.hook],
         device="cpu",
     )
     with pytest.raises(ValueError, match="must be periods x epochs_per_period = 2"):
         trainer.fit()
     trainer = Trainer(
-        model, loader(), TrainConfig(epochs=2, out_dir=str(tmp_path), progress=False), hooks=[hook], device="cpu"
+        model, loader(), TrainConfig(epochs=2, out_dir=str(tmp_path), progress=False), hooks=[method.hook], device="cpu"
     )
-    with pytest.raises(ValueError, match="optimizer_factory=hook.optimizer_factory"):
+    with pytest.raises(ValueError, match=r"method=RollingBack\(...\)"):
         trainer.fit()
+
+
+def test_the_hook_is_a_hook_and_the_method_brings_it():
+    method = RollingBack(backbone_net(), RollbackSchedule(periods=2, epochs_per_period=1))
+    assert isinstance(method.hook, Hook) and not isinstance(method.hook, TrainingMethod)
+    assert method.hooks() == [method.hook] and method.epochs() == 2
+
+
+def run_schedule(tmp_path, schedule, model=None):
+    """Train ``schedule`` on a tiny PTL network with a SwitchProbe; returns (pretrained state, probe, rows)."""
+    torch.manual_seed(0)
+    model = model or models.PTLNet(tiny_stages(), 4, input_size=SIZE, head_hidden=(16,))
+    pretrained = copy.deepcopy(model.state_dict())
+    probe = SwitchProbe()
+    config = TrainConfig(epochs=schedule.total_epochs, out_dir=str(tmp_path), progress=False, save_every=0)
+    Trainer(model, loader(), config, method=RollingBack(model, schedule), hooks=[probe], device="cpu").fit()
+    return pretrained, probe, read_csv(tmp_path / "metrics.csv")
+
+
+def test_base_cy_restarts_the_rates_and_rolls_nothing_back(tmp_path):
+    schedule = RollbackSchedule(periods=3, epochs_per_period=2, restore=False)
+    _, probe, rows = run_schedule(tmp_path, schedule)
+    for epoch, period in ((2, 2), (4, 3)):
+        for name, value in probe.after[epoch].items():
+            assert torch.equal(value, probe.before[epoch][name]), name  # nothing restored
+        optimizer, momentum_entries, lrs = probe.optimizers[epoch]
+        assert momentum_entries == 0 and optimizer is not probe.optimizers[epoch - 1][0]  # a fresh optimizer
+        assert lrs == {**{f"B{i}": 0.001 if i < period else 0.01 for i in range(1, 5)}, "side": 0.01, "head": 0.01}
+    assert [r["period"] for r in rows] == [1, 1, 2, 2, 3, 3] and not any(r.get("rollback") for r in rows)
+
+
+def test_keep_one_block_rolls_every_other_block_back(tmp_path):
+    schedule = RollbackSchedule(periods=2, epochs_per_period=1, keep=3)
+    pretrained, probe, _ = run_schedule(tmp_path, schedule)
+    blocks = [f"stages.{i}." for i in range(4)]
+    for name, value in probe.after[1].items():
+        block = next((i for i, b in enumerate(blocks) if name.startswith(b)), None)
+        if block is None:
+            continue
+        assert torch.equal(value, probe.before[1][name] if block == 2 else pretrained[name]), name
+    assert probe.optimizers[1][2] == {"B1": 0.01, "B2": 0.01, "B3": 0.001, "B4": 0.01, "side": 0.01, "head": 0.01}
+    with pytest.raises(ValueError, match="two-period scheme"):
+        RollbackSchedule(periods=3, keep=1)
+    with pytest.raises(ValueError, match="keep=5 names no block"):
+        RollingBack(backbone_net(), RollbackSchedule(periods=2, keep=5))
+
+
+def test_equal_budget_splits_one_budget_between_the_periods():
+    schedule = RollbackSchedule.within(40, 4)
+    assert (schedule.periods, schedule.epochs_per_period, schedule.decay_epoch, schedule.total_epochs) == (4, 10, 5, 40)
+    assert RollbackSchedule().total_epochs == 160  # the paper: every period its own 40 epochs
+    with pytest.raises(ValueError, match="not a multiple"):
+        RollbackSchedule.within(42, 4)
 
 
 def test_default_blocks_come_from_the_network():
