@@ -21,28 +21,49 @@ FORMAT = "ptl_ext.checkpoint"
 VERSION = 1
 
 
-def _update_digest(h, obj):
-    if isinstance(obj, torch.Tensor):
-        tensor = obj.detach().cpu().contiguous()
-        h.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
-        h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    elif isinstance(obj, dict):
-        h.update(f"D{len(obj)}".encode())
-        for key, value in obj.items():
-            _update_digest(h, key)
-            _update_digest(h, value)
-    elif isinstance(obj, (list, tuple)):
-        h.update(f"{type(obj).__name__[0]}{len(obj)}".encode())
-        for value in obj:
-            _update_digest(h, value)
-    else:
-        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+# Bounds of the digest walk over a loaded checkpoint (a crafted pickle can share one list many times over,
+# so a file of a kilobyte can describe 1e10 values): far above what a training checkpoint holds.
+MAX_NODES = 500_000
+MAX_DEPTH = 100
 
 
-def content_digest(obj):
-    """SHA-256 hex digest of nested dicts/lists/tuples of tensors and plain values."""
+def _update_digest(h, obj, max_nodes=None, max_bytes=None):
+    """Feed ``obj`` to ``h`` depth-first without recursion; ``ValueError`` past :data:`MAX_DEPTH` levels,
+    ``max_nodes`` values or ``max_bytes`` tensor bytes (``None``: unbounded)."""
+    stack, nodes, size = [(obj, 0)], 0, 0
+    while stack:
+        obj, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise ValueError(f"values nested deeper than {MAX_DEPTH} levels")
+        if max_nodes is not None and nodes > max_nodes:
+            raise ValueError(f"more than {max_nodes} values (shared references in the pickle?)")
+        if isinstance(obj, torch.Tensor):
+            size += obj.numel() * obj.element_size()
+            if max_bytes is not None and size > max_bytes:
+                raise ValueError(f"tensors of more than {max_bytes} bytes in all (shared references in the pickle?)")
+            tensor = obj.detach().cpu().contiguous()
+            h.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+            h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(obj, dict):
+            h.update(f"D{len(obj)}".encode())
+            for key, value in reversed(list(obj.items())):
+                stack += [(value, depth + 1), (key, depth + 1)]
+        elif isinstance(obj, (list, tuple)):
+            h.update(f"{type(obj).__name__[0]}{len(obj)}".encode())
+            stack += [(value, depth + 1) for value in reversed(obj)]
+        else:
+            h.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+def content_digest(obj, max_nodes=None, max_bytes=None):
+    """SHA-256 hex digest of nested dicts/lists/tuples of tensors and plain values.
+
+    Bounded: ``ValueError`` for values nested deeper than :data:`MAX_DEPTH`, or past ``max_nodes`` values
+    or ``max_bytes`` tensor bytes when given (what :func:`load_checkpoint` passes for a file it reads).
+    """
     h = hashlib.sha256()
-    _update_digest(h, obj)
+    _update_digest(h, obj, max_nodes, max_bytes)
     return h.hexdigest()
 
 
@@ -88,7 +109,11 @@ def load_checkpoint(path, map_location="cpu"):
         raise CheckpointError(f"checkpoint {path} is not a ptl_ext checkpoint (no '{FORMAT}' header)")
     if payload.get("version") != VERSION:
         raise CheckpointError(f"checkpoint {path} has format version {payload.get('version')}, expected {VERSION}")
-    if content_digest(payload["state"]) != payload.get("digest"):
+    try:  # bounded: a crafted pickle can share one list so often that a walk would never end
+        digest = content_digest(payload["state"], MAX_NODES, 4 * os.path.getsize(path) + 2**26)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise CheckpointError(f"checkpoint {path} is not a ptl_ext checkpoint: {exc}") from None
+    if digest != payload.get("digest"):
         raise CheckpointError(f"checkpoint {path} is corrupted: its content does not match its SHA-256 digest")
     return payload["state"]
 
@@ -144,8 +169,9 @@ def model_from_checkpoint(state, source="checkpoint"):
         )
     if not isinstance(state.get("model"), dict):
         raise ValueError(f"{source}: no model weights (state['model'])")
-    try:
-        model = create_model(
+
+    def build():
+        return create_model(
             meta["arch"],
             meta["num_classes"],
             (meta["height"], meta["width"]),
@@ -155,11 +181,36 @@ def model_from_checkpoint(state, source="checkpoint"):
             dropout=meta.get("dropout"),
             side_width=meta.get("side_width", 1.0),
         )
-    except (TypeError, ValueError) as exc:
+
+    try:  # first without memory (meta tensors): a crafted meta cannot make the real build allocate much more
+        with torch.device("meta"):  # than the weights the file holds, as their shapes must match
+            skeleton = build()
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{source}: cannot rebuild its network: {exc}") from exc
-    _check_weights_fit(model, state["model"], source, "its meta's network")
+    _check_weights_fit(skeleton, state["model"], source, "its meta's network")
+    model = build()
     model.load_state_dict(state["model"])
     return model
+
+
+def check_dataset_fits(meta, dataset, source="checkpoint"):
+    """Refuse to evaluate a network described by checkpoint ``meta`` on ``dataset`` (a registered name) of
+    another task: a ReID network on CIFAR, a classifier on a ReID set, or a classifier of another class count.
+
+    Raises ``ValueError`` naming ``source``, what the checkpoint was trained for and ``dataset``.
+    """
+    from ..data import get_dataset
+
+    info = get_dataset(dataset)
+    head, classes = meta.get("head"), meta.get("num_classes")
+    trained = f"{meta.get('dataset', 'its training set')} ({'classification' if head == 'cifar' else 'reid'})"
+    if (head == "cifar") != (info.task == "classification"):
+        raise ValueError(
+            f"{source}: its network was trained on {trained} and cannot be evaluated on {info.name}, "
+            f"a {info.task} dataset: evaluate it on a {'classification' if head == 'cifar' else 'ReID'} dataset"
+        )
+    if info.num_classes is not None and classes != info.num_classes:
+        raise ValueError(f"{source}: its network has {classes} classes ({trained}); {info.name} has {info.num_classes}")
 
 
 def _check_weights_fit(model, weights, source, what, skip=None):
