@@ -71,7 +71,7 @@ def run_eval(args):
     """Evaluate ``args.checkpoint`` (see ``ptl eval --help``); returns the metrics dict."""
     from ..nn import accumulate_eval_states
     from ..train import init_distributed, load_checkpoint
-    from ..train.checkpoint import model_from_checkpoint
+    from ..train.checkpoint import check_dataset_fits, model_from_checkpoint
     from .dataset import build_data
     from .run import select_device
 
@@ -79,6 +79,7 @@ def run_eval(args):
     model = model_from_checkpoint(state, f"--checkpoint {args.checkpoint}")
     meta = state["meta"]
     args.dataset = args.dataset or meta["dataset"]
+    check_dataset_fits(meta, args.dataset, f"--checkpoint {args.checkpoint}")
     args.root = args.root or meta["root"]
     device = select_device(args.device)
     info = init_distributed(device.type)
