@@ -92,6 +92,11 @@ def load_failure(exc):
     return f"{type(exc).__name__}: {first}"
 
 
+def _is(value, kind, expected):
+    """``value`` is exactly of type ``kind`` and equal to ``expected`` (a tensor or a bool never compares)."""
+    return type(value) is kind and value == expected
+
+
 def load_checkpoint(path, map_location="cpu"):
     """Read and verify a checkpoint written by :func:`save_checkpoint`; returns its state dict.
 
@@ -105,15 +110,18 @@ def load_checkpoint(path, map_location="cpu"):
     except Exception as exc:  # torch raises several types for damaged archives
         reason = load_failure(exc)
         raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupted?): {reason}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "state" not in payload:
+    if not isinstance(payload, dict) or not _is(payload.get("format"), str, FORMAT):
         raise CheckpointError(f"checkpoint {path} is not a ptl_ext checkpoint (no '{FORMAT}' header)")
-    if payload.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint {path} has format version {payload.get('version')}, expected {VERSION}")
+    if not isinstance(payload.get("state"), dict):
+        raise CheckpointError(f"checkpoint {path} is not a ptl_ext checkpoint (its state is not a dict)")
+    if not _is(payload.get("version"), int, VERSION):
+        version = " ".join(repr(payload.get("version")).split())[:40]
+        raise CheckpointError(f"checkpoint {path} has format version {version}, expected {VERSION}")
     try:  # bounded: a crafted pickle can share one list so often that a walk would never end
         digest = content_digest(payload["state"], MAX_NODES, 4 * os.path.getsize(path) + 2**26)
     except (ValueError, RecursionError, MemoryError) as exc:
         raise CheckpointError(f"checkpoint {path} is not a ptl_ext checkpoint: {exc}") from None
-    if digest != payload.get("digest"):
+    if not _is(payload.get("digest"), str, digest):
         raise CheckpointError(f"checkpoint {path} is corrupted: its content does not match its SHA-256 digest")
     return payload["state"]
 
