@@ -111,3 +111,15 @@ def test_the_advertised_skip_unreadable_spelling_is_accepted(spelling):
     args = parse_args(["extract", "x.jpg", "--checkpoint", "c.pt", "--out", "f.npz", spelling])
     assert args.skip_unreadable is True
     assert parse_args(["extract", "x.jpg", "--checkpoint", "c.pt", "--out", "f.npz", "--no-skip-unreadable"])
+
+
+def test_uint64_ids_above_int64_are_refused_not_wrapped_to_junk():
+    from ptl_ext.reid import evaluate_rank
+
+    distmat = torch.rand(1, 2)
+    cams = (np.array([0]), np.array([1, 1]))
+    wrapped = np.array([2**64 - 1], dtype=np.uint64)  # would become -1, the junk id
+    with pytest.raises(ValueError, match="q_pids holds ids above 2\\^63 - 1"):
+        evaluate_rank(distmat, wrapped, np.array([1, 2], dtype=np.uint64), *cams)
+    fine = evaluate_rank(distmat, np.array([1], dtype=np.uint64), np.array([1, 2], dtype=np.uint64), *cams)
+    assert fine.num_valid == 1 and fine.mAP > 0
