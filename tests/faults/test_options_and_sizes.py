@@ -91,3 +91,9 @@ def test_unknown_or_nested_config_keys_are_refused(tmp_path, cli, util, market, 
     config.write_text(text)
     status, err = cli(*util.train_argv(market, tmp_path / "run", "--config", config))
     assert status == 2 and needle in util.one_line(err)
+
+
+def test_a_synthetic_set_of_huge_images_is_refused_before_drawing(tmp_path, cli, util):
+    status, err = cli("synth", tmp_path / "set", "--height", "100000", "--width", "100000")
+    assert status == 2 and "drawing 100000x100000 images would need" in util.one_line(err)
+    assert not any((tmp_path / "set").rglob("*.jpg"))

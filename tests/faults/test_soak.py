@@ -45,9 +45,10 @@ def test_sigkill_at_random_moments_loses_nothing_and_resumes_exactly(market, tmp
     reference = tmp_path / "reference"
     subprocess.run(command(util, market, reference, False), check=True, env=environment(util), capture_output=True)
     rng = random.Random(int(os.environ.get("PTL_SOAK_SEED", "0")))
-    out, kills, starts = tmp_path / "soaked", 0, 0
+    out, kills, starts, resumes = tmp_path / "soaked", 0, 0, 0
     while True:
         resume = (out / "last.pt").exists()
+        resumes += resume
         process = subprocess.Popen(
             command(util, market, out, resume), env=environment(util), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -64,7 +65,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_resumes_exactly(market, tmp
         assert process.returncode == 0, err.decode()
         if kills >= KILLS:
             break
-    print(f"soak: {kills} SIGKILLs over {starts} starts")
+    print(f"soak: {kills} SIGKILLs over {starts} starts ({resumes} resumed from last.pt, the others started afresh)")
     final, expected = load_checkpoint(str(out / "last.pt")), load_checkpoint(str(reference / "last.pt"))
     assert final["epoch"] == expected["epoch"] == EPOCHS
     for name, tensor in expected["model"].items():  # same machine, same code path: the resume is exact
