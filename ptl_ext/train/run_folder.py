@@ -93,7 +93,7 @@ class RunFolder:
         self._finalizer = weakref.finalize(self, _release, fd, self.lock_path, os.getpid())
         try:
             used = self.run_files()
-            if used and not any(name in CHECKPOINTS for name in used):
+            if used and not self.resume and not any(name in CHECKPOINTS for name in used):
                 # killed before its first checkpoint (e.g. save_every > 1): nothing to resume, so the
                 # folder holds no run; its metrics rows describe epochs that were lost and go with it
                 warnings.warn(
