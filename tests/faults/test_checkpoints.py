@@ -39,9 +39,12 @@ def test_a_kilobyte_checkpoint_of_shared_references_is_refused_quickly(tmp_path,
 
 def test_a_deeply_nested_checkpoint_is_a_checkpoint_error_not_a_recursion_error(tmp_path, util):
     depth = 50000
-    body = (  # a hand-written protocol-2 pickle: {"format": ..., "state": [[[...]]]} 50000 lists deep
+    body = (  # a hand-written protocol-2 pickle: {"format": ..., "state": {"model": [[[...]]]}} 50000 lists deep
         b"\x80\x02}(X\x06\x00\x00\x00formatX\x12\x00\x00\x00ptl_ext.checkpointX\x07\x00\x00\x00versionK\x01"
-        b"X\x06\x00\x00\x00digestX\x01\x00\x00\x000X\x05\x00\x00\x00state" + b"]" * depth + b"a" * (depth - 1) + b"u."
+        b"X\x06\x00\x00\x00digestX\x01\x00\x00\x000X\x05\x00\x00\x00state}X\x05\x00\x00\x00model"
+        + b"]" * depth
+        + b"a" * (depth - 1)
+        + b"su."
     )
     path = util.write_archive(tmp_path / "deep.pt", body)
     with pytest.raises(CheckpointError, match="nested deeper"):
