@@ -68,10 +68,10 @@ def main(argv=None):
 
     A user error (a bad option, a missing file, unusable data) is printed as one line; anything else
     is a bug and keeps its traceback. Ctrl-C and SIGTERM stop it with one line (for ``train``, how to
-    resume) and status 130 / 143 (:mod:`ptl_ext.train.signals`). ``ptl --debug ...`` shows the traceback
+    resume) and status 130 / 143 (:mod:`ptl_ext._signals`). ``ptl --debug ...`` shows the traceback
     of user errors too.
     """
-    from ..train.signals import exit_status, interruption_message, stop_on_sigterm
+    from .._signals import exit_status, interruption_message, stop_on_sigterm
 
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = argv[:1] == ["--debug"]

@@ -69,6 +69,7 @@ def _train_state_settings(args, meta, info):
 
 def run_eval(args):
     """Evaluate ``args.checkpoint`` (see ``ptl eval --help``); returns the metrics dict."""
+    from ..data import get_dataset
     from ..nn import accumulate_eval_states
     from ..train import init_distributed, load_checkpoint
     from ..train.checkpoint import check_dataset_fits, model_from_checkpoint
@@ -79,7 +80,7 @@ def run_eval(args):
     model = model_from_checkpoint(state, f"--checkpoint {args.checkpoint}")
     meta = state["meta"]
     args.dataset = args.dataset or meta["dataset"]
-    check_dataset_fits(meta, args.dataset, f"--checkpoint {args.checkpoint}")
+    check_dataset_fits(meta, get_dataset(args.dataset), f"--checkpoint {args.checkpoint}")
     args.root = args.root or meta["root"]
     device = select_device(args.device)
     info = init_distributed(device.type)

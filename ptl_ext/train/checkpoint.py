@@ -202,23 +202,24 @@ def model_from_checkpoint(state, source="checkpoint"):
 
 
 def check_dataset_fits(meta, dataset, source="checkpoint"):
-    """Refuse to evaluate a network described by checkpoint ``meta`` on ``dataset`` (a registered name) of
-    another task: a ReID network on CIFAR, a classifier on a ReID set, or a classifier of another class count.
+    """Refuse to evaluate a network described by checkpoint ``meta`` on ``dataset`` (a
+    :class:`~ptl_ext.data.DatasetInfo`) of another task: a ReID network on CIFAR, a classifier on a ReID set,
+    or a classifier of another class count.
 
-    Raises ``ValueError`` naming ``source``, what the checkpoint was trained for and ``dataset``.
+    Raises ``ValueError`` naming ``source``, what the checkpoint was trained for and the dataset.
     """
-    from ..data import get_dataset
-
-    info = get_dataset(dataset)
     head, classes = meta.get("head"), meta.get("num_classes")
-    trained = f"{meta.get('dataset', 'its training set')} ({'classification' if head == 'cifar' else 'reid'})"
-    if (head == "cifar") != (info.task == "classification"):
+    kind = "classification" if head == "cifar" else "reid"
+    trained = f"{meta.get('dataset', 'its training set')} ({kind})"
+    if kind != dataset.task:
         raise ValueError(
-            f"{source}: its network was trained on {trained} and cannot be evaluated on {info.name}, "
-            f"a {info.task} dataset: evaluate it on a {'classification' if head == 'cifar' else 'ReID'} dataset"
+            f"{source}: its network was trained on {trained} and cannot be evaluated on {dataset.name}, "
+            f"a {dataset.task} dataset: evaluate it on a {'classification' if head == 'cifar' else 'ReID'} dataset"
         )
-    if info.num_classes is not None and classes != info.num_classes:
-        raise ValueError(f"{source}: its network has {classes} classes ({trained}); {info.name} has {info.num_classes}")
+    if dataset.num_classes is not None and classes != dataset.num_classes:
+        raise ValueError(
+            f"{source}: its network has {classes} classes ({trained}); {dataset.name} has {dataset.num_classes}"
+        )
 
 
 def _check_weights_fit(model, weights, source, what, skip=None):

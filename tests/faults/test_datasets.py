@@ -84,11 +84,12 @@ def test_a_reid_checkpoint_evaluated_on_cifar_is_refused(trained, cifar, cli, ut
 
 
 def test_a_cifar_checkpoint_of_another_class_count_is_refused(tmp_path):
+    from ptl_ext.data import get_dataset
     from ptl_ext.train.checkpoint import check_dataset_fits
 
     meta = {"head": "cifar", "num_classes": 10, "dataset": "cifar10"}
-    check_dataset_fits(meta, "cifar10")
+    check_dataset_fits(meta, get_dataset("cifar10"))
     with pytest.raises(ValueError, match="10 classes .*cifar100 has 100"):
-        check_dataset_fits(meta, "cifar100")
+        check_dataset_fits(meta, get_dataset("cifar100"))
     with pytest.raises(ValueError, match="cannot be evaluated on market1501, a reid dataset"):
-        check_dataset_fits(meta, "market")
+        check_dataset_fits(meta, get_dataset("market"))

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from ptl_ext._signals import Interrupted, exit_status, interruption_message, stop_on_sigterm
 from ptl_ext.train import load_checkpoint
-from ptl_ext.train.signals import Interrupted, exit_status, interruption_message, stop_on_sigterm
 
 
 def start(util, market, out, epochs):
