@@ -7,6 +7,7 @@ code behind that boundary trusts what it is given.
 import dataclasses
 import math
 import numbers
+import os
 
 
 def _is_int(value):
@@ -91,3 +92,53 @@ class Sealed:
         if self.__dict__.get("_sealed"):
             raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r} of {type(self).__name__}")
         object.__setattr__(self, name, value)
+
+
+MEMORY_LIMIT_ENV = "PTL_MEMORY_LIMIT"
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def memory_limit():
+    """Bytes a single request (a batch, a distance matrix, ...) may need: ``$PTL_MEMORY_LIMIT`` when set
+    (bytes, or with a K/M/G/T suffix: ``64G``), else this machine's physical memory.
+
+    A bad ``PTL_MEMORY_LIMIT`` raises ``ValueError`` naming it.
+    """
+    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if text:
+        number, unit = (text[:-1], text[-1].upper()) if text[-1].upper() in _UNITS else (text, "")
+        try:
+            limit = float(number) * _UNITS[unit]
+        except ValueError:
+            limit = -1.0
+        if not (math.isfinite(limit) and limit > 0):
+            raise ValueError(f"{MEMORY_LIMIT_ENV} must be a size in bytes such as 8G or 500M, got {text!r}")
+        return int(limit)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # no sysconf: 1 TiB, a bound that still stops typos
+        return 2**40
+
+
+def _size(nbytes):
+    for unit in ("T", "G", "M", "K"):
+        if nbytes >= _UNITS[unit]:
+            return f"{nbytes / _UNITS[unit]:.1f} {unit}iB"
+    return f"{nbytes} bytes"
+
+
+def allocation(nbytes, what):
+    """Refuse a request of ``nbytes`` bytes (``what`` says what and from which options) above
+    :func:`memory_limit`, before anything is allocated; returns ``nbytes``.
+
+    Raises ``ValueError``: "``what`` would need N GiB, more than this machine's M GiB (set
+    PTL_MEMORY_LIMIT to allow more)".
+    """
+    limit = memory_limit()
+    if nbytes > limit:
+        source = f"{MEMORY_LIMIT_ENV}" if os.environ.get(MEMORY_LIMIT_ENV, "").strip() else "this machine's memory"
+        raise ValueError(
+            f"{what} would need {_size(nbytes)}, more than the limit of {_size(limit)} ({source}; "
+            f"set {MEMORY_LIMIT_ENV}=SIZE, e.g. 512G, to allow more)"
+        )
+    return nbytes

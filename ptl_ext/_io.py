@@ -1,7 +1,10 @@
 """Atomic file output: a temp file in the target's folder, flushed and fsynced, then renamed over it.
 
 A crash or a full disk mid-write leaves any previous file at the target intact. Temp files are
-named ``.tmp-*`` so that a run can clean the ones a killed process left behind.
+named ``.tmp-*`` so that a run can clean the ones a killed process left behind. The temp file is created
+with ``O_EXCL`` (a link planted at its name is never followed) and the rename replaces a link at the
+target instead of writing through it. The file gets the mode a plain ``open`` would give it
+(``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
 """
 
 import errno
@@ -22,6 +25,7 @@ def atomic_write(path, write, binary=True):
     suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as fh:
             write(fh)
             fh.flush()
@@ -33,6 +37,20 @@ def atomic_write(path, write, binary=True):
         if _is_disk_full(exc):
             raise OSError(errno.ENOSPC, f"no space left on device while writing {path}") from exc
         raise
+
+
+def current_umask():
+    """The process's umask (read from ``/proc/self/status`` where it can be, without changing it)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
 
 
 def _is_disk_full(exc):

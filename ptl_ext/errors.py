@@ -22,6 +22,7 @@ __all__ = [
     "ImageDecodeError",
     "ImageNotFoundError",
     "WeightsFileError",
+    "WeightsMismatchError",
     "DivergenceError",
 ]
 
@@ -98,6 +99,10 @@ class ImageNotFoundError(UserError, FileNotFoundError):
 
 class WeightsFileError(UserError, ValueError):
     """A pre-trained weights file is not a usable state dict (unreadable, not tensors, non-finite values)."""
+
+
+class WeightsMismatchError(WeightsFileError, RuntimeError):
+    """A pre-trained weights file does not fit the network (another architecture, other layer shapes)."""
 
 
 class MissingPackageError(UserError, ImportError):

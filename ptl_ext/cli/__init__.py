@@ -70,13 +70,23 @@ def main(argv=None):
     """Entry point of the ``ptl`` console script; returns the exit status (2 for a user error).
 
     A user error (a bad option, a missing file, unusable data) is printed as one line; anything else
-    is a bug and keeps its traceback. ``ptl --debug ...`` shows the traceback of user errors too.
+    is a bug and keeps its traceback. Ctrl-C and SIGTERM stop it with one line (for ``train``, how to
+    resume) and status 130 / 143 (:mod:`ptl_ext._signals`). ``ptl --debug ...`` shows the traceback
+    of user errors too.
     """
+    from .._signals import exit_status, interruption_message, stop_on_sigterm
+
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = argv[:1] == ["--debug"]
+    args = None
     try:
-        args = parse_args(argv)
-        _commands()[args.command](args)
+        with stop_on_sigterm():
+            args = parse_args(argv)
+            _commands()[args.command](args)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: 130 / 143 and a resume hint, no traceback
+        out = getattr(args, "out", None) if getattr(args, "command", None) == "train" else None
+        print(f"ptl: {interruption_message(exc, out)}", file=sys.stderr)
+        return exit_status(exc)
     except _user_errors() as exc:
         if debug:
             raise

@@ -74,8 +74,9 @@ def rate(minimum=0.0, maximum=None, **kwargs):
 
 
 def flag(group, name, default, help_text):
-    """A ``--name/--no-name`` boolean option."""
-    group.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=default, help=help_text)
+    """A ``--name/--no-name`` boolean option; ``name`` ``a_b`` is spelled ``--a-b`` (``--a_b`` is also accepted)."""
+    spellings = dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"])
+    group.add_argument(*spellings, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
 
 
 class Parser(argparse.ArgumentParser):

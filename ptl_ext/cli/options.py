@@ -56,6 +56,11 @@ def read_config(path):
     if any(isinstance(v, dict) for v in values.values()):
         raise OptionError(f"--config {path}: expected flat `option = value` pairs (and at most a [paper] table)")
     options = {key.replace("-", "_"): value for key, value in values.items()}
+    if options.get("overwrite", False) is not False:  # deleting a run is asked on the command line only
+        raise OptionError(
+            f"--config {path}: overwrite deletes the run already in --out, so it is taken only from the "
+            "command line (--overwrite), not from a config file"
+        )
     return options, None if paper is None else checked_paper(paper, f"--config {path}")
 
 

@@ -1,7 +1,7 @@
 """CIFAR-10/100 reader for the python-pickle release (``cifar-10-batches-py``, ``cifar-100-python``).
 
 The pickles are read with an unpickler that only builds numpy arrays, so a tampered file
-cannot run code.
+cannot run code; any damage is one :class:`~ptl_ext.errors.DataError` line naming the file.
 """
 
 import os
@@ -9,6 +9,8 @@ import pickle
 
 import numpy as np
 import torch
+
+from ..errors import DataError
 
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -34,18 +36,26 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def _load_batch(path, label_key):
-    with open(path, "rb") as fh:
-        try:
+    """``(data uint8 [N, 3072], labels int64 [N])`` of one batch file; :class:`DataError` for anything else."""
+    try:
+        with open(path, "rb") as fh:
             batch = _NumpyOnlyUnpickler(fh, encoding="bytes").load()
-        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-            raise RuntimeError(f"load_cifar: {path} is not a readable CIFAR pickle batch: {exc}") from exc
-    if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
-        raise RuntimeError(f"load_cifar: {path} lacks the keys b'data' and {label_key!r}")
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
-    labels = np.asarray(batch[label_key], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != labels.shape[0]:
-        raise RuntimeError(
-            f"load_cifar: {path} has data {data.shape} and {labels.shape[0]} labels; expected [N, 3072] and N"
+        if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
+            raise DataError(f"load_cifar: {path} lacks the keys b'data' and {label_key!r}")
+        data, labels = np.asarray(batch[b"data"]), np.asarray(batch[label_key])
+        if data.dtype != np.uint8 or labels.dtype.kind not in "iu":
+            raise DataError(
+                f"load_cifar: {path} holds {data.dtype} data and {labels.dtype} labels; expected uint8 and int"
+            )
+        labels = labels.astype(np.int64)
+    except DataError:
+        raise
+    except Exception as exc:  # a tampered pickle fails in many ways (types, recursion, memory): all one answer
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise DataError(f"load_cifar: {path} is not a readable CIFAR pickle batch: {reason}") from exc
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.ndim != 1 or data.shape[0] != labels.shape[0]:
+        raise DataError(
+            f"load_cifar: {path} has data {data.shape} and labels {labels.shape}; expected [N, 3072] and [N]"
         )
     return data, labels
 
@@ -72,6 +82,6 @@ def load_cifar(root, num_classes=10, train=True):
     data = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise RuntimeError(f"load_cifar: labels in {folder} fall outside 0..{num_classes - 1}")
+        raise DataError(f"load_cifar: labels in {folder} fall outside 0..{num_classes - 1}")
     images = torch.from_numpy(data).view(-1, 3, 32, 32)
     return images, torch.from_numpy(labels)

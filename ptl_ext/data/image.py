@@ -18,12 +18,28 @@ def read_image(path):
     """
     try:
         with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"))
+            array = rgb_array(img)
     except FileNotFoundError:
         raise ImageNotFoundError(f"read_image: image file not found: {path}") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"read_image: cannot decode image {path}: {_one_line(exc)}") from exc
     return torch.from_numpy(np.array(array.transpose(2, 0, 1), order="C"))  # one copy, writable
+
+
+_WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow's modes of 16-bit greyscale PNGs
+
+
+def rgb_array(image):
+    """``uint8 [H, W, 3]`` RGB array of a PIL image of any mode.
+
+    16-bit greyscale images (PNG ``I;16`` / ``I``) are scaled from 0..65535 to 0..255: Pillow's own
+    ``convert("RGB")`` clips them at 255, which turns most such images white.
+    """
+    if image.mode in _WIDE_GREY:
+        wide = np.asarray(image).astype(np.int64).clip(0, 65535)
+        grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
 
 
 def _one_line(exc):

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .. import _checks
 from ..errors import DataError
 from .image import check_images, read_image
 from .samplers import PKBatchSampler, RandomBatchSampler, ShardSampler
@@ -95,6 +96,13 @@ def build_dataloader(
         )
     if num_workers < 0:
         raise ValueError(f"build_dataloader: num_workers must be >= 0, got {num_workers}")
+    if drop_last and batch_sampler is None and hasattr(dataset, "__len__"):
+        items = len(sampler) if sampler is not None and hasattr(sampler, "__len__") else len(dataset)
+        if items < batch_size:
+            raise DataError(
+                f"build_dataloader: the data has {items} item(s), fewer than one batch of batch_size={batch_size} "
+                "(the last partial batch is dropped, so nothing would be trained): lower the batch size"
+            )
     generator = torch.Generator()
     generator.manual_seed(seed)
     options = dict(
@@ -115,12 +123,19 @@ def build_dataloader(
     )
 
 
+def check_batch_memory(images, height, width, what):
+    """Refuse batches of ``images`` float32 ``[3, height, width]`` images larger than the machine allows
+    (:func:`ptl_ext._checks.allocation`); ``what`` names the options (``"--p 16 x --k 4"``)."""
+    _checks.allocation(images * 3 * height * width * 4, f"a batch of {what} images of {height}x{width}")
+
+
 def build_reid_eval_loaders(data, height, width, eval_batch_size=128, num_workers=0, rank=0, world_size=1):
     """Query and gallery loaders of a ``ReIDData`` (test transforms, in order, sharded over ranks).
 
     Returns:
         ``(query_loader, gallery_loader)`` of ``(image, pid, camid)`` batches.
     """
+    check_batch_memory(eval_batch_size, height, width, f"eval_batch_size={eval_batch_size}")
     transform = build_reid_transforms(height, width, False)
     loaders = []
     for items in (data.query, data.gallery):
@@ -159,12 +174,14 @@ def build_reid_train_loader(
     Raises :class:`~ptl_ext.errors.DataError` when the training split has fewer than 2 identities
     (nothing to tell apart: the classification loss is 0 from the first step and a triplet has no negative).
     """
+    check_batch_memory(p * k, height, width, f"p={p} x k={k}")
     identities = len({pid for _, pid, _ in data.train})
     if identities < 2:
         raise DataError(
             f"{data.name}: the training split has {identities} identity (at least 2 are needed: with one "
             f"there is nothing to tell apart); check the dataset folder {data.root or ''}".rstrip()
         )
+    check_images([path for path, _, _ in data.train], "the training split")  # headers: before any training
     train_set = ImageDataset(
         data.train, build_reid_transforms(height, width, True, padding=padding, erasing_p=erasing_p)
     )

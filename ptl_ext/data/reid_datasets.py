@@ -21,6 +21,9 @@ _NAME_PATTERN = re.compile(r"^(-?\d+)_c(\d+)")
 # Offsets that keep the two halves of the merged Market+Duke set apart.
 MERGED_DUKE_PID_OFFSET = 100000
 MERGED_DUKE_CAM_OFFSET = 6
+# The largest person id a file name or list may give: ids stay exact in int64 arrays, float64 and the
+# merged set's offsets (real datasets use at most 7 digits).
+MAX_PID = 2**31 - 1
 
 
 @dataclass
@@ -78,21 +81,40 @@ def _list_images(folder):
     return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
+def parse_person_name(name, source, num_cams=None):
+    """``(pid, camera)`` of a Market-style file name (``0001_c1s1_000151_00.jpg`` -> ``(1, 1)``; the camera
+    as written, 1-based), or ``None`` when the base name does not start with ``PID_cCAM``.
+
+    Checked where the name is read, before anything is computed from it: ``ValueError`` naming ``source``
+    (the dataset or option) and the file when the pid is outside ``-1..MAX_PID`` (huge numbers would wrap or
+    overflow in int64 arrays later), or the camera is ``c0`` or above ``num_cams`` (Market-1501, DukeMTMC-reID,
+    CUHK03-NP and MSMT17 number their cameras from 1).
+    """
+    match = _NAME_PATTERN.match(os.path.basename(name))
+    if match is None:
+        return None
+    pid_text, cam_text = match.group(1), match.group(2)
+    if len(pid_text) > 12 or not -1 <= int(pid_text) <= MAX_PID:
+        raise ValueError(f"{source}: {name} has person id {pid_text}; expected an id in -1..{MAX_PID}")
+    cam = int(cam_text) if len(cam_text) <= 6 else -1
+    if cam < 1 or (num_cams is not None and cam > num_cams):
+        cameras = f"a camera in 1..{num_cams}" if num_cams is not None else "a camera >= 1"
+        raise ValueError(
+            f"{source}: {name} has camera c{cam_text}; expected {cameras} (cameras are numbered from 1: c0 is invalid)"
+        )
+    return int(pid_text), cam
+
+
 def _parse_folder(folder, dataset, num_cams):
     """``(path, raw pid, 0-based camid)`` for every image of a Market-style folder, junk dropped."""
     items = []
     for fname in _list_images(folder):
-        match = _NAME_PATTERN.match(fname)
-        if match is None:
+        parsed = parse_person_name(os.path.join(folder, fname), dataset, num_cams)
+        if parsed is None:
             raise ValueError(f"{dataset}: file name {os.path.join(folder, fname)} does not follow PID_cCAM...")
-        pid, cam = int(match.group(1)), int(match.group(2))
+        pid, cam = parsed
         if pid == -1:
             continue
-        if pid < 0 or not 1 <= cam <= num_cams:
-            raise ValueError(
-                f"{dataset}: {os.path.join(folder, fname)} has pid {pid} / camera {cam}; "
-                f"expected pid >= -1 and camera in 1..{num_cams}"
-            )
         items.append((os.path.join(folder, fname), pid, cam - 1))
     if not items:
         raise FileNotFoundError(f"{dataset}: no images in {folder}")
@@ -143,7 +165,10 @@ def _read_msmt_list(list_path, image_dir):
             parts = line.split()
             if len(parts) != 2:
                 raise ValueError(f"msmt17: {list_path}:{line_no}: expected 'relative/path.jpg pid', got {line!r}")
-            rel, pid = parts[0], int(parts[1])
+            rel, pid = parts[0], parts[1]
+            if not pid.lstrip("-").isdigit() or len(pid) > 12 or not -1 <= int(pid) <= MAX_PID:
+                raise ValueError(f"msmt17: {list_path}:{line_no}: person id {pid!r} is not an integer in -1..{MAX_PID}")
+            pid = int(pid)
             fields = os.path.basename(rel).split("_")
             if len(fields) < 3 or not fields[2].isdigit():
                 raise ValueError(f"msmt17: {list_path}:{line_no}: cannot read the camera from {rel!r}")

@@ -317,6 +317,8 @@ def make_synthetic_market(
         _checks.integer(value, name(arg), minimum=low)
     if num_train_ids + num_test_ids > 9999:
         raise ValueError("make_synthetic_market: at most 9999 identities fit the 4-digit Market names")
+    # the drawing canvas holds about 16 float64 planes of the image (pixels, grids, masks, temporaries)
+    _checks.allocation(height * width * 16 * 8, name(f"drawing {height}x{width} images"))
     out = os.fspath(out)
     for split in MARKET_SPLITS:
         folder = os.path.join(out, split)

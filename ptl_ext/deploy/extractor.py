@@ -11,7 +11,6 @@ reported together in one :class:`UnreadableImagesError` (nothing is returned or 
 """
 
 import os
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,8 +21,9 @@ from tqdm.auto import tqdm
 
 from .. import _checks
 from .._io import atomic_write
-from ..data.image import IMAGE_EXTENSIONS, read_image
-from ..data.loaders import build_dataloader
+from ..data.image import IMAGE_EXTENSIONS, read_image, rgb_array
+from ..data.loaders import build_dataloader, check_batch_memory
+from ..data.reid_datasets import parse_person_name
 from ..data.transforms import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, Compose, Normalize, Resize, ToFloat
 from ..train.evaluation import extract_features
 from ._model import load_network, meta_input_size, model_device
@@ -36,8 +36,6 @@ __all__ = [
     "list_images",
     "parse_market_name",
 ]
-
-_MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
 
 
 class UnreadableImagesError(ValueError):
@@ -78,14 +76,16 @@ def list_images(folder):
 
 def parse_market_name(name):
     """``(pid, camera)`` of a Market-style file name (``0001_c1s1_000151_00.jpg`` -> ``(1, 1)``; the
-    camera as written, 1-based), or ``None`` when ``name``'s base name does not follow that pattern."""
-    match = _MARKET_NAME.match(os.path.basename(name))
-    return None if match is None else (int(match.group(1)), int(match.group(2)))
+    camera as written, 1-based), or ``None`` when ``name``'s base name does not follow that pattern.
+
+    ``ValueError`` for a pid outside ``-1..MAX_PID`` or camera ``c0`` (see
+    :func:`ptl_ext.data.reid_datasets.parse_person_name`)."""
+    return parse_person_name(name, "inputs")
 
 
 def _pil_to_tensor(image):
-    """RGB ``uint8 [3, H, W]`` tensor of a PIL image (any mode)."""
-    array = np.asarray(image.convert("RGB"))
+    """RGB ``uint8 [3, H, W]`` tensor of a PIL image (any mode, 16-bit greyscale scaled)."""
+    array = rgb_array(image)
     return torch.from_numpy(np.array(array.transpose(2, 0, 1), order="C"))
 
 
@@ -94,8 +94,11 @@ def _collect(inputs):
     if isinstance(inputs, torch.Tensor):
         if inputs.dim() == 3:
             inputs = inputs.unsqueeze(0)
-        if inputs.dim() != 4 or inputs.shape[1] != 3:
-            raise ValueError(f"inputs: an image tensor must be [N, 3, H, W] (or [3, H, W]), got {list(inputs.shape)}")
+        if inputs.dim() != 4 or inputs.shape[1] != 3 or 0 in inputs.shape:
+            raise ValueError(
+                "inputs: an image tensor must be [N, 3, H, W] (or [3, H, W]) with N, H, W >= 1, "
+                f"got {list(inputs.shape)}"
+            )
         if not (inputs.dtype == torch.uint8 or inputs.is_floating_point()):
             raise TypeError(f"inputs: an image tensor must be uint8 or floating in [0, 1], got {inputs.dtype}")
         return list(inputs.cpu().unbind(0)), [f"image_{i}" for i in range(inputs.shape[0])]
@@ -187,6 +190,7 @@ class FeatureExtractor:
             if input_size is None:
                 raise ValueError("input_size is required for a model without checkpoint meta: pass (height, width)")
         self.input_size = _checks.size_pair(input_size, "input_size")
+        check_batch_memory(self.batch_size, *self.input_size, f"batch_size={self.batch_size}")
         if device is None:
             device = model_device(self.model) if not self.meta else ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = torch.device(device)
@@ -254,6 +258,8 @@ def extract_to_npz(extractor, inputs, out_path, progress=True, skip_unreadable=F
     out_path = os.fspath(out_path)
     if not out_path.endswith(".npz"):
         raise ValueError(f"out_path must end with .npz, got {out_path!r}")
+    for name in _collect(inputs)[1]:  # pids and cameras are checked before any feature is computed
+        parse_market_name(name)
     result = extractor.extract(inputs, skip_unreadable=skip_unreadable, progress=progress)
     arrays = {
         "features": result.features.numpy(),

@@ -6,11 +6,11 @@ import warnings
 
 import torch
 
-from ..errors import WeightsFileError
+from ..errors import WeightsFileError, WeightsMismatchError
 
 __all__ = ["load_pretrained", "read_state_dict", "densenet_legacy_keys"]
 
-_MAX_LISTED = 12
+_MAX_LISTED = 5
 _LEGACY_DENSE_KEY = re.compile(
     r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
 )
@@ -87,7 +87,8 @@ def load_pretrained(model, path, *, rename=None, classifier=None):
             checkpoint's (another number of classes) the model keeps its freshly initialised classifier.
 
     BatchNorm ``num_batches_tracked`` counters absent from older checkpoints are not required.
-    Raises ``RuntimeError`` listing missing keys, unexpected keys and shape mismatches.
+    Raises :class:`~ptl_ext.errors.WeightsMismatchError` (a ``RuntimeError``; one line for the CLI) listing
+    the first missing keys, unexpected keys and shape mismatches.
     Returns ``model``.
     """
     state = read_state_dict(path)
@@ -116,8 +117,11 @@ def load_pretrained(model, path, *, rename=None, classifier=None):
             )
             if keys
         ]
-        raise RuntimeError(
-            f"pretrained checkpoint {os.fspath(path)!r} does not match {type(model).__name__}: " + "; ".join(problems)
+        shared = len(set(own) & set(state))
+        hint = " (no key in common: weights of another architecture?)" if shared == 0 else ""
+        raise WeightsMismatchError(
+            f"pretrained checkpoint {os.fspath(path)!r} does not match {type(model).__name__}{hint}: "
+            + "; ".join(problems)
         )
     model.load_state_dict(state, strict=False)
     return model

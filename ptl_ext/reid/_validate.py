@@ -73,6 +73,8 @@ def ids(x, name, n, length_name, device):
         raise TypeError(f"{name} must have an integer dtype, got {t.dtype}")
     if t.shape[0] != n:
         raise ValueError(f"{name} has {t.shape[0]} entries but there are {n} {length_name}")
+    if t.dtype == torch.uint64 and n and int(t.cpu().numpy().max()) > torch.iinfo(torch.int64).max:
+        raise ValueError(f"{name} holds ids above 2^63 - 1, which would wrap around in int64 (to -1: junk)")
     return t.to(device=device, dtype=torch.int64)
 
 

@@ -50,6 +50,9 @@ def compute_distance(qf, gf, metric="euclidean", block_rows=None):
     """
     _checks.choice(metric, "metric", METRICS)
     qf, gf = _validate.feature_pair(qf, gf)
+    _checks.allocation(
+        qf.shape[0] * gf.shape[0] * qf.element_size(), f"a {qf.shape[0]} x {gf.shape[0]} distance matrix"
+    )
     return gather_blocks(distance_blocks(qf, gf, metric, block_rows), qf.new_empty((qf.shape[0], gf.shape[0])))
 
 

@@ -62,9 +62,10 @@ def evaluate_checkpoint(checkpoint, options, eval_state="zero", ranked=False):
     ``device``, ``workers``); ``eval_state="train"`` starts the cells from their mean state over the training
     split; ``ranked`` also keeps the distance matrix (for ranked-result pictures). Returns an :class:`Evaluation`.
     """
+    from ..data import get_dataset
     from ..nn import accumulate_eval_states
     from ..train import init_distributed, load_checkpoint
-    from ..train.checkpoint import model_from_checkpoint
+    from ..train.checkpoint import check_dataset_fits, model_from_checkpoint
     from .data import build_data
     from .device import select_device
 
@@ -75,6 +76,7 @@ def evaluate_checkpoint(checkpoint, options, eval_state="zero", ranked=False):
     info = init_distributed(device.type)
     train_state = eval_state == "train"
     spec = eval_spec(options, meta, train_state_settings(meta, info) if train_state else {})
+    check_dataset_fits(meta, get_dataset(spec.dataset), f"--checkpoint {checkpoint}")
     train_loader, evaluator, _, _ = build_data(spec, info, meta["height"], meta["width"], train=train_state)
     evaluator.check()
     if ranked and not hasattr(evaluator, "distances"):

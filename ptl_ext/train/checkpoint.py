@@ -21,28 +21,49 @@ FORMAT = "ptl_ext.checkpoint"
 VERSION = 1
 
 
-def _update_digest(h, obj):
-    if isinstance(obj, torch.Tensor):
-        tensor = obj.detach().cpu().contiguous()
-        h.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
-        h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    elif isinstance(obj, dict):
-        h.update(f"D{len(obj)}".encode())
-        for key, value in obj.items():
-            _update_digest(h, key)
-            _update_digest(h, value)
-    elif isinstance(obj, (list, tuple)):
-        h.update(f"{type(obj).__name__[0]}{len(obj)}".encode())
-        for value in obj:
-            _update_digest(h, value)
-    else:
-        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+# Bounds of the digest walk over a loaded checkpoint (a crafted pickle can share one list many times over,
+# so a file of a kilobyte can describe 1e10 values): far above what a training checkpoint holds.
+MAX_NODES = 500_000
+MAX_DEPTH = 100
 
 
-def content_digest(obj):
-    """SHA-256 hex digest of nested dicts/lists/tuples of tensors and plain values."""
+def _update_digest(h, obj, max_nodes=None, max_bytes=None):
+    """Feed ``obj`` to ``h`` depth-first without recursion; ``ValueError`` past :data:`MAX_DEPTH` levels,
+    ``max_nodes`` values or ``max_bytes`` tensor bytes (``None``: unbounded)."""
+    stack, nodes, size = [(obj, 0)], 0, 0
+    while stack:
+        obj, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise ValueError(f"values nested deeper than {MAX_DEPTH} levels")
+        if max_nodes is not None and nodes > max_nodes:
+            raise ValueError(f"more than {max_nodes} values (shared references in the pickle?)")
+        if isinstance(obj, torch.Tensor):
+            size += obj.numel() * obj.element_size()
+            if max_bytes is not None and size > max_bytes:
+                raise ValueError(f"tensors of more than {max_bytes} bytes in all (shared references in the pickle?)")
+            tensor = obj.detach().cpu().contiguous()
+            h.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+            h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(obj, dict):
+            h.update(f"D{len(obj)}".encode())
+            for key, value in reversed(list(obj.items())):
+                stack += [(value, depth + 1), (key, depth + 1)]
+        elif isinstance(obj, (list, tuple)):
+            h.update(f"{type(obj).__name__[0]}{len(obj)}".encode())
+            stack += [(value, depth + 1) for value in reversed(obj)]
+        else:
+            h.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+def content_digest(obj, max_nodes=None, max_bytes=None):
+    """SHA-256 hex digest of nested dicts/lists/tuples of tensors and plain values.
+
+    Bounded: ``ValueError`` for values nested deeper than :data:`MAX_DEPTH`, or past ``max_nodes`` values
+    or ``max_bytes`` tensor bytes when given (what :func:`load_checkpoint` passes for a file it reads).
+    """
     h = hashlib.sha256()
-    _update_digest(h, obj)
+    _update_digest(h, obj, max_nodes, max_bytes)
     return h.hexdigest()
 
 
@@ -71,6 +92,11 @@ def load_failure(exc):
     return f"{type(exc).__name__}: {first}"
 
 
+def _is(value, kind, expected):
+    """``value`` is exactly of type ``kind`` and equal to ``expected`` (a tensor or a bool never compares)."""
+    return type(value) is kind and value == expected
+
+
 def load_checkpoint(path, map_location="cpu"):
     """Read and verify a checkpoint written by :func:`save_checkpoint`; returns its state dict.
 
@@ -84,11 +110,18 @@ def load_checkpoint(path, map_location="cpu"):
     except Exception as exc:  # torch raises several types for damaged archives
         reason = load_failure(exc)
         raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupted?): {reason}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "state" not in payload:
+    if not isinstance(payload, dict) or not _is(payload.get("format"), str, FORMAT):
         raise CheckpointError(f"checkpoint {path} is not a ptl_ext checkpoint (no '{FORMAT}' header)")
-    if payload.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint {path} has format version {payload.get('version')}, expected {VERSION}")
-    if content_digest(payload["state"]) != payload.get("digest"):
+    if not isinstance(payload.get("state"), dict):
+        raise CheckpointError(f"checkpoint {path} is not a ptl_ext checkpoint (its state is not a dict)")
+    if not _is(payload.get("version"), int, VERSION):
+        version = " ".join(repr(payload.get("version")).split())[:40]
+        raise CheckpointError(f"checkpoint {path} has format version {version}, expected {VERSION}")
+    try:  # bounded: a crafted pickle can share one list so often that a walk would never end
+        digest = content_digest(payload["state"], MAX_NODES, 4 * os.path.getsize(path) + 2**26)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise CheckpointError(f"checkpoint {path} is not a ptl_ext checkpoint: {exc}") from None
+    if not _is(payload.get("digest"), str, digest):
         raise CheckpointError(f"checkpoint {path} is corrupted: its content does not match its SHA-256 digest")
     return payload["state"]
 
@@ -144,8 +177,9 @@ def model_from_checkpoint(state, source="checkpoint"):
         )
     if not isinstance(state.get("model"), dict):
         raise ValueError(f"{source}: no model weights (state['model'])")
-    try:
-        model = create_model(
+
+    def build():
+        return create_model(
             meta["arch"],
             meta["num_classes"],
             (meta["height"], meta["width"]),
@@ -156,11 +190,37 @@ def model_from_checkpoint(state, source="checkpoint"):
             side_width=meta.get("side_width", 1.0),
             mgn_reductions=meta.get("mgn_reductions", "separate"),
         )
-    except (TypeError, ValueError) as exc:
+
+    try:  # first without memory (meta tensors): a crafted meta cannot make the real build allocate much more
+        with torch.device("meta"):  # than the weights the file holds, as their shapes must match
+            skeleton = build()
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{source}: cannot rebuild its network: {exc}") from exc
-    _check_weights_fit(model, state["model"], source, "its meta's network")
+    _check_weights_fit(skeleton, state["model"], source, "its meta's network")
+    model = build()
     model.load_state_dict(state["model"])
     return model
+
+
+def check_dataset_fits(meta, dataset, source="checkpoint"):
+    """Refuse to evaluate a network described by checkpoint ``meta`` on ``dataset`` (a
+    :class:`~ptl_ext.data.DatasetInfo`) of another task: a ReID network on CIFAR, a classifier on a ReID set,
+    or a classifier of another class count.
+
+    Raises ``ValueError`` naming ``source``, what the checkpoint was trained for and the dataset.
+    """
+    head, classes = meta.get("head"), meta.get("num_classes")
+    kind = "classification" if head == "cifar" else "reid"
+    trained = f"{meta.get('dataset', 'its training set')} ({kind})"
+    if kind != dataset.task:
+        raise ValueError(
+            f"{source}: its network was trained on {trained} and cannot be evaluated on {dataset.name}, "
+            f"a {dataset.task} dataset: evaluate it on a {'classification' if head == 'cifar' else 'ReID'} dataset"
+        )
+    if dataset.num_classes is not None and classes != dataset.num_classes:
+        raise ValueError(
+            f"{source}: its network has {classes} classes ({trained}); {dataset.name} has {dataset.num_classes}"
+        )
 
 
 def _check_weights_fit(model, weights, source, what, skip=None):

@@ -64,8 +64,10 @@ class TrainConfig(_checks.Sealed):
             raise ValueError(f"TrainConfig.momentum must be in [0, 1), got {self.momentum!r}")
         for flag in ("nesterov", "amp", "progress", "overwrite"):
             _checks.boolean(getattr(self, flag), name(flag))
-        if not isinstance(self.out_dir, (str, os.PathLike)) or not os.fspath(self.out_dir):
-            raise TypeError(f"TrainConfig.out_dir must be a non-empty path, got {self.out_dir!r}")
+        if not isinstance(self.out_dir, (str, os.PathLike)):
+            raise TypeError(f"TrainConfig.out_dir must be a path, got {self.out_dir!r}")
+        if not os.fspath(self.out_dir).strip():
+            raise ValueError(f"TrainConfig.out_dir must be a non-empty path, got {os.fspath(self.out_dir)!r}")
         self.out_dir = os.fspath(self.out_dir)
         if not isinstance(self.title, str):
             raise TypeError(f"TrainConfig.title must be a string, got {self.title!r}")

@@ -10,7 +10,7 @@ import contextlib
 import torch
 
 from .. import _checks
-from ..errors import DataError
+from ..errors import DataError, DivergenceError
 from .distributed import DistInfo, all_reduce_mean, broadcast_object, gather_interleaved
 
 
@@ -49,7 +49,14 @@ def extract_features(model, loader, device="cpu", flip=True, amp=False, info=Dis
         model.train(was_training)
     if not feats:
         raise ValueError("extract_features: the loader yielded no batches")
-    return tuple(gather_interleaved(torch.cat(t), info) for t in (feats, pids, camids))
+    gathered = tuple(gather_interleaved(torch.cat(t), info) for t in (feats, pids, camids))
+    bad = int((~torch.isfinite(gathered[0]).all(1)).sum())  # after the gather: every rank raises alike
+    if bad:  # said here, where the cause is known, not as a complaint about qf or gf further on
+        raise DivergenceError(
+            f"extract_features: the network's features are NaN or infinite for {bad} of {gathered[0].shape[0]} "
+            "images: its weights have diverged (lower the learning rate, or turn off mixed precision)"
+        )
+    return gathered
 
 
 class ReIDEvaluator:

@@ -11,13 +11,17 @@ size, batch P/K, seed, loss weights, ...) and the training method with its setti
   scores) and any key that only one side has (checkpoints of older versions record fewer keys).
 
 Anything outside the trainer (DataLoader workers, device, evaluation batch size) is not recorded and free.
+
+A resume starts from ``OUT/last.pt``, or from any checkpoint into a folder without ``last.pt`` (a fork);
+one from another file into a used folder is refused (:func:`check_resume_source`): it would rewind the run.
 """
 
+import os
 from dataclasses import asdict
 
-from ..errors import MethodMismatchError, ResumeMismatchError
+from ..errors import MethodMismatchError, ResumeMismatchError, RunFolderError
 
-__all__ = ["CONFIG_MAY_CHANGE", "META_MAY_CHANGE", "setting_differences", "check_resume"]
+__all__ = ["CONFIG_MAY_CHANGE", "META_MAY_CHANGE", "setting_differences", "check_resume", "check_resume_source"]
 
 CONFIG_MAY_CHANGE = frozenset(
     {"epochs", "eval_every", "save_every", "checkpoints", "progress", "title", "out_dir", "overwrite"}
@@ -45,6 +49,28 @@ def setting_differences(saved, given, may_change=(), prefix=""):
     ]
 
 
+def check_resume_source(path, out_dir):
+    """Refuse a resume that would rewind the run in ``out_dir``: one from a file other than its ``last.pt``.
+
+    A resume continues from the checkpoint it is given and rewrites ``last.pt``, ``best.pt`` and the metrics
+    rows after that epoch. From ``OUT/last.pt`` that loses nothing. From another file (``best.pt``, a copy)
+    into a folder whose ``last.pt`` exists, the epochs trained after it would be lost, so it is refused. Into
+    a folder without ``last.pt`` (a new one) it forks: the old run stays as it is and the new folder holds
+    the continuation.
+
+    Raises:
+        RunFolderError: naming ``path``, the folder's ``last.pt`` and the two ways out.
+    """
+    last = os.path.join(out_dir, "last.pt")
+    if not os.path.exists(last) or os.path.samefile(path, last):
+        return
+    raise RunFolderError(
+        f"resuming from {path} would rewind the run in {out_dir} to that checkpoint's epoch and overwrite its "
+        f"last.pt, losing the epochs trained since: resume from {last}, or continue from {path} in a new run "
+        "folder (another output folder forks the run and leaves this one as it is)"
+    )
+
+
 def _method_title(name):
     return "no training method" if name == "plain" else name.replace("_", " ")
 
@@ -61,6 +87,7 @@ def check_resume(path, state, config, meta, method):
         ResumeMismatchError: settings differ; the message lists each as ``name: saved X, given Y``
             (``.differences`` holds the tuples).
     """
+    check_resume_source(path, config.out_dir)
     saved_method = state.get("method")
     if saved_method is not None and saved_method["name"] != method.name:
         raise MethodMismatchError(

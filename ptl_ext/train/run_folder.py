@@ -10,6 +10,7 @@ of interrupted atomic writes (``.tmp-*``) are removed once the lock is held.
 
 import fcntl
 import os
+import stat
 import warnings
 import weakref
 
@@ -19,8 +20,10 @@ from ..errors import RunFolderError
 __all__ = ["RunFolder", "RUN_FILES", "LOCK_NAME"]
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.csv")  # their presence means the folder holds a run
+CHECKPOINTS = ("last.pt", "best.pt")
 OUTPUT_FILES = RUN_FILES + ("curves.png",)
 LOCK_NAME = ".run.lock"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def _release(fd, lock_path, owner):
@@ -52,8 +55,10 @@ class RunFolder:
     """
 
     def __init__(self, path, *, resume=False, overwrite=False):
-        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-            raise TypeError(f"run folder must be a non-empty path, got {path!r}")
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"run folder must be a path, got {path!r}")
+        if not os.fspath(path).strip():
+            raise RunFolderError(f"run folder must be a non-empty path, got {os.fspath(path)!r}")
         if not isinstance(resume, bool) or not isinstance(overwrite, bool):
             raise TypeError(f"resume and overwrite must be true or false, got {resume!r} and {overwrite!r}")
         if resume and overwrite:
@@ -88,6 +93,17 @@ class RunFolder:
         self._finalizer = weakref.finalize(self, _release, fd, self.lock_path, os.getpid())
         try:
             used = self.run_files()
+            if used and not self.resume and not any(name in CHECKPOINTS for name in used):
+                # killed before its first checkpoint (e.g. save_every > 1): nothing to resume, so the
+                # folder holds no run; its metrics rows describe epochs that were lost and go with it
+                warnings.warn(
+                    f"run folder {self.path}: a run stopped there before its first checkpoint; starting "
+                    f"again (removing {', '.join(used)})",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self._remove_stale(OUTPUT_FILES)
+                used = []
             if used and not (self.resume or self.overwrite):
                 raise RunFolderError(
                     f"run folder {self.path} already holds a run ({', '.join(used)}): resume it, "
@@ -129,9 +145,19 @@ class RunFolder:
         """Open the lock file and take an exclusive ``flock`` on it; returns the descriptor."""
         for _ in range(10):  # retried when the holder removed the file between our open and our lock
             try:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
             except PermissionError:
                 raise RunFolderError(f"run folder {self.path} is not writable: permission denied") from None
+            except OSError:  # ELOOP: the lock file is a symbolic link, never followed
+                if not os.path.islink(self.lock_path):
+                    raise
+                raise RunFolderError(
+                    f"run folder {self.path}: its lock file {LOCK_NAME} is a symbolic link; remove it "
+                    "(a link is never followed: taking the lock would truncate the file it points to)"
+                ) from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise RunFolderError(f"run folder {self.path}: its lock file {LOCK_NAME} is not a regular file")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
