@@ -17,6 +17,7 @@ LAYERS = {
     "_defaults": 0,
     "_io": 0,
     "_lazy": 0,
+    "_signals": 0,  # SIGTERM as KeyboardInterrupt and the interruption message: standard library only
     "errors": 0,
     "_build_config": 0,
     "step_time": 0,  # the H200 step times of ptl_ext/h200_step_ms.toml: imports nothing of the package
