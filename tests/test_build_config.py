@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from ptl_ext import _build_config as bc
 
@@ -116,13 +117,23 @@ exec(compile(open("setup.py").read(), "setup.py", "exec"), {"__name__": "__main_
 ext = captured["ext_modules"][0]
 print(sum(s.endswith(".cu") for s in ext.sources), " ".join(ext.extra_compile_args["nvcc"]))
 """
-    env = {k: v for k, v in os.environ.items() if k not in ("TORCH_CUDA_ARCH_LIST", "PTL_EXT_SKIP_CUDA")}
+    skip = ("TORCH_CUDA_ARCH_LIST", "PTL_EXT_SKIP_CUDA", "PTL_EXT_CUDA_ARCH")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     count, flags = out.stdout.strip().splitlines()[-1].split(" ", 1)
     assert int(count) >= 2
     assert "--use_fast_math" not in flags
-    assert "arch=compute_80,code=sm_80" in flags and "arch=compute_90,code=compute_90" in flags
+    # the default list: what torch ships kernels for (a CPU torch names none: the fallback, Turing to
+    # Hopper) that this nvcc compiles, machine code for each and PTX for the newest
+    shipped = bc.torch_archs(torch._C._cuda_getArchFlags() or "") if hasattr(torch._C, "_cuda_getArchFlags") else []
+    nvcc = bc.nvcc_archs(bc.run_nvcc_list("/usr/local/cuda/bin/nvcc"))
+    want = [a for a in (shipped or bc.FALLBACK_ARCHS) if a.isdigit() and a in nvcc]
+    if not shipped:
+        assert "arch=compute_80,code=sm_80" in flags and "arch=compute_90,code=compute_90" in flags
+    assert flags.split("-gencode")[1:] == [f" arch=compute_{a},code=sm_{a} " for a in want] + [
+        f" arch=compute_{want[-1]},code=compute_{want[-1]}"
+    ]
     assert "building the CUDA kernels" in out.stderr
 
 
@@ -139,3 +150,4 @@ def test_cmake_architectures_script():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "75-real;80-real;86-real;89-real;90-real;120"
+
