@@ -19,14 +19,25 @@ _spec.loader.exec_module(gpu_validate)
 
 
 def _run(tmp_path, args, gpu_listing, **env):
-    """Run gpu_check.sh with an nvidia-smi that lists ``gpu_listing`` (None: no nvidia-smi at all)."""
+    """Run gpu_check.sh with an nvidia-smi that lists ``gpu_listing`` (None: no nvidia-smi at all).
+
+    The PATH is one folder of links to the commands of /usr/bin and /bin, the real nvidia-smi left out,
+    so that on a machine with a GPU (and its nvidia-smi in /usr/bin) the script still sees none."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
+    if not bin_dir.exists():
+        bin_dir.mkdir()
+        for folder in ("/bin", "/usr/bin"):
+            for name in os.listdir(folder):
+                link = bin_dir / name
+                if name != "nvidia-smi" and not link.exists() and not link.is_symlink():
+                    link.symlink_to(os.path.join(folder, name))
+    fake = bin_dir / "nvidia-smi"
     if gpu_listing is not None:
-        fake = bin_dir / "nvidia-smi"
         fake.write_text(f"#!/bin/sh\nprintf '%s\\n' '{gpu_listing}'\n")
         fake.chmod(0o755)
-    path = f"{bin_dir}:/usr/bin:/bin"
+    elif fake.exists():
+        fake.unlink()
+    path = str(bin_dir)
     full_env = {"PATH": path, "HOME": os.environ.get("HOME", "/tmp"), "PYTHON": sys.executable, **env}
     return subprocess.run(["bash", SCRIPT, *args], capture_output=True, text=True, env=full_env, timeout=120)
 
