@@ -153,7 +153,7 @@ def format_info(info):
         f"library          {show(info['library'])}",
         f"build            {info['build']}",
         f"CPU kernels      {info['cpu_kernel_isa']}",
-        f"re-ranking GEMM  {', '.join(f'{dev} {fmt}' for dev, fmt in info['rerank_search'].items())}",
+        f"re-ranking GEMM  {', '.join(f'{dev} {fmt}' for dev, fmt in info['rerank_search'].items())} (search='auto')",
         f"CUDA available   {show(info['cuda_available'])}",
     ]
     gpus = info["gpus"] or [None]

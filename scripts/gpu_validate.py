@@ -161,10 +161,11 @@ def rerank_step(out, smoke):
     import torch
 
     from ptl_ext.reid import re_ranking
+    from ptl_ext.reid.screen import search_format
 
     device = _device(smoke)
     path = os.path.join(out, "rerank.json")
-    result = {"device": device, "rows": []}
+    result = {"device": device, "search": search_format(device), "rows": []}
     for name, num_q, num_g, dim, ids, compare in RERANK_SMOKE if smoke else RERANK_SCALES:
         gen = torch.Generator(device=device).manual_seed(0)
         centres = torch.randn(ids, dim, generator=gen, device=device)
@@ -498,7 +499,8 @@ def summarize(out):
         lines += [f"- FAILED {test_id}: {message}" for test_id, message, _ in junit["failures"][:20]]
     rerank = results["rerank"]
     if rerank and rerank.get("rows"):
-        lines += ["", "## Re-ranking (k1 20, k2 6, λ 0.3)", ""]
+        search = f"; default search on {rerank['device']}: {rerank['search']}" if rerank.get("search") else ""
+        lines += ["", f"## Re-ranking (k1 20, k2 6, λ 0.3{search})", ""]
         lines += [
             "| data | scale | s | peak GiB above the features | CPU s | max abs diff vs CPU |",
             "|---|---|---:|---:|---:|---:|",

@@ -112,6 +112,8 @@ def test_summary_tables_from_step_results(tmp_path):
     gpu_validate._write_json(
         tmp_path / "rerank.json",
         {
+            "device": "cuda",
+            "search": "float32",
             "rows": [
                 {
                     "name": "Market-1501",
@@ -127,7 +129,7 @@ def test_summary_tables_from_step_results(tmp_path):
                     "seconds": 1.61,
                     "peak_gib_above_features": 4.68,
                 },
-            ]
+            ],
         },
     )
     row = {
@@ -176,6 +178,7 @@ def test_summary_tables_from_step_results(tmp_path):
     assert "| tests | fail | 3 |" in md and "| racecheck | skipped | 3 |" in md
     assert "Tests: 1 passed, 1 failed, 0 errors, 2 skipped (1 at the deadline) of 4" in md
     assert "- FAILED tests.test_a::test_bad: AssertionError: 1 != 2" in md
+    assert "## Re-ranking (k1 20, k2 6, λ 0.3; default search on cuda: float32)" in md
     assert "| Market-1501 | 3,368 x 15,913, d = 2048 | 0.084 | 0.69 | 9.5 | 2.4e-07 |" in md
     assert "| MSMT17 | 11,659 x 82,161, d = 2048 | 1.61 | 4.68 | - | - |" in md
     assert "| float32 | 32, 64, 64, 32 | 0.0500 | 3000.0 | 91.0 | 1.4 | 6.0 | 0.1400 | 0.3000 | 2.14 |" in md
