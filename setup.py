@@ -9,6 +9,9 @@ Environment switches (decided in ptl_ext/_build_config.py):
     MAX_JOBS=N             parallel compile jobs (read by torch's ninja build)
 Default architectures: those the installed torch ships kernels for that nvcc can compile, with PTX
 for the newest.
+On Linux a built library that does not link libstdc++ dynamically is removed and the build fails: its
+C++ errors (bad arguments to an op) would crash Python instead of raising. This happens with compiler
+wrappers that link libstdc++ statically; rebuild with e.g. CXX=/usr/bin/g++ CC=/usr/bin/gcc.
 """
 
 import glob
@@ -119,6 +122,17 @@ class PersistentBuildExtension(BuildExtension.with_options(use_ninja=True)):
         env = hashlib.sha256(sys.prefix.encode()).hexdigest()[:8]
         tag = f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}-{env}"
         self.build_temp = os.path.join(ROOT, "build", tag)
+
+    def run(self):
+        """Build, then refuse a library whose C++ errors could not reach Python (see
+        ``_build_config.cxx_runtime_problem``): it is removed and the build fails with one line."""
+        super().run()
+        for ext in self.extensions:
+            path = self.get_ext_fullpath(ext.name)
+            problem = os.path.exists(path) and build_config.cxx_runtime_problem(path)
+            if problem:
+                os.remove(path)
+                sys.exit(f"ptl-ext: {problem} (compiler: {os.environ.get('CXX', 'the default c++')})")
 
 
 setup(

@@ -10,8 +10,8 @@ Groups (the candidate's speed-up over the others is printed at the end):
 - ``eval market``: ``evaluate_features`` vs a torchreid-style evaluation (one addmm for the distances,
   then the per-query numpy loop of tests/reid/textbook.py);
 - ``rerank market``: ``re_ranking`` as configured by default (the note names the search format the machine
-  chose) vs ``re_ranking`` with the screened bfloat16 search (exact) and with the unscreened float32 search
-  of before, the float32
+  chose) vs ``re_ranking`` with the screened search (exact; bfloat16 on CPU, float16 on CUDA) and with the
+  unscreened float32 search (the CUDA default; the note names each device's default), the float32
   all-pairs GEMM of the Q + G features (one ``mm``, the floor of any float32 search) and the dense textbook
   algorithm (N x N float32 matrices, as the original code; it cannot run at MSMT17 scale on 24 GiB);
 - ``knn market``: the neighbour search alone, screened vs float32 (the note gives the screening format
@@ -156,10 +156,11 @@ def test_rerank(benchmark, scale, device):
 @pytest.mark.parametrize("search", ["screened", "float32"])
 def test_rerank_search(benchmark, device, search):
     p = _on(_problem("market"), device)
-    fmt = ("bfloat16" if device == "cpu" else screen.search_format(device)) if search == "screened" else "float32"
+    fmt = screen.SCREENED_FORMAT[device] if search == "screened" else "float32"
     benchmark.group = f"rerank market {device}"
     benchmark.extra_info.update(impl=f're_ranking(search="{fmt}")')
     _run(benchmark, lambda: re_ranking(p["qf"], p["gf"], search=fmt), device, rounds=2 if device == "cpu" else 5)
+    benchmark.extra_info["note"] += f"; default search on {device}: {screen.search_format(device)}"
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -181,7 +182,7 @@ def test_knn(benchmark, device, search):
         benchmark.extra_info.update(impl="ops.rerank_knn (float32, symmetric blocked GEMM)")
         _run(benchmark, lambda: ops.rerank_knn(x, squared_norms(x), 21, 2048), device, rounds=2)
         return
-    fmt = "bfloat16" if device == "cpu" else screen.search_format(device)
+    fmt = screen.SCREENED_FORMAT[device]
     benchmark.extra_info.update(impl=f"screen.screened_knn ({fmt} screen, exact re-check)", candidate=True)
     stats = _run(benchmark, lambda: screen.screened_knn(x, 21, fmt)[3], device, rounds=2)
     benchmark.extra_info["note"] += f"; fallback rows {stats.fallback_fraction:.4f}"

@@ -16,6 +16,7 @@ Switches (environment variables):
 
 import os
 import re
+import struct
 import subprocess
 import sys
 
@@ -150,6 +151,53 @@ def run_nvcc_list(nvcc):
         return subprocess.run([nvcc, "--list-gpu-code"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return ""
+
+
+def elf_needed(data):
+    """The ``DT_NEEDED`` entries (shared libraries it links) of the ELF file whose bytes are ``data``, from
+    its dynamic section; None when ``data`` is not an ELF file with one (another platform's library)."""
+    if data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
+        return None
+    wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
+    word = "Q" if wide else "I"
+    try:
+        shoff = struct.unpack_from(order + word, data, 0x28 if wide else 0x20)[0]
+        shentsize, shnum = struct.unpack_from(order + "HH", data, 0x3A if wide else 0x2E)
+        # section header: name, type, flags, addr, offset, size, link (ELF64: II QQQQ I; ELF32: II IIII I)
+        layout = order + ("IIQQQQI" if wide else "IIIIIII")
+        sections = [struct.unpack_from(layout, data, shoff + i * shentsize) for i in range(shnum)]
+        dynamic = next((sec for sec in sections if sec[1] == 6), None)  # SHT_DYNAMIC
+        if dynamic is None:
+            return None
+        strtab_offset = sections[dynamic[6]][4]
+        entry = order + (word * 2)
+        needed = []
+        for at in range(dynamic[4], dynamic[4] + dynamic[5], struct.calcsize(entry)):
+            tag, value = struct.unpack_from(entry, data, at)
+            if tag == 0:  # DT_NULL
+                break
+            if tag == 1:  # DT_NEEDED
+                start = strtab_offset + value
+                needed.append(data[start : data.index(b"\0", start)].decode())
+        return needed
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def cxx_runtime_problem(library_path):
+    """One line saying what is wrong when the built extension at ``library_path`` does not link libstdc++
+    dynamically (a compiler wrapper that links it statically, or not at all): a C++ exception thrown in it
+    then cannot be caught by torch and a bad argument crashes Python instead of raising. None when it does,
+    or when the file is not a Linux (ELF) library."""
+    with open(library_path, "rb") as fh:
+        needed = elf_needed(fh.read())
+    if needed is None or any(name.startswith("libstdc++") for name in needed):
+        return None
+    return (
+        f"{os.path.basename(library_path)} does not link libstdc++ dynamically (it needs only "
+        f"{', '.join(needed) or 'nothing'}), so its C++ errors would crash Python instead of raising: rebuild "
+        "with a compiler that links libstdc++ dynamically, e.g. CXX=/usr/bin/g++ CC=/usr/bin/gcc"
+    )
 
 
 def _main(argv):

@@ -91,7 +91,7 @@ def collect_info():
     """The installation's facts as a dict of plain values (see :func:`format_info` for the keys)."""
     import torch
 
-    from . import __version__, ops
+    from . import __version__, _build_config, ops
     from .reid.screen import search_format
 
     library = getattr(sys.modules.get("ptl_ext._C"), "__file__", None) if ops.HAS_C else None
@@ -123,6 +123,7 @@ def collect_info():
         "compiled_ops_loaded": ops.HAS_C,
         "compiled_ops_error": None if ops.HAS_C else str(ops.C_IMPORT_ERROR),
         "library": library,
+        "cxx_runtime_problem": _build_config.cxx_runtime_problem(library) if library else None,
         "build": build,
         "cuda_kernels": bool(has_cuda_kernels),
         "cuda_archs": archs,
@@ -139,6 +140,8 @@ def format_info(info):
     def show(value):
         return "no" if value is False else "yes" if value is True else "-" if value in (None, []) else str(value)
 
+    problem = info["cxx_runtime_problem"]
+    cxx_errors = f"WILL CRASH Python: {problem}" if problem else "raised as Python exceptions"
     lines = [
         f"ptl-ext          {info['ptl_ext']} ({info['ptl_ext_path']})",
         f"python           {info['python']}",
@@ -152,8 +155,9 @@ def format_info(info):
         f"compiled ops     {'loaded' if info['compiled_ops_loaded'] else 'NOT loaded: ' + info['compiled_ops_error']}",
         f"library          {show(info['library'])}",
         f"build            {info['build']}",
+        f"C++ errors       {cxx_errors}",
         f"CPU kernels      {info['cpu_kernel_isa']}",
-        f"re-ranking GEMM  {', '.join(f'{dev} {fmt}' for dev, fmt in info['rerank_search'].items())}",
+        f"re-ranking GEMM  {', '.join(f'{dev} {fmt}' for dev, fmt in info['rerank_search'].items())} (search='auto')",
         f"CUDA available   {show(info['cuda_available'])}",
     ]
     gpus = info["gpus"] or [None]

@@ -161,10 +161,11 @@ def rerank_step(out, smoke):
     import torch
 
     from ptl_ext.reid import re_ranking
+    from ptl_ext.reid.screen import search_format
 
     device = _device(smoke)
     path = os.path.join(out, "rerank.json")
-    result = {"device": device, "rows": []}
+    result = {"device": device, "search": search_format(device), "rows": []}
     for name, num_q, num_g, dim, ids, compare in RERANK_SMOKE if smoke else RERANK_SCALES:
         gen = torch.Generator(device=device).manual_seed(0)
         centres = torch.randn(ids, dim, generator=gen, device=device)
@@ -462,7 +463,7 @@ def summarize(out):
     steps_dir = os.path.join(out, "steps")
     names = sorted(n for n in os.listdir(steps_dir) if n.endswith(".json")) if os.path.isdir(steps_dir) else []
     steps = [s for s in (_load(os.path.join(steps_dir, n)) for n in names) if s is not None]
-    results = {k: _load(os.path.join(out, f"{k}.json")) for k in ("env", "rerank", "cell", "models")}
+    results = {k: _load(os.path.join(out, f"{k}.json")) for k in ("env", "build", "rerank", "cell", "models")}
     junit = junit_counts(os.path.join(out, "junit.xml"))
     failed = [s["name"] for s in steps if s.get("status") not in ("pass", "skipped")]  # skipped: not applicable
     summary = {
@@ -498,7 +499,8 @@ def summarize(out):
         lines += [f"- FAILED {test_id}: {message}" for test_id, message, _ in junit["failures"][:20]]
     rerank = results["rerank"]
     if rerank and rerank.get("rows"):
-        lines += ["", "## Re-ranking (k1 20, k2 6, λ 0.3)", ""]
+        search = f"; default search on {rerank['device']}: {rerank['search']}" if rerank.get("search") else ""
+        lines += ["", f"## Re-ranking (k1 20, k2 6, λ 0.3{search})", ""]
         lines += [
             "| data | scale | s | peak GiB above the features | CPU s | max abs diff vs CPU |",
             "|---|---|---:|---:|---:|---:|",
@@ -542,7 +544,7 @@ def summarize(out):
             f"| {r.get('forward_ms', '-')} | {_fmt(r['peak_gib'])} | {r['params']:,} |"
             for n, r in models["nets"].items()
         ]
-    lines += ["", "## Summary", ""] + _verdict_lines(summary, junit, rerank, cell, models)
+    lines += ["", "## Summary", ""] + _verdict_lines(summary, junit, rerank, cell, models, results["build"])
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     if junit and junit["failures"]:
@@ -554,11 +556,13 @@ def summarize(out):
     return summary
 
 
-def _verdict_lines(summary, junit, rerank, cell, models):
+def _verdict_lines(summary, junit, rerank, cell, models, build=None):
     """The few closing lines of summary.md."""
     lines = [
         "- steps: " + ("all passed" if summary["ok"] else f"not passed: {', '.join(summary['failed']) or 'no steps'}")
     ]
+    if build:
+        lines.append(f"- build: C++ compiler {build['cxx']}" + ("" if build["ok"] else " (failed)"))
     if junit:
         reached = junit["tests"] - junit["deadline_skipped"]
         lines.append(f"- tests: {reached} of {junit['tests']} reached, {junit['failed'] + junit['errors']} failed")

@@ -1,10 +1,14 @@
 """The build decisions (ptl_ext/_build_config.py): when CUDA is built and for which architectures."""
 
 import os
+import re
+import shutil
+import struct
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from ptl_ext import _build_config as bc
 
@@ -116,13 +120,23 @@ exec(compile(open("setup.py").read(), "setup.py", "exec"), {"__name__": "__main_
 ext = captured["ext_modules"][0]
 print(sum(s.endswith(".cu") for s in ext.sources), " ".join(ext.extra_compile_args["nvcc"]))
 """
-    env = {k: v for k, v in os.environ.items() if k not in ("TORCH_CUDA_ARCH_LIST", "PTL_EXT_SKIP_CUDA")}
+    skip = ("TORCH_CUDA_ARCH_LIST", "PTL_EXT_SKIP_CUDA", "PTL_EXT_CUDA_ARCH")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     count, flags = out.stdout.strip().splitlines()[-1].split(" ", 1)
     assert int(count) >= 2
     assert "--use_fast_math" not in flags
-    assert "arch=compute_80,code=sm_80" in flags and "arch=compute_90,code=compute_90" in flags
+    # the default list: what torch ships kernels for (a CPU torch names none: the fallback, Turing to
+    # Hopper) that this nvcc compiles, machine code for each and PTX for the newest
+    shipped = bc.torch_archs(torch._C._cuda_getArchFlags() or "") if hasattr(torch._C, "_cuda_getArchFlags") else []
+    nvcc = bc.nvcc_archs(bc.run_nvcc_list("/usr/local/cuda/bin/nvcc"))
+    want = [a for a in (shipped or bc.FALLBACK_ARCHS) if a.isdigit() and a in nvcc]
+    if not shipped:
+        assert "arch=compute_80,code=sm_80" in flags and "arch=compute_90,code=compute_90" in flags
+    assert flags.split("-gencode")[1:] == [f" arch=compute_{a},code=sm_{a} " for a in want] + [
+        f" arch=compute_{want[-1]},code=compute_{want[-1]}"
+    ]
     assert "building the CUDA kernels" in out.stderr
 
 
@@ -139,3 +153,53 @@ def test_cmake_architectures_script():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "75-real;80-real;86-real;89-real;90-real;120"
+
+
+def _fake_elf(needed, big_endian=False):
+    """A minimal ELF64 shared library: a string table and a dynamic section naming ``needed``."""
+    o = ">" if big_endian else "<"
+    strtab = b"\0" + b"".join(name.encode() + b"\0" for name in needed)
+    offsets = [1 + sum(len(n) + 1 for n in needed[:i]) for i in range(len(needed))]
+    dynamic = b"".join(struct.pack(o + "qQ", 1, off) for off in offsets) + struct.pack(o + "qQ", 14, 1)
+    dynamic += struct.pack(o + "qQ", 0, 0)  # DT_SONAME (ignored), then DT_NULL
+    body = strtab + dynamic
+    shoff = 64 + len(body)
+    ident = b"\x7fELF" + bytes([2, 2 if big_endian else 1, 1]) + bytes(9)
+    header = ident + struct.pack(o + "HHIQQQIHHHHHH", 3, 62, 1, 0, 0, shoff, 0, 64, 56, 0, 64, 3, 1)
+    shdr = struct.pack(o + "IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    shdr += struct.pack(o + "IIQQQQIIQQ", 0, 3, 0, 0, 64, len(strtab), 0, 0, 1, 0)  # SHT_STRTAB
+    shdr += struct.pack(o + "IIQQQQIIQQ", 0, 6, 0, 0, 64 + len(strtab), len(dynamic), 1, 0, 8, 16)  # SHT_DYNAMIC
+    return header + body + shdr
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_elf_needed_reads_the_dynamic_section(big_endian):
+    names = ["libc10.so", "libstdc++.so.6", "libgcc_s.so.1"]
+    assert bc.elf_needed(_fake_elf(names, big_endian)) == names
+    assert bc.elf_needed(b"\xcf\xfa\xed\xfe" + bytes(60)) is None  # a Mach-O library: not checked
+    assert bc.elf_needed(_fake_elf(names)[:80]) is None  # cut short
+
+
+def test_a_library_without_dynamic_libstdcxx_is_named_with_the_fix(tmp_path):
+    """The failure of a compiler wrapper that links libstdc++ statically: one line naming the fix."""
+    good, bad = tmp_path / "_C.good.so", tmp_path / "_C.bad.so"
+    good.write_bytes(_fake_elf(["libtorch_cpu.so", "libstdc++.so.6", "libgcc_s.so.1"]))
+    bad.write_bytes(_fake_elf(["libtorch_cpu.so", "libgcc_s.so.1"]))
+    assert bc.cxx_runtime_problem(str(good)) is None
+    problem = bc.cxx_runtime_problem(str(bad))
+    assert "_C.bad.so does not link libstdc++ dynamically (it needs only libtorch_cpu.so, libgcc_s.so.1)" in problem
+    assert problem.endswith("CXX=/usr/bin/g++ CC=/usr/bin/gcc") and "\n" not in problem
+
+
+def test_the_built_extension_links_libstdcxx_as_readelf_says():
+    from ptl_ext import ops
+
+    if not ops.HAS_C or not sys.platform.startswith("linux"):
+        pytest.skip("needs the compiled extension on Linux")
+    library = sys.modules["ptl_ext._C"].__file__
+    with open(library, "rb") as fh:
+        needed = bc.elf_needed(fh.read())
+    assert bc.cxx_runtime_problem(library) is None and "libstdc++.so.6" in needed
+    if shutil.which("readelf"):
+        out = subprocess.run(["readelf", "-d", library], capture_output=True, text=True, check=True).stdout
+        assert needed == re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", out)

@@ -19,14 +19,25 @@ _spec.loader.exec_module(gpu_validate)
 
 
 def _run(tmp_path, args, gpu_listing, **env):
-    """Run gpu_check.sh with an nvidia-smi that lists ``gpu_listing`` (None: no nvidia-smi at all)."""
+    """Run gpu_check.sh with an nvidia-smi that lists ``gpu_listing`` (None: no nvidia-smi at all).
+
+    The PATH is one folder of links to the commands of /usr/bin and /bin, the real nvidia-smi left out,
+    so that on a machine with a GPU (and its nvidia-smi in /usr/bin) the script still sees none."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
+    if not bin_dir.exists():
+        bin_dir.mkdir()
+        for folder in ("/bin", "/usr/bin"):
+            for name in os.listdir(folder):
+                link = bin_dir / name
+                if name != "nvidia-smi" and not link.exists() and not link.is_symlink():
+                    link.symlink_to(os.path.join(folder, name))
+    fake = bin_dir / "nvidia-smi"
     if gpu_listing is not None:
-        fake = bin_dir / "nvidia-smi"
         fake.write_text(f"#!/bin/sh\nprintf '%s\\n' '{gpu_listing}'\n")
         fake.chmod(0o755)
-    path = f"{bin_dir}:/usr/bin:/bin"
+    elif fake.exists():
+        fake.unlink()
+    path = str(bin_dir)
     full_env = {"PATH": path, "HOME": os.environ.get("HOME", "/tmp"), "PYTHON": sys.executable, **env}
     return subprocess.run(["bash", SCRIPT, *args], capture_output=True, text=True, env=full_env, timeout=120)
 
@@ -101,6 +112,8 @@ def test_summary_tables_from_step_results(tmp_path):
     gpu_validate._write_json(
         tmp_path / "rerank.json",
         {
+            "device": "cuda",
+            "search": "float32",
             "rows": [
                 {
                     "name": "Market-1501",
@@ -116,7 +129,7 @@ def test_summary_tables_from_step_results(tmp_path):
                     "seconds": 1.61,
                     "peak_gib_above_features": 4.68,
                 },
-            ]
+            ],
         },
     )
     row = {
@@ -156,6 +169,7 @@ def test_summary_tables_from_step_results(tmp_path):
             },
         },
     )
+    gpu_validate._write_json(tmp_path / "build.json", {"cxx": "/usr/bin/g++", "ok": True})
     summary = gpu_validate.summarize(str(tmp_path))
     assert summary["failed"] == ["tests"] and not summary["ok"]
     assert summary["tests"]["passed"] == 1 and summary["tests"]["deadline_skipped"] == 1
@@ -165,12 +179,14 @@ def test_summary_tables_from_step_results(tmp_path):
     assert "| tests | fail | 3 |" in md and "| racecheck | skipped | 3 |" in md
     assert "Tests: 1 passed, 1 failed, 0 errors, 2 skipped (1 at the deadline) of 4" in md
     assert "- FAILED tests.test_a::test_bad: AssertionError: 1 != 2" in md
+    assert "## Re-ranking (k1 20, k2 6, λ 0.3; default search on cuda: float32)" in md
     assert "| Market-1501 | 3,368 x 15,913, d = 2048 | 0.084 | 0.69 | 9.5 | 2.4e-07 |" in md
     assert "| MSMT17 | 11,659 x 82,161, d = 2048 | 1.61 | 4.68 | - | - |" in md
     assert "| float32 | 32, 64, 64, 32 | 0.0500 | 3000.0 | 91.0 | 1.4 | 6.0 | 0.1400 | 0.3000 | 2.14 |" in md
     assert "| densenet_bc100 | 32x32 | 20.0 | 8.5 | 6.0 | 1.0 | 946,478 |" in md
     tail = md.split("## Summary")[1]
     assert "- tests: 3 of 4 reached, 1 failed" in tail and "- models: 2 networks timed" in tail
+    assert "- build: C++ compiler /usr/bin/g++\n" in tail
     assert "lowest 86.5 % of copy (bfloat16" in tail and "Market-1501 0.084 s; MSMT17 1.61 s" in tail
     assert "tests.test_a::test_bad" in (tmp_path / "failures.md").read_text()
 
@@ -208,7 +224,7 @@ def test_cpu_smoke_runs_every_step(tmp_path):
     statuses = {s["name"]: s["status"] for s in summary["steps"]}
     assert statuses == {
         "env": "pass",
-        "build": "skipped",
+        "build": "pass",
         "rerank": "pass",
         "cell": "pass",
         "models": "pass",
@@ -222,6 +238,8 @@ def test_cpu_smoke_runs_every_step(tmp_path):
     assert "## Summary" in (out_dir / "summary.md").read_text()
     for tool in ("memcheck", "racecheck"):
         assert "sanitize cases ran on cpu" in next((out_dir / "steps").glob(f"*-{tool}.log")).read_text()
+    # the extension as built: a C++ error of the op arrives as ValueError (a library that cannot raise crashes)
+    assert "C++ errors reach Python: bconv_cell_update" in (out_dir / "steps" / "02-build.log").read_text()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with a real GPU this would run the whole check")
@@ -235,3 +253,56 @@ def test_failed_build_stops_the_gpu_steps(tmp_path):
     assert [s["status"] for s in summary["steps"]] == ["fail", "fail"] + ["not-run"] * 6
     assert "PTL_EXT_FORCE_CUDA=1 but CUDA cannot be built" in (out_dir / "steps" / "02-build.log").read_text()
     assert "torch sees no CUDA device" in (out_dir / "steps" / "01-env.log").read_text()
+    assert json.loads((out_dir / "build.json").read_text()) == {"cxx": "default", "ok": False}  # no rebuild
+
+
+FAKE_PYTHON = """#!/bin/bash
+# setup.py and the checks of gpu_check.sh's build step, as on a machine whose CXX links libstdc++ statically
+case "$1" in
+    setup.py)
+        echo "${CXX:-unset}" > "$BUILT_WITH"
+        if [ "$MODE" = refused ] && [ "${CXX:-}" != /usr/bin/g++ ]; then
+            echo "ptl-ext: _C.so does not link libstdc++ dynamically (it needs only libgcc_s.so.1)" >&2
+            exit 1
+        fi;;
+    -c)
+        case "$2" in
+            *get_device_capability*) echo 9.0;;
+            *bconv_cell_update*)
+                [ "$(cat "$BUILT_WITH")" = /usr/bin/g++ ] || kill -SEGV $$
+                echo "C++ errors reach Python: bconv_cell_update: gates must be a 4-D tensor";;
+        esac;;
+esac
+"""
+
+
+@pytest.mark.parametrize("mode", ["refused", "crashes"])
+def test_build_falls_back_to_the_system_compiler(tmp_path, mode):
+    """The build step's functions with a stand-in python: a library setup.py refuses, or whose C++ error
+    check crashes, is rebuilt once with /usr/bin/g++, and build.json names the compiler used."""
+    if not os.access("/usr/bin/g++", os.X_OK):
+        pytest.skip("needs /usr/bin/g++")
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    with open(SCRIPT) as fh:
+        script = fh.read()
+    functions = script[script.index("errors_reach_python() {") : script.index("\nsuite() {")]
+    log = tmp_path / "02-build.log"
+    env = {
+        "PATH": os.environ["PATH"],
+        "PY": str(fake),
+        "OUT": str(tmp_path),
+        "STEP_LOG": str(log),
+        "BUILT_WITH": str(tmp_path / "built_with"),
+        "MODE": mode,
+        "CXX": "/opt/gcc/bin/g++",
+    }
+    out = subprocess.run(["bash", "-c", functions + '\nbuild > "$STEP_LOG" 2>&1'], env=env, timeout=60)
+    text = log.read_text()
+    assert out.returncode == 0, text
+    assert "gpu_check: C++ compiler: /opt/gcc/bin/g++" in text
+    assert "rebuilding with the system compiler /usr/bin/g++" in text
+    if mode == "crashes":
+        assert "C++ error check crashed (signal 11)" in text
+    assert json.loads((tmp_path / "build.json").read_text()) == {"cxx": "/usr/bin/g++", "ok": True}

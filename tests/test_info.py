@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
+from ptl_ext import _build_config, ops
 from ptl_ext import info as info_module
-from ptl_ext import ops
 from ptl_ext.info import FATBIN_MAGIC, collect_info, fatbin_archs, format_info
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,6 +67,20 @@ def test_missing_compiled_ops_are_reported(monkeypatch):
     assert facts["library"] is None and facts["cpu_kernel_isa"] == "reference"
     assert facts["build"].startswith("not built")
     assert "NOT loaded: libfoo.so: cannot open shared object file" in format_info(facts)
+
+
+def test_a_library_whose_cpp_errors_would_crash_is_flagged(monkeypatch):
+    """``ptl info`` on a build whose library does not link libstdc++ dynamically (the ELF reading itself
+    is tested in tests/test_build_config.py): one line with the rebuild advice."""
+    if not ops.HAS_C:
+        pytest.skip("needs the compiled extension")
+    assert collect_info()["cxx_runtime_problem"] is None  # this build links it
+    assert "\nC++ errors       raised as Python exceptions" in format_info(collect_info())
+    problem = "_C.so does not link libstdc++ dynamically (...): rebuild with ... CXX=/usr/bin/g++ CC=/usr/bin/gcc"
+    monkeypatch.setattr(_build_config, "cxx_runtime_problem", lambda path: problem)
+    facts = collect_info()
+    assert facts["cxx_runtime_problem"] == problem
+    assert f"\nC++ errors       WILL CRASH Python: {problem}\n" in format_info(facts)
 
 
 def test_a_gpu_is_listed(monkeypatch):

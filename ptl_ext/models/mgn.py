@@ -23,7 +23,6 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ._registry import MGN_REDUCTIONS
@@ -60,13 +59,16 @@ def mgn_pieces(maps, stripes=BRANCH_STRIPES):
     """Max-pooled pieces of the branch maps ``[B, C, H, W]``: the globals, then each branch's stripes.
 
     Returns a list of ``[B, C]`` tensors (8 for the default ``stripes``) in MGN's feature order.
+    Stripe ``i`` of ``n`` covers rows ``floor(i H / n)`` to ``ceil((i + 1) H / n)``, the windows of
+    ``adaptive_max_pool2d(m, (n, 1))``; written as maxima over slices (the same values: a maximum is
+    exact) so that the ONNX export needs no adaptive max pooling, which its exporter may lack.
     """
-    globals_ = [F.adaptive_max_pool2d(m, 1).flatten(1) for m in maps]
+    globals_ = [m.amax(dim=(2, 3)) for m in maps]
     parts = []
     for m, n in zip(maps, stripes):
         if n > 1:
-            pooled = F.adaptive_max_pool2d(m, (n, 1)).flatten(2)
-            parts += list(pooled.unbind(2))
+            height = m.shape[2]
+            parts += [m[:, :, i * height // n : -(-(i + 1) * height // n)].amax(dim=(2, 3)) for i in range(n)]
     return globals_ + parts
 
 

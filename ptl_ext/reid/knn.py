@@ -15,7 +15,7 @@ squared norms to cancellation and round identical features differently, so this 
   feature). faiss is an optional dependency, imported only when this backend is asked for.
 - ``search`` (torch backend): ``"bfloat16"``/``"float16"`` screen all distances with a low-precision GEMM
   and re-check every candidate exactly (:mod:`ptl_ext.reid.screen`, bound in docs/rerank_bound.md);
-  ``"float32"`` is the symmetric float32 search above; ``"auto"`` is float16 on CUDA and, on CPU, bfloat16
+  ``"float32"`` is the symmetric float32 search above; ``"auto"`` is float32 on CUDA and, on CPU, bfloat16
   where the CPU has AMX for bfloat16, else float32 (:func:`ptl_ext.reid.screen.cpu_search_format`). Both
   centre the features first.
 - ``"auto"``: ``"torch"``. Measured on the 2-core CPU machine of BENCHMARKS.md, faiss-cpu's flat search

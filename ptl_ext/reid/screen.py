@@ -69,13 +69,21 @@ def cpu_search_format():
     return "bfloat16" if "amx_bf16" in _cpu_flags() else "float32"
 
 
+# The screened format for each device type when one is asked for by kind rather than by name (timing,
+# benchmarks): float16 on CUDA (features are scaled into its range; its 11-bit significand gives a
+# tighter bound than bfloat16), bfloat16 on CPU (the format of AMX and AVX512-BF16).
+SCREENED_FORMAT = {"cuda": "float16", "cpu": "bfloat16"}
+
+
 def search_format(device, requested="auto"):
-    """The screening format name for features on ``device``: ``requested`` unless ``"auto"``; auto is
-    ``"float16"`` on CUDA (tensor cores; features are scaled into its range, and its 11-bit significand
-    gives a tighter bound than bfloat16) and :func:`cpu_search_format` on CPU."""
+    """The search format name for features on ``device``: ``requested`` unless ``"auto"``; auto is
+    ``"float32"`` (the exact float32 search, no screening) on CUDA and :func:`cpu_search_format` on CPU.
+
+    On CUDA the float32 GEMM is fast enough that the screen's extra work does not pay: on an H200 at
+    Market scale the float16 screen took 0.31 s against 0.09 s for the float32 search."""
     if requested != "auto":
         return requested
-    return "float16" if torch.device(device).type == "cuda" else cpu_search_format()
+    return "float32" if torch.device(device).type == "cuda" else cpu_search_format()
 
 
 def _low_mm(a, b, fmt):

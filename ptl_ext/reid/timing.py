@@ -11,7 +11,7 @@ import torch
 from .distance import squared_norms
 from .knn import knn_search
 from .rerank import re_ranking
-from .screen import search_format
+from .screen import SCREENED_FORMAT, search_format
 
 SCALES = {"market": (3368, 15913), "msmt": (11659, 82161)}
 
@@ -42,21 +42,23 @@ def _seconds(fn, device, repeats):
 
 
 def time_rerank(device="cuda", scale="market", repeats=3):
-    """Median seconds of ``re_ranking`` with its default (screened) search and with ``search="float32"`` on
-    ``device`` at ``scale``, the screening format, the fraction of rows that fell back to the float64
-    screen, and the largest difference between the two results (both exact; the float32 search's row
-    maxima come from GEMM distances, so they differ in the last bits). Returns a dict."""
+    """Median seconds of ``re_ranking`` with the device's screened search (float16 on CUDA, bfloat16 on
+    CPU: :data:`ptl_ext.reid.screen.SCREENED_FORMAT`) and with ``search="float32"`` on ``device`` at
+    ``scale``, the screening format, the format ``search="auto"`` picks there, the fraction of rows that
+    fell back to the float64 screen, and the largest difference between the two results (both exact; the
+    float32 search's row maxima come from GEMM distances, so they differ in the last bits). Returns a dict."""
     device = torch.device(device)
+    fmt = SCREENED_FORMAT[device.type]
     qf, gf = synthetic_features(scale, device)
-    new_s, new = _seconds(lambda: re_ranking(qf, gf), device, repeats)
+    new_s, new = _seconds(lambda: re_ranking(qf, gf, search=fmt), device, repeats)
     old_s, old = _seconds(lambda: re_ranking(qf, gf, search="float32"), device, repeats)
     x = torch.cat([qf, gf])
-    fmt = search_format(device)
     info = knn_search(x, squared_norms(x), 21, search=fmt)[3]
     return {
         "device": str(device),
         "scale": scale,
         "format": fmt,
+        "default_format": search_format(device),
         "screened_s": new_s,
         "float32_s": old_s,
         "ratio": new_s / old_s,

@@ -4,6 +4,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ptl_ext.models import MGN, MGNPTL, MGNOutput, resnet50
@@ -150,6 +151,20 @@ def test_stripe_pooling():
     # 384×128 inputs: 24×8 maps, 12- and 8-row stripes as the released MaxPool2d kernels
     big = torch.randn(1, 3, 24, 8)
     assert torch.equal(mgn_pieces([big[:, :, :12, :4], big, big])[6], big[:, :, 8:16].amax((2, 3)))
+
+
+@pytest.mark.parametrize("height", [6, 7, 8, 12, 13, 24])
+def test_pieces_equal_adaptive_max_pooling(height):
+    """The slices cover adaptive_max_pool2d's windows for any height (divisible by the stripes or not), so
+    the features are the same values as the pooling the ONNX exporter may lack (a maximum is exact)."""
+    torch.manual_seed(height)
+    maps = [torch.randn(2, 5, height, 3) for _ in range(3)]
+    want = [F.adaptive_max_pool2d(m, 1).flatten(1) for m in maps]
+    for m, n in zip(maps, (1, 2, 3)):
+        if n > 1:
+            want += list(F.adaptive_max_pool2d(m, (n, 1)).flatten(2).unbind(2))
+    for got, expected in zip(mgn_pieces(maps, (1, 2, 3)), want, strict=True):
+        assert torch.equal(got, expected)
 
 
 def test_side_stream_layout(mgn_ptl):

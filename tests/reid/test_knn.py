@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ptl_ext import ops, reference
+from ptl_ext.errors import MissingPackageError
 from ptl_ext.reid import knn
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
@@ -73,7 +74,11 @@ def test_k_equal_to_n():
 
 def test_backend_resolution(monkeypatch):
     assert knn.resolve_backend("auto") == "torch"
-    assert knn.resolve_backend("faiss") == "faiss"
+    if knn.faiss_available():  # CI installs faiss-cpu; a machine without it gets the one-line error
+        assert knn.resolve_backend("faiss") == "faiss"
+    else:
+        with pytest.raises(MissingPackageError, match="pip install faiss-cpu"):
+            knn.resolve_backend("faiss")
     with pytest.raises(ValueError, match="backend"):
         knn.resolve_backend("annoy")
     real_import = builtins.__import__

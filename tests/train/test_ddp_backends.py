@@ -19,11 +19,20 @@ BACKENDS = [
 
 @pytest.mark.parametrize("backend, device", BACKENDS)
 def test_ddp_world_size_one_trains_like_the_plain_network(tmp_path, backend, device, monkeypatch):
-    if device == "cuda":
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if device == "cuda":  # deterministic kernels in full float32: what remains is a real DDP difference
         monkeypatch.setattr(torch.backends.cudnn.conv, "fp32_precision", "ieee")
+        monkeypatch.setattr(torch.backends.cuda.matmul, "fp32_precision", "ieee")
+        monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+        monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+        # cuBLAS reads it when a handle's workspace is made (maybe earlier in this process); torch checks it
+        monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.cuda.set_device(0)
     dist.init_process_group(backend, init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
+        if device == "cuda":  # warn only: a few CUDA backward kernels (pooling) have no deterministic twin
+            torch.use_deterministic_algorithms(True, warn_only=True)
         assert dist.get_backend() == backend
         torch.manual_seed(0)
         plain = create_model("ptl_v2_resnet34", 8, (64, 32), dropout=0.0).to(device).train()
@@ -54,4 +63,5 @@ def test_ddp_world_size_one_trains_like_the_plain_network(tmp_path, backend, dev
                 torch.testing.assert_close(s, t, rtol=1e-4, atol=1e-5)
         assert not any("state" in key for key in twin.state_dict())  # carried state stays out of DDP's buffers
     finally:
+        torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
         dist.destroy_process_group()
