@@ -16,7 +16,8 @@ STEP_TIMES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "h200
 
 @dataclass(frozen=True)
 class StepTime:
-    """One measured setting: network ``arch``, ``batch`` images of ``height`` x ``width``, step time range in ms."""
+    """One measured setting: network ``arch``, ``batch`` images of ``height`` x ``width``, wall-clock step time
+    range in ms (``ms_low``..``ms_high``) and, where measured, the kernels' own time of one step (``gpu_busy_ms``)."""
 
     arch: str
     batch: int
@@ -24,6 +25,7 @@ class StepTime:
     width: int
     ms_low: float
     ms_high: float
+    gpu_busy_ms: float | None = None
 
 
 def load_step_times(path=STEP_TIMES_FILE):
