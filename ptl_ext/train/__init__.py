@@ -13,7 +13,7 @@ from .hooks import Hook
 from .losses import ClassificationLoss, ReIDLoss, batch_hard_triplet_loss
 from .method import CombinedMethod, TrainingMethod
 from .mgn_loss import MGNLoss
-from .optim import param_groups, sgd_step_optimizer
+from .optim import make_optimizer, make_scheduler, param_groups, sgd_step_optimizer
 from .rolling_back import RollbackHook, RollbackSchedule, rollback
 from .run_folder import RunFolder
 from .trainer import Trainer
@@ -33,6 +33,8 @@ __all__ = [
     "batch_hard_triplet_loss",
     "MGNLoss",
     "param_groups",
+    "make_optimizer",
+    "make_scheduler",
     "sgd_step_optimizer",
     "Hook",
     "TrainConfig",
