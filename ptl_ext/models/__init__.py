@@ -9,12 +9,13 @@ from ._registry import ALIASES, ModelInfo, is_model, list_models, model_info, re
 from ._zoo import build_backbone  # importing the zoo registers its networks
 from .densenet import DenseNet, densenet121, densenet161, densenet_bc100
 from .export import save_torchvision_backbone, torchvision_state_dict
-from .heads import MLPHead, make_head
+from .heads import BNNeckHead, MLPHead, make_head
 from .mgn import MGN, MGNPTL, MGNOutput
+from .mobilenet import MobileNetV2, deep_sort_weights_path, mobilenet_v2
 from .ptl import PTLDenseNet161, PTLNet, PTLResNet50, ptl_densenet_bc100
 from .resnet import ResNet, resnet34, resnet50, resnet101
 from .staged import BackboneNet, HeadedNet, probe_stages
-from .weights import load_pretrained
+from .weights import load_pretrained, load_state
 
 __all__ = [
     "create_model",
@@ -35,7 +36,11 @@ __all__ = [
     "densenet121",
     "densenet161",
     "densenet_bc100",
+    "MobileNetV2",
+    "mobilenet_v2",
+    "deep_sort_weights_path",
     "MLPHead",
+    "BNNeckHead",
     "make_head",
     "HeadedNet",
     "BackboneNet",
@@ -48,6 +53,7 @@ __all__ = [
     "MGNPTL",
     "MGNOutput",
     "load_pretrained",
+    "load_state",
     "torchvision_state_dict",
     "save_torchvision_backbone",
 ]

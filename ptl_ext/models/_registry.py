@@ -24,7 +24,7 @@ class ModelInfo:
     """What the zoo knows about one network name.
 
     ``name``: the registered name; ``base``: the name without its ``ptl_`` / ``ptl_v2_`` prefix;
-    ``family``: ``"resnet"``, ``"densenet"`` or ``"mgn"``; ``ptl`` / ``v2``: a PTL (PTL-v2) network;
+    ``family``: ``"resnet"``, ``"densenet"``, ``"mobilenet"`` or ``"mgn"``; ``ptl`` / ``v2``: a PTL (PTL-v2) network;
     ``input_size``: the default training image size ``(H, W)`` (384×128 for MGN, 256×128 otherwise);
     ``build``: the builder :func:`~ptl_ext.models.create_model` calls.
     """
