@@ -218,8 +218,11 @@ def resolve_train_options(args):
         raise OptionError("--pretrained and --init-from both set the starting weights: give one of them")
     if args.resume and args.overwrite:
         raise OptionError("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    if mgn and args.head not in (None, "reid"):
+        raise OptionError(f"--head {args.head}: the MGN networks have their own ReID heads (--head reid)")
     height, width = dataset.image_size or network.input_size
     defaults = {
+        "head": "cifar" if args.task == "classification" else "reid",
         "height": height,
         "width": width,
         "p": default_of(DataConfig, "p"),

@@ -14,7 +14,7 @@ def run_meta(args, num_classes, protocol, parameters):
         "width": args.width,
         "v2": False,
         "last_stride": args.last_stride,
-        "head": "cifar" if args.task == "classification" else "reid",
+        "head": args.head,
         "dropout": args.dropout,
         "side_width": args.side_width,
         "cell_state": args.cell_state,

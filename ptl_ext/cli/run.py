@@ -54,13 +54,12 @@ def build_model(args, num_classes, size):
     from ..train.checkpoint import load_weights_except_head
 
     torch.manual_seed(args.seed)
-    head = "cifar" if args.task == "classification" else "reid"
     try:
         model = create_model(
             args.arch,
             num_classes,
             size,
-            head=head,
+            head=args.head,
             pretrained=args.pretrained,
             last_stride=args.last_stride,
             dropout=args.dropout,
@@ -108,6 +107,11 @@ def train_config(args, title, **overrides):
             "weight_decay",
             "step_size",
             "gamma",
+            "optimizer",
+            "adam_beta1",
+            "adam_beta2",
+            "warmup_epochs",
+            "warmup_factor",
             "amp",
             "eval_every",
             "save_every",
