@@ -1,4 +1,4 @@
-"""The ``ptl`` command: ``ptl demo | train | eval | synth | pretrain | extract | export | info`` (also
+"""The ``ptl`` command: ``ptl demo | train | eval | synth | pretrain | extract | export | info | study`` (also
 ``python -m ptl_ext``).
 
 One job per module: ``parser`` (options and their checks), ``options`` (config files, the demo's
@@ -42,6 +42,7 @@ def _commands():
     from .extract import run_extract
     from .info import run_info
     from .pretrain import run_pretrain
+    from .study import run_study
     from .synth import run_synth
 
     return {
@@ -53,6 +54,7 @@ def _commands():
         "extract": run_extract,
         "export": run_export,
         "info": run_info,
+        "study": run_study,
     }
 
 

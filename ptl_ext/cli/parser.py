@@ -87,7 +87,7 @@ def add_eval_options(parser):
 
 def build_parser():
     """``(parser, {command: subparser})`` of the ``ptl`` command line."""
-    from . import demo, export, extract, pretrain, synth
+    from . import demo, export, extract, pretrain, study, synth
     from . import evaluate as evaluate_command
 
     parser = Parser(
@@ -99,7 +99,7 @@ def build_parser():
         "--debug", action="store_true", help="show the full traceback of every error, user errors included"
     )
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{demo,train,eval,synth,pretrain,extract,export,info}"
+        dest="command", required=True, metavar="{demo,train,eval,synth,pretrain,extract,export,info,study}"
     )
 
     demo.add_options(
@@ -166,6 +166,13 @@ def build_parser():
         "compiled ops are loaded.",
     )
 
+    study.add_options(
+        commands.add_parser(
+            "study",
+            help="the transfer study on real images from real ImageNet weights (--smoke: a minute)",
+            description=study.DESCRIPTION,
+        )
+    )
     pretrain.add_options(
         commands.add_parser(
             "pretrain",
