@@ -108,41 +108,62 @@ def _per_class(labels, classes, count, generator, skip=None):
 
 
 def fashion_mnist_protocol(
-    protocol="closed", root=None, *, train_per_class=None, query_per_class=100, gallery_per_class=None, seed=0
+    protocol="closed",
+    root=None,
+    *,
+    train_per_class=None,
+    query_per_class=100,
+    gallery_per_class=None,
+    evaluate_on="test",
+    seed=0,
 ):
     """The splits of a Fashion-MNIST ``protocol`` (``"closed"`` or ``"open"``, see the module's text).
 
     Args:
         root: the data folder (default :data:`DEFAULT_ROOT`).
         train_per_class: training images per class (``None``: all 6,000).
-        query_per_class: queries per class, drawn from the test split (100: 1,000 queries closed, 500 open).
-        gallery_per_class: gallery images per class from the rest of the test split (``None``: all the rest);
-            the closed protocol's accuracy split is the query and gallery images together.
+        query_per_class: queries per class (100: 1,000 queries closed, 500 open).
+        gallery_per_class: gallery images per class from the rest (``None``: all the rest); the closed
+            protocol's accuracy split is the query and gallery images together.
+        evaluate_on: ``"test"`` draws the queries and the gallery from the test split; ``"validation"`` from
+            the training split's images that are not trained on (for tuning: the test split stays unseen;
+            the closed protocol then needs ``train_per_class`` below 6,000).
         seed: which images the per-class draws pick (the same seed, the same slice).
     Returns a :class:`FashionMNISTProtocol`.
     """
     _checks.choice(protocol, "protocol", PROTOCOLS)
+    _checks.choice(evaluate_on, "evaluate_on", ("test", "validation"))
     for name, value in (("train_per_class", train_per_class), ("gallery_per_class", gallery_per_class)):
         if value is not None:
             _checks.positive_int(value, name)
     query_per_class = _checks.positive_int(query_per_class, "query_per_class")
     generator = torch.Generator().manual_seed(_checks.integer(seed, "seed", minimum=0))
     train_images, train_labels = load_fashion_mnist(root, True)
-    test_images, test_labels = load_fashion_mnist(root, False)
     trained = list(range(10)) if protocol == "closed" else list(range(5))
     retrieved = trained if protocol == "closed" else list(range(5, 10))
     keep = _per_class(train_labels, trained, train_per_class, generator)
-    query = _per_class(test_labels, retrieved, query_per_class, generator)
-    gallery = _per_class(test_labels, retrieved, gallery_per_class, generator, skip=query)
+    if evaluate_on == "test":
+        pool_images, pool_labels = load_fashion_mnist(root, False)
+        used = None
+    else:
+        pool_images, pool_labels, used = train_images, train_labels, keep
+    query = _per_class(pool_labels, retrieved, query_per_class, generator, skip=used)
+    if len(query) < query_per_class * len(retrieved):
+        raise ValueError(
+            f"fashion_mnist_protocol: too few images left for {query_per_class} validation queries per class "
+            f"(lower train_per_class, now {train_per_class})"
+        )
+    seen = query if used is None else torch.cat([used, query])
+    gallery = _per_class(pool_labels, retrieved, gallery_per_class, generator, skip=seen)
     test = None
     if protocol == "closed":
         both = torch.cat([query, gallery]).sort().values
-        test = (test_images[both], test_labels[both])
+        test = (pool_images[both], pool_labels[both])
     return FashionMNISTProtocol(
         protocol,
         len(trained),
         (train_images[keep], train_labels[keep]),
         test,
-        (test_images[query], test_labels[query]),
-        (test_images[gallery], test_labels[gallery]),
+        (pool_images[query], pool_labels[query]),
+        (pool_images[gallery], pool_labels[gallery]),
     )

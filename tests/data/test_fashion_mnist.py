@@ -65,6 +65,25 @@ def test_protocols(fake_root):
         fashion_mnist_protocol("half", fake_root)
 
 
+def test_validation_never_touches_the_test_split(fake_root):
+    split = fashion_mnist_protocol(
+        "closed", fake_root, train_per_class=3, query_per_class=1, gallery_per_class=2, evaluate_on="validation"
+    )
+    train_images, _ = load_fashion_mnist(fake_root, train=True)
+    test_images, _ = load_fashion_mnist(fake_root, train=False)
+
+    def keys(images):
+        return [bytes(im[0].flatten().tolist()) for im in images]
+
+    pool, test = set(keys(train_images)), set(keys(test_images))
+    trained, query, gallery = keys(split.train[0]), keys(split.query[0]), keys(split.gallery[0])
+    assert len(trained) == 30 and len(query) == 10 and len(gallery) == 20
+    assert set(query + gallery) <= pool and not set(query + gallery) & test
+    assert len(set(trained) | set(query) | set(gallery)) == 60  # disjoint: 3 + 1 + 2 of each class's 6
+    with pytest.raises(ValueError, match="too few images"):
+        fashion_mnist_protocol("closed", fake_root, train_per_class=6, query_per_class=1, evaluate_on="validation")
+
+
 @pytest.mark.skipif(
     not os.path.isdir(DEFAULT_ROOT), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 )
