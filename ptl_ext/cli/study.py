@@ -41,6 +41,11 @@ def add_options(parser):
         return default_of(StudyConfig, name)
 
     parser.add_argument("--smoke", action="store_true", help="every row on a small slice, about a minute (CI)")
+    parser.add_argument(
+        "--check-weights",
+        action="store_true",
+        help="only check the weights: 1-NN accuracy of pre-trained against random trunk features, then stop",
+    )
     parser.add_argument("--out", default=None, help="output folder (default: runs/study, runs/study_smoke)")
     parser.add_argument("--protocol", choices=("closed", "open"), default=None, help="default: closed")
     parser.add_argument(
@@ -85,4 +90,11 @@ def run_study(args):
     if args.out is not None:
         values["out_dir"] = args.out
     config = study.smoke_config(**values) if args.smoke else study.StudyConfig(**values)
+    if args.check_weights:
+        accuracy = study.knn_check(config)
+        print(
+            f"1-NN accuracy on Fashion-MNIST at {config.size}x{config.size} (2,000 training images, 1,000 queries): "
+            f"pre-trained trunk {100 * accuracy['pretrained']:.1f} %, random trunk {100 * accuracy['random']:.1f} %"
+        )
+        return accuracy
     return study.run_study(config)
