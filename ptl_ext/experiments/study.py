@@ -476,7 +476,7 @@ def _write_csv(path, rows, columns):
 
 def format_comparisons(comparisons, config):
     """The study's table: each row's mean ± sd (%) of the primary metric and its corrected difference."""
-    compared = sum(1 for c in comparisons if not math.isnan(c["low"]))
+    compared = sum(1 for c in comparisons if not math.isnan(c["diff"]))
     level = 100 * (1 - config.alpha)
     lines = [
         f"{config.protocol}-set Fashion-MNIST, {PRIMARY} (%), {config.seeds} seed(s); differences to "
