@@ -71,7 +71,7 @@ def add_data_options(parser):
 
 def add_model_options(parser):
     """``ptl train``: the network."""
-    from ..models._registry import list_models
+    from ..models._registry import HEAD_NAMES, list_models
     from ..nn.modes import STATE_MODES
     from ..runs.spec import ModelOptions
 
@@ -87,6 +87,14 @@ def add_model_options(parser):
     )
     flag(model, "v2", False, "PTL-v2 cells for a ptl_* network (the same as naming ptl_v2_*)")
     model.add_argument("--pretrained", default=None, help="local torchvision checkpoint of the backbone")
+    model.add_argument(
+        "--head",
+        choices=HEAD_NAMES,
+        default=default_of(ModelOptions, "head"),
+        help="classifier head: reid (three FC layers), cifar (two), bnneck (BatchNorm + bias-free classifier, "
+        "retrieval on the normalised feature; the strong baseline) or bnneck_pre (retrieval on the feature "
+        "before the BatchNorm) (default: reid, cifar for classification)",
+    )
     model.add_argument(
         "--last-stride",
         type=int,
@@ -122,7 +130,7 @@ def add_model_options(parser):
 def add_optim_options(parser):
     """``ptl train``: SGD-M, schedule and loss."""
     from ..runs.spec import LossOptions
-    from ..train.config import TrainConfig
+    from ..train.config import OPTIMIZERS, TrainConfig
     from ..train.losses import ReIDLoss
 
     optim = parser.add_argument_group("optimisation")
@@ -153,6 +161,33 @@ def add_optim_options(parser):
         type=rate(),
         default=default_of(TrainConfig, "weight_decay"),
         help="weight decay (default: %(default)s)",
+    )
+    optim.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=default_of(TrainConfig, "optimizer"),
+        help="sgd (the papers'), adam (L2 weight decay; the strong ReID baseline, with --lr 3.5e-4) or adamw "
+        "(decoupled weight decay) (default: %(default)s)",
+    )
+    for beta in ("adam_beta1", "adam_beta2"):
+        optim.add_argument(
+            f"--{beta.replace('_', '-')}",
+            type=rate(0.0, below=1.0),
+            default=default_of(TrainConfig, beta),
+            help=f"Adam/AdamW {beta[-5:]} in [0, 1) (default: %(default)s)",
+        )
+    optim.add_argument(
+        "--warmup-epochs",
+        type=count(0),
+        default=default_of(TrainConfig, "warmup_epochs"),
+        help="linear learning-rate warm-up over the first N epochs, 0 = off (strong baseline: 10) "
+        "(default: %(default)s)",
+    )
+    optim.add_argument(
+        "--warmup-factor",
+        type=rate(exclusive_minimum=True, maximum=1.0),
+        default=default_of(TrainConfig, "warmup_factor"),
+        help="learning-rate factor at the first warm-up epoch, in (0, 1] (default: %(default)s)",
     )
     optim.add_argument(
         "--step-size",

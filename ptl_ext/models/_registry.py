@@ -8,7 +8,16 @@ its PTL-v2 network. Older spellings stay usable as aliases (see :data:`ALIASES`)
 import fnmatch
 from dataclasses import dataclass, field
 
-__all__ = ["ModelInfo", "ALIASES", "register_model", "list_models", "is_model", "model_info", "resolve_model_name"]
+__all__ = [
+    "ModelInfo",
+    "ALIASES",
+    "HEAD_NAMES",
+    "register_model",
+    "list_models",
+    "is_model",
+    "model_info",
+    "resolve_model_name",
+]
 
 PTL_PREFIX = "ptl_"
 PTL_V2_PREFIX = "ptl_v2_"
@@ -25,8 +34,11 @@ ZOO_BACKBONES = {
     "densenet121": "densenet",
     "densenet161": "densenet",
     "densenet_bc100": "densenet",
+    "mobilenet_v2": "mobilenet",
 }
 MGN_INPUT_SIZE = (384, 128)
+# the classifier heads (built by :func:`ptl_ext.models.heads.make_head`), declared here without torch
+HEAD_NAMES = ("reid", "cifar", "bnneck", "bnneck_pre")
 
 _ENTRIES = {}
 
@@ -36,7 +48,8 @@ class ModelInfo:
     """What the zoo knows about one network name.
 
     ``name``: the registered name; ``base``: the name without its ``ptl_`` / ``ptl_v2_`` prefix;
-    ``family``: ``"resnet"``, ``"densenet"`` or ``"mgn"``; ``ptl`` / ``v2``: a PTL (PTL-v2) network;
+    ``family``: ``"resnet"``, ``"densenet"``, ``"mobilenet"`` or ``"mgn"``; ``ptl`` / ``v2``: a PTL (PTL-v2)
+    network;
     ``input_size``: the default training image size ``(H, W)`` (384×128 for MGN, 256×128 otherwise);
     ``build``: the builder :func:`~ptl_ext.models.create_model` calls.
     """

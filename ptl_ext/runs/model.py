@@ -8,11 +8,6 @@ def input_size(spec):
     return spec.height, spec.width
 
 
-def head_kind(spec):
-    """The head of the run's network: ``"cifar"`` for classification, ``"reid"`` otherwise."""
-    return "cifar" if spec.task == "classification" else "reid"
-
-
 def build_loss(spec):
     """The supervised loss of the run: MGN's, CE (+ triplet) for ReID, or CE for classification."""
     from ..train import ClassificationLoss, MGNLoss, ReIDLoss
@@ -44,7 +39,7 @@ def build_model(spec, num_classes, size):
             options.arch,
             num_classes,
             size,
-            head=head_kind(spec),
+            head=options.head,
             pretrained=options.pretrained,
             last_stride=options.last_stride,
             dropout=options.dropout,

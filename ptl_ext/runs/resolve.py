@@ -5,7 +5,7 @@ from ..errors import OptionError
 from .spec import RunSpec
 
 # options whose default depends on the dataset, the network or the method (filled in when not given)
-RESOLVED = ("task", "height", "width", "p", "triplet_weight", "triplet_margin", "std_lambda")
+RESOLVED = ("task", "head", "height", "width", "p", "triplet_weight", "triplet_margin", "std_lambda")
 # a method's option -> the option that turns the method on
 METHOD_OPTIONS = {"std_lambda": "teacher", "kept_lr": "rollback_periods", "period_decay_epoch": "rollback_periods"}
 
@@ -14,7 +14,8 @@ def build_spec(**options):
     """The :class:`RunSpec` of ``options`` (option names, e.g. ``arch="resnet50", lr=0.02``), resolved.
 
     Names become canonical (dataset and network aliases resolved); ``loss="auto"`` becomes ``mgn`` for the
-    MGN networks and ``ce`` otherwise; the input size defaults to the dataset's (CIFAR) or the network's,
+    MGN networks and ``ce`` otherwise; the head is ``cifar`` for classification and ``reid`` otherwise (MGN:
+    only ``reid``, its own heads); the input size defaults to the dataset's (CIFAR) or the network's,
     P and the triplet terms to MGN's recipe for MGN; ``task`` is the dataset's. Raises
     :class:`~ptl_ext.errors.OptionError` naming the options that do not go together.
     """
@@ -62,8 +63,11 @@ def build_spec(**options):
         raise OptionError("--pretrained and --init-from both set the starting weights: give one of them")
     if values["resume"] and values["overwrite"]:
         raise OptionError("--resume continues the run in --out, --overwrite replaces it: give one of them")
+    if mgn and values["head"] not in (None, "reid"):
+        raise OptionError(f"--head {values['head']}: the MGN networks have their own ReID heads (--head reid)")
     height, width = dataset.image_size or network.input_size
     defaults = {
+        "head": "cifar" if dataset.task == "classification" else "reid",
         "height": height,
         "width": width,
         "p": default_of(DataConfig, "p"),

@@ -67,7 +67,7 @@ def run_meta(spec, num_classes, protocol, parameters):
         "width": spec.width,
         "v2": False,
         "last_stride": model.last_stride,
-        "head": "cifar" if spec.task == "classification" else "reid",
+        "head": model.head,
         "dropout": model.dropout,
         "side_width": model.side_width,
         "cell_state": model.cell_state,

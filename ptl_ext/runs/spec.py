@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from .. import _checks
 from .._defaults import default_of
 from ..data.config import DataConfig
+from ..models._registry import HEAD_NAMES
 from ..nn import STATE_MODES
 from ..reid.config import AQEConfig, RerankConfig
 from ..train.config import TrainConfig
@@ -41,11 +42,13 @@ def _optional_text(value, name):
 @dataclass(frozen=True)
 class ModelOptions:
     """The network: ``arch`` (a zoo name), its starting weights (``pretrained`` torchvision file or
-    ``init_from`` ptl checkpoint), ``last_stride``, head ``dropout`` (``None``: the head's default) and the
-    PTL ablations ``side_width`` and ``cell_state`` (one of :data:`~ptl_ext.nn.STATE_MODES`)."""
+    ``init_from`` ptl checkpoint), its classifier ``head`` (one of :data:`~ptl_ext.models._registry.HEAD_NAMES`;
+    ``None``: resolved), ``last_stride``, head ``dropout`` (``None``: the head's default) and the PTL ablations
+    ``side_width`` and ``cell_state`` (one of :data:`~ptl_ext.nn.STATE_MODES`)."""
 
     arch: str = "ptl_resnet50"
     pretrained: str = None
+    head: str = None
     last_stride: int = 1
     dropout: float = None
     init_from: str = None
@@ -56,6 +59,8 @@ class ModelOptions:
         _optional_text(self.arch, "arch")
         _optional_text(self.pretrained, "pretrained")
         _optional_text(self.init_from, "init_from")
+        if self.head is not None:
+            _checks.choice(self.head, "head", HEAD_NAMES)
         _checks.choice(self.last_stride, "last_stride", (1, 2))
         _checks.real(self.dropout, "dropout", 0.0, allow_none=True)
         _checks.real(self.side_width, "side_width", 0.0, exclusive_minimum=True)
