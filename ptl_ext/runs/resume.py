@@ -101,6 +101,12 @@ def write_spec(spec, folder):
 
 def saved_spec(checkpoint):
     """The :class:`RunSpec` saved beside ``checkpoint`` (``None`` when the run folder has no spec file)."""
+    saved = _read_spec_file(checkpoint)
+    return None if saved is None else saved[0]
+
+
+def _read_spec_file(checkpoint):
+    """``(RunSpec, names of the options the file holds)`` saved beside ``checkpoint``, or ``None``."""
     from .spec import RunSpec
 
     path = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), SPEC_FILE)
@@ -108,18 +114,22 @@ def saved_spec(checkpoint):
         return None
     with open(path) as fh:
         try:
-            return RunSpec.from_options(json.load(fh))
+            values = json.load(fh)
+            return RunSpec.from_options(values), frozenset(values)
         except (ValueError, TypeError) as exc:
             raise OptionError(f"--resume {checkpoint}: unreadable {SPEC_FILE}: {exc}") from None
 
 
-def spec_differences(saved, given):
+def spec_differences(saved, given, recorded=None):
     """``[(option, saved value, given value)]`` of the options a resume must keep unchanged.
 
     A method's options count only when the method is on in both; a method on in one run only is not listed
-    (the Trainer refuses it, naming the method).
+    (the Trainer refuses it, naming the method). ``recorded``: the options the saved file holds (``None``:
+    all); an option added to :class:`RunSpec` after the run was written is not compared.
     """
     old, new = saved.options(), given.options()
+    if recorded is not None:
+        old = {key: value for key, value in old.items() if key in recorded}
     differences = []
     for key, value in new.items():
         if key in RESUME_FREE or key not in old or old[key] == value:
@@ -133,10 +143,10 @@ def spec_differences(saved, given):
 def check_resumed_spec(checkpoint, spec):
     """Refuse (an :class:`OptionError` naming the options) to resume ``checkpoint`` with ``spec`` when the saved
     spec differs in an option a resume must keep; a change of training method is left to the Trainer."""
-    saved = saved_spec(checkpoint)
-    if saved is None or saved.method.names != spec.method.names:
+    found = _read_spec_file(checkpoint)
+    if found is None or found[0].method.names != spec.method.names:
         return
-    differences = spec_differences(saved, spec)
+    differences = spec_differences(found[0], spec, recorded=found[1])
     if differences:
         raise _settings_error(checkpoint, [("--" + key.replace("_", "-"), old, new) for key, old, new in differences])
 

@@ -84,3 +84,14 @@ def test_the_saved_spec_is_what_a_resume_is_compared_with(tmp_path):
     assert spec_differences(spec, spec.replace(period_epochs=3)) == []
     # a run folder without a spec file (an older run) is left to the Trainer's own comparison
     assert saved_spec(str(tmp_path / "elsewhere" / "last.pt")) is None
+
+
+def test_an_option_added_after_the_run_was_written_is_not_compared(tmp_path):
+    spec = build_spec(root="/data", arch="resnet34", out=str(tmp_path))
+    older = {key: value for key, value in spec.options().items() if key != "head"}  # a file written before --head
+    (tmp_path / SPEC_FILE).write_text(json.dumps(older))
+    checkpoint = str(tmp_path / "last.pt")
+    assert saved_spec(checkpoint).model.head is None and spec.model.head == "reid"
+    check_resumed_spec(checkpoint, spec)
+    with pytest.raises(OptionError, match="--lr: saved 0.01, given 0.02"):
+        check_resumed_spec(checkpoint, spec.replace(lr=0.02))
