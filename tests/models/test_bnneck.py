@@ -47,3 +47,13 @@ def test_bnneck_through_the_zoo():
     assert isinstance(net.head, BNNeckHead) and net.head.in_features == net.feature_dim
     with pytest.raises(ValueError, match="bnneck"):
         create_model("mobilenet_v2", 4, (64, 64), head="neck")
+
+
+def test_every_declared_head_name_is_built():
+    """The torch-free names (the CLI's choices) and the heads make_head builds are the same set."""
+    from ptl_ext.models._registry import HEAD_NAMES
+    from ptl_ext.models.heads import BNNECK_HEADS, HEADS
+
+    assert sorted(HEAD_NAMES) == sorted([*HEADS, *BNNECK_HEADS])
+    for name in HEAD_NAMES:
+        assert isinstance(make_head(name, 16, 5), nn.Module)
