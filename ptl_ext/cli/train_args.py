@@ -78,7 +78,7 @@ def add_data_options(parser):
 
 def add_model_options(parser):
     """``ptl train``: the network."""
-    from ..models._registry import HEAD_INITS, MGN_REDUCTIONS, REID_HEADS, list_models
+    from ..models._registry import HEAD_INITS, HEAD_NAMES, MGN_REDUCTIONS, list_models
     from ..nn.modes import STATE_MODES
     from ..runs.spec import ModelOptions
 
@@ -103,10 +103,12 @@ def add_model_options(parser):
     )
     model.add_argument(
         "--head",
-        choices=REID_HEADS,
+        choices=HEAD_NAMES,
         default=default_of(ModelOptions, "head"),
-        help="ReID head: reid (the PTL paper's three FC layers, our reading) or rolling_back (the rolling-back "
-        "paper's 512-D FC, BN, leaky ReLU, FC) (default: reid; CIFAR: the two-layer cifar head)",
+        help="classifier head: reid (the PTL paper's three FC layers, our reading), rolling_back (the "
+        "rolling-back paper's 512-D FC, BN, leaky ReLU, FC), bnneck (BatchNorm + bias-free classifier, retrieval "
+        "on the normalised feature; the strong baseline), bnneck_pre (retrieval on the feature before the "
+        "BatchNorm) or cifar (two linear layers) (default: reid, cifar for classification)",
     )
     model.add_argument(
         "--head-init",
@@ -150,7 +152,7 @@ def add_model_options(parser):
 def add_optim_options(parser):
     """``ptl train``: SGD-M, schedule and loss."""
     from ..runs.spec import LossOptions
-    from ..train.config import TrainConfig
+    from ..train.config import OPTIMIZERS, TrainConfig
     from ..train.losses import ReIDLoss
 
     optim = parser.add_argument_group("optimisation")
@@ -181,6 +183,33 @@ def add_optim_options(parser):
         type=rate(),
         default=default_of(TrainConfig, "weight_decay"),
         help="weight decay (default: %(default)s)",
+    )
+    optim.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=default_of(TrainConfig, "optimizer"),
+        help="sgd (the papers'), adam (L2 weight decay; the strong ReID baseline, with --lr 3.5e-4) or adamw "
+        "(decoupled weight decay) (default: %(default)s)",
+    )
+    for beta in ("adam_beta1", "adam_beta2"):
+        optim.add_argument(
+            f"--{beta.replace('_', '-')}",
+            type=rate(0.0, below=1.0),
+            default=default_of(TrainConfig, beta),
+            help=f"Adam/AdamW {beta[-5:]} in [0, 1) (default: %(default)s)",
+        )
+    optim.add_argument(
+        "--warmup-epochs",
+        type=count(0),
+        default=default_of(TrainConfig, "warmup_epochs"),
+        help="linear learning-rate warm-up over the first N epochs, 0 = off (strong baseline: 10) "
+        "(default: %(default)s)",
+    )
+    optim.add_argument(
+        "--warmup-factor",
+        type=rate(exclusive_minimum=True, maximum=1.0),
+        default=default_of(TrainConfig, "warmup_factor"),
+        help="learning-rate factor at the first warm-up epoch, in (0, 1] (default: %(default)s)",
     )
     optim.add_argument(
         "--step-size",

@@ -12,6 +12,7 @@ from .registry import REID_DATASETS, DatasetInfo, get_dataset, list_datasets, lo
 _SUBMODULES = {
     "cifar": ("load_cifar",),
     "config": ("DataConfig", "CIFAR_INPUT_SIZE"),
+    "fashion_mnist": ("FashionMNISTProtocol", "fashion_mnist_protocol", "load_fashion_mnist"),
     "image": ("read_image", "write_image"),
     "loaders": (
         "ImageDataset",

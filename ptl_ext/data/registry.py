@@ -65,6 +65,13 @@ def _cifar_reader(num_classes):
     return read
 
 
+def _fashion_mnist_reader(root=None, train=True):
+    """``(images uint8 [N, 3, 28, 28], labels int64 [N])`` of Fashion-MNIST's training or test split."""
+    from .fashion_mnist import load_fashion_mnist
+
+    return load_fashion_mnist(root, train)
+
+
 DATASETS = {
     info.name: info
     for info in (
@@ -91,6 +98,15 @@ DATASETS = {
         ),
         DatasetInfo(
             "cifar100", "classification", "CIFAR-100", _cifar_reader(100), num_classes=100, image_size=CIFAR_INPUT_SIZE
+        ),
+        DatasetInfo(
+            "fashion_mnist",
+            "classification",
+            "Fashion-MNIST",
+            _fashion_mnist_reader,
+            ("fashionmnist",),
+            num_classes=10,
+            image_size=(28, 28),
         ),
     )
 }
@@ -126,8 +142,8 @@ def load_dataset(name, root, **options):
     """Read dataset ``name`` (or an alias) from the folder ``root`` (the dataset's folder or its parent).
 
     ReID datasets return a :class:`~ptl_ext.data.ReIDData`; classification datasets return
-    ``(images uint8 [N, 3, 32, 32], labels int64 [N])`` of the training split, or of the test split with
-    ``train=False``.
+    ``(images uint8 [N, 3, H, W], labels int64 [N])`` (CIFAR 32×32, Fashion-MNIST 28×28) of the training
+    split, or of the test split with ``train=False``.
     """
     return get_dataset(name).reader(root, **options)
 

@@ -24,11 +24,15 @@ _EXPORTS = {
     "densenet_bc100": "densenet",
     "save_torchvision_backbone": "export",
     "torchvision_state_dict": "export",
+    "BNNeckHead": "heads",
     "MLPHead": "heads",
     "make_head": "heads",
     "MGN": "mgn",
     "MGNPTL": "mgn",
     "MGNOutput": "mgn",
+    "MobileNetV2": "mobilenet",
+    "deep_sort_weights_path": "mobilenet",
+    "mobilenet_v2": "mobilenet",
     "PTLDenseNet161": "ptl",
     "PTLNet": "ptl",
     "PTLResNet50": "ptl",
@@ -41,6 +45,7 @@ _EXPORTS = {
     "HeadedNet": "staged",
     "probe_stages": "staged",
     "load_pretrained": "weights",
+    "load_state": "weights",
 }
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

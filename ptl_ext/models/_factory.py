@@ -1,9 +1,8 @@
 """Building networks of the zoo by name."""
 
 from .. import _checks
-from ._registry import HEAD_INITS, MGN_REDUCTIONS
+from ._registry import HEAD_INITS, HEAD_NAMES, MGN_REDUCTIONS
 from ._zoo import model_info  # importing the zoo attaches its builders
-from .heads import HEADS
 from .staged import _check_input_size
 
 __all__ = ["create_model", "count_parameters"]
@@ -31,10 +30,12 @@ def create_model(
         num_classes: head outputs (identities or classes), a positive int.
         input_size: ``(H, W)`` of the training images, which sets the PTL cells' strides (default: the
             network's own, 384×128 for MGN and 256×128 otherwise; MGN accepts any size).
-        head: ``"reid"`` (three FC layers), ``"rolling_back"`` (512-D FC, BN, leaky ReLU, FC) or ``"cifar"``
-            (two linear layers); MGN has ReID heads only.
+        head: ``"reid"`` (three FC layers), ``"rolling_back"`` (512-D FC, BN, leaky ReLU, FC), ``"cifar"`` (two
+            linear layers), ``"bnneck"`` / ``"bnneck_pre"`` (BNNeck, evaluating the feature after / before its
+            BatchNorm); MGN has ReID heads only.
         pretrained: a local torchvision checkpoint of the backbone.
-        last_stride: ResNet layer4's stride, 1 (ReID) or 2 (the ResNet families only).
+        last_stride: the last strided stage's stride, 1 (ReID) or 2 (ResNet layer4, MobileNetV2 features.14;
+            the other families ignore it).
         dropout: the head's dropout (``None``: the head's default, 0.5 for ReID); MGN has none.
         v2: the old spelling of PTL-v2: ``ptl_NAME`` with ``v2=True`` builds ``ptl_v2_NAME``.
         side_width: scale of the PTL side stream's widths (:class:`~ptl_ext.models.PTLNet`); 1 is the
@@ -51,7 +52,7 @@ def create_model(
     info = model_info(name, v2)
     num_classes = _checks.positive_int(num_classes, "num_classes")
     input_size = info.input_size if input_size is None else _check_input_size(input_size)
-    _checks.choice(head, "head", tuple(HEADS))
+    _checks.choice(head, "head", HEAD_NAMES)
     _checks.choice(last_stride, "last_stride", (1, 2))
     dropout = _checks.real(dropout, "dropout", 0.0, allow_none=True)
     side_width = _checks.real(side_width, "side_width", 0.0, exclusive_minimum=True)

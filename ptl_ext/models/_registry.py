@@ -8,7 +8,16 @@ its PTL-v2 network. Older spellings stay usable as aliases (see :data:`ALIASES`)
 import fnmatch
 from dataclasses import dataclass, field
 
-__all__ = ["ModelInfo", "ALIASES", "register_model", "list_models", "is_model", "model_info", "resolve_model_name"]
+__all__ = [
+    "ModelInfo",
+    "ALIASES",
+    "HEAD_NAMES",
+    "register_model",
+    "list_models",
+    "is_model",
+    "model_info",
+    "resolve_model_name",
+]
 
 PTL_PREFIX = "ptl_"
 PTL_V2_PREFIX = "ptl_v2_"
@@ -25,6 +34,7 @@ ZOO_BACKBONES = {
     "densenet121": "densenet",
     "densenet161": "densenet",
     "densenet_bc100": "densenet",
+    "mobilenet_v2": "mobilenet",
 }
 MGN_INPUT_SIZE = (384, 128)
 # The networks' options, declared here (no torch) for the command line and the run description:
@@ -32,8 +42,8 @@ MGN_INPUT_SIZE = (384, 128)
 # initialisation; he: He et al. 2015, normal, fan-in, biases 0) and MGN's reductions (separate: one per piece,
 # the MGN paper, 8 of them; shared: one for all 8 pieces, the public MGN reproduction
 # github.com/GNAYUOHZ/ReID-MGN, which the PTL paper's MGN rows ran).
-HEAD_NAMES = ("reid", "rolling_back", "cifar")
-REID_HEADS = ("reid", "rolling_back")
+HEAD_NAMES = ("reid", "rolling_back", "cifar", "bnneck", "bnneck_pre")  # built by ptl_ext.models.heads.make_head
+REID_HEADS = ("reid", "rolling_back", "bnneck", "bnneck_pre")
 HEAD_INITS = ("torch", "he")
 MGN_REDUCTIONS = ("separate", "shared")
 
@@ -45,7 +55,8 @@ class ModelInfo:
     """What the zoo knows about one network name.
 
     ``name``: the registered name; ``base``: the name without its ``ptl_`` / ``ptl_v2_`` prefix;
-    ``family``: ``"resnet"``, ``"densenet"`` or ``"mgn"``; ``ptl`` / ``v2``: a PTL (PTL-v2) network;
+    ``family``: ``"resnet"``, ``"densenet"``, ``"mobilenet"`` or ``"mgn"``; ``ptl`` / ``v2``: a PTL (PTL-v2)
+    network;
     ``input_size``: the default training image size ``(H, W)`` (384×128 for MGN, 256×128 otherwise);
     ``build``: the builder :func:`~ptl_ext.models.create_model` calls.
     """

@@ -18,6 +18,7 @@ from ._registry import (  # noqa: F401  (re-exported: ptl_ext.models reads the r
 )
 from .densenet import densenet121, densenet161, densenet_bc100
 from .mgn import MGN, MGNPTL
+from .mobilenet import mobilenet_v2
 from .ptl import PTLDenseNet161, PTLNet, PTLResNet50, ptl_densenet_bc100
 from .resnet import resnet34, resnet50, resnet101
 from .staged import BackboneNet
@@ -29,14 +30,16 @@ _BACKBONES = {
     "densenet121": ("densenet", densenet121),
     "densenet161": ("densenet", densenet161),
     "densenet_bc100": ("densenet", densenet_bc100),
+    "mobilenet_v2": ("mobilenet", mobilenet_v2),
 }
+_LAST_STRIDE_FAMILIES = ("resnet", "mobilenet")
 _PAPER_PTL = {"resnet50": PTLResNet50, "densenet161": PTLDenseNet161, "densenet_bc100": ptl_densenet_bc100}
 
 
 def build_backbone(name, pretrained=None, **options):
     """The raw backbone ``name`` (``resnet50``, ``densenet161`` ...: a torchvision-keyed ``ResNet``/``DenseNet``
     with ``.stages()``), from a local ``pretrained`` checkpoint when given; ``options`` go to its builder
-    (``last_stride`` for ResNets)."""
+    (``last_stride`` for ResNets and MobileNetV2)."""
     if name not in _BACKBONES:
         raise ValueError(f"backbone must be one of {', '.join(_BACKBONES)}, got {name!r}")
     return _BACKBONES[name][1](pretrained=pretrained, **options)
@@ -47,7 +50,7 @@ def _backbone_builder(name, ptl, v2):
     family, backbone = _BACKBONES[name]
 
     def build(num_classes, input_size, *, head, pretrained, last_stride, dropout, side_width=1.0, head_init="torch"):
-        options = {"last_stride": last_stride} if family == "resnet" else {}
+        options = {"last_stride": last_stride} if family in _LAST_STRIDE_FAMILIES else {}
         common = {"head": head, "input_size": input_size, "dropout": dropout, "head_init": head_init}
         if ptl and name in _PAPER_PTL:
             return _PAPER_PTL[name](

@@ -58,8 +58,10 @@ def probe_stages(stages, input_size, in_channels=3):
 class HeadedNet(nn.Module):
     """Base of the networks: ``forward_features(x) -> [B, feature_dim]`` plus ``self.head``.
 
-    ``forward(x)`` returns the head's logits ``[B, num_classes]`` in training mode and the feature vector
-    in eval mode; ``forward(x, return_features=True)`` returns ``(logits, features)`` in either mode.
+    ``forward(x)`` returns the head's logits ``[B, num_classes]`` in training mode and the evaluation feature
+    ``head.embed(features)`` in eval mode (the pooled feature, or BNNeck's normalised one; the pooled feature for
+    a head without ``embed``);
+    ``forward(x, return_features=True)`` returns ``(logits, features)`` (the pooled feature) in either mode.
     Subclasses keep their backbone as an ``nn.ModuleList`` ``self.stages``.
     """
 
@@ -82,7 +84,10 @@ class HeadedNet(nn.Module):
         features = self.forward_features(x)
         if return_features:
             return self.head(features), features
-        return self.head(features) if self.training else features
+        if self.training:
+            return self.head(features)
+        embed = getattr(self.head, "embed", None)  # a head of one's own without embed: the pooled feature
+        return features if embed is None else embed(features)
 
 
 class BackboneNet(HeadedNet):

@@ -8,7 +8,7 @@ import torch
 
 from ..errors import WeightsFileError, WeightsMismatchError
 
-__all__ = ["load_pretrained", "read_state_dict", "densenet_legacy_keys"]
+__all__ = ["load_pretrained", "load_state", "read_state_dict", "densenet_legacy_keys"]
 
 _MAX_LISTED = 5
 _LEGACY_DENSE_KEY = re.compile(
@@ -94,7 +94,18 @@ def load_pretrained(model, path, *, rename=None, classifier=None):
     state = read_state_dict(path)
     if rename is not None:
         state = rename(state)
+    return load_state(model, state, path, classifier=classifier)
+
+
+def load_state(model, state, path, *, classifier=None, optional_classifier=False):
+    """Load the state dict ``state`` (read from ``path``, named in errors) into ``model`` strictly.
+
+    As :func:`load_pretrained`; with ``optional_classifier`` a ``state`` without any ``classifier`` key (a
+    backbone trunk) is accepted too, the model keeping its freshly initialised classifier. Returns ``model``.
+    """
     own = model.state_dict()
+    if optional_classifier and classifier is not None and not any(k.startswith(classifier) for k in state):
+        state = {**state, **{k: v for k, v in own.items() if k.startswith(classifier)}}
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     head_differs = classifier is not None and any(

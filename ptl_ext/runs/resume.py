@@ -133,13 +133,16 @@ def _read_saved(checkpoint):
             raise OptionError(f"--resume {checkpoint}: unreadable {SPEC_FILE}: {exc}") from None
 
 
-def spec_differences(saved, given):
+def spec_differences(saved, given, recorded=None):
     """``[(option, saved value, given value)]`` of the options a resume must keep unchanged.
 
     A method's options count only when the method is on in both; a method on in one run only is not listed
-    (the Trainer refuses it, naming the method).
+    (the Trainer refuses it, naming the method). ``recorded``: the options the saved file holds (``None``:
+    all); an option added to :class:`RunSpec` after the run was written is not compared.
     """
     old, new = saved.options(), given.options()
+    if recorded is not None:
+        old = {key: value for key, value in old.items() if key in recorded}
     differences = []
     for key, value in new.items():
         if key in RESUME_FREE or key not in old or old[key] == value:

@@ -46,7 +46,7 @@ def _optional_text(value, name):
 @dataclass(frozen=True)
 class ModelOptions:
     """The network: ``arch`` (a zoo name), its starting weights (``pretrained`` torchvision file or
-    ``init_from`` ptl checkpoint), ``last_stride``, the ``head`` (``reid``, ``rolling_back`` or ``cifar``;
+    ``init_from`` ptl checkpoint), ``last_stride``, the ``head`` (one of :data:`~ptl_ext.models._registry.HEAD_NAMES`;
     ``None``: resolved, ``cifar`` for classification and ``reid`` otherwise), how the head's layers start
     (``head_init``, ``torch`` or ``he``), MGN's ``mgn_reductions`` (``separate`` or ``shared``), head
     ``dropout`` (``None``: the head's default) and the PTL ablations ``side_width`` and ``cell_state`` (one of

@@ -28,6 +28,8 @@ _EXPORTS = {
     "CombinedMethod": "method",
     "TrainingMethod": "method",
     "MGNLoss": "mgn_loss",
+    "make_optimizer": "optim",
+    "make_scheduler": "optim",
     "param_groups": "optim",
     "sgd_step_optimizer": "optim",
     "RollbackHook": "rolling_back",

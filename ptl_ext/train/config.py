@@ -5,9 +5,10 @@ from dataclasses import dataclass
 
 from .. import _checks
 
-__all__ = ["CHECKPOINT_POLICIES", "TrainConfig"]
+__all__ = ["CHECKPOINT_POLICIES", "OPTIMIZERS", "TrainConfig"]
 
 CHECKPOINT_POLICIES = ("all", "final")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 @dataclass
@@ -26,6 +27,13 @@ class TrainConfig(_checks.Sealed):
     without it such a folder is refused unless the trainer resumes (a resume ignores ``overwrite``: it
     continues the run). Every value is checked here (finite rates, momentum in [0, 1)); the instance is
     read-only once built (``dataclasses.replace`` makes a changed copy).
+
+    The strong-baseline options (see :mod:`ptl_ext.train.optim`): ``optimizer`` is ``"sgd"`` (the papers'
+    recipe, the default), ``"adam"`` (L2 weight decay) or ``"adamw"`` (decoupled weight decay), the last two
+    with betas ``(adam_beta1, adam_beta2)`` (momentum and Nesterov apply to SGD only); ``warmup_epochs`` > 0
+    ramps the learning rate linearly from ``warmup_factor`` times its value at the first epoch to its full
+    value at epoch ``warmup_epochs`` (Luo et al. 2019: 10 epochs from 0.1x). The strong recipe itself is
+    ``Adam, lr 3.5e-4, weight decay 5e-4, warm-up 10 epochs from 0.1, steps of 0.1``.
     """
 
     epochs: int = 50
@@ -36,6 +44,11 @@ class TrainConfig(_checks.Sealed):
     weight_decay: float = 5e-4
     step_size: int = 10
     gamma: float = 0.1
+    optimizer: str = "sgd"
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    warmup_epochs: int = 0
+    warmup_factor: float = 0.1
     amp: bool = False
     eval_every: int = 10
     save_every: int = 1
@@ -60,6 +73,13 @@ class TrainConfig(_checks.Sealed):
         self.head_lr_factor = _checks.real(self.head_lr_factor, name("head_lr_factor"), 0.0)
         self.kept_lr_divisor = _checks.real(self.kept_lr_divisor, name("kept_lr_divisor"), 0.0, exclusive_minimum=True)
         self.momentum = _checks.real(self.momentum, name("momentum"), 0.0)
+        _checks.choice(self.optimizer, name("optimizer"), OPTIMIZERS)
+        for beta in ("adam_beta1", "adam_beta2"):
+            setattr(self, beta, _checks.real(getattr(self, beta), name(beta), 0.0))
+            if getattr(self, beta) >= 1.0:
+                raise ValueError(f"TrainConfig.{beta} must be in [0, 1), got {getattr(self, beta)!r}")
+        self.warmup_epochs = _checks.integer(self.warmup_epochs, name("warmup_epochs"), minimum=0)
+        self.warmup_factor = _checks.real(self.warmup_factor, name("warmup_factor"), 0.0, 1.0, exclusive_minimum=True)
         if self.momentum >= 1.0:
             raise ValueError(f"TrainConfig.momentum must be in [0, 1), got {self.momentum!r}")
         for flag in ("nesterov", "amp", "progress", "overwrite"):

@@ -41,6 +41,7 @@ import torch
 from .. import _checks
 from .hooks import Hook
 from .method import TrainingMethod
+from .optim import make_optimizer
 
 __all__ = [
     "RollbackSchedule",
@@ -278,11 +279,12 @@ class RollbackSchedule:
 
 
 def rollback_optimizer(model, blocks, schedule, period, config):
-    """A fresh SGD optimizer (no momentum state) and its in-period ``MultiStepLR`` for ``period``.
+    """A fresh optimizer (no momentum state) and its in-period ``MultiStepLR`` for ``period``.
 
     Groups ``B1..BN``, ``side`` (parameters in no block and not in the head; left out when empty) and
-    ``head``, each with its :meth:`RollbackSchedule.group_lrs` rate; momentum, Nesterov and weight decay
-    come from ``config`` (:class:`~ptl_ext.train.TrainConfig`).
+    ``head``, each with its :meth:`RollbackSchedule.group_lrs` rate; the optimiser (SGD by default) with its
+    momentum or betas and weight decay comes from ``config`` (:class:`~ptl_ext.train.TrainConfig`, see
+    :func:`~ptl_ext.train.optim.make_optimizer`).
     """
     head = head_prefix(model)
     names = [f"B{i}" for i in range(1, len(blocks) + 1)] + ["side", "head"]
@@ -295,9 +297,7 @@ def rollback_optimizer(model, blocks, schedule, period, config):
         params[group].append(parameter)
     lrs = schedule.group_lrs(period, len(blocks))
     groups = [{"name": name, "params": params[name], "lr": lrs[name]} for name in names if params[name]]
-    optimizer = torch.optim.SGD(
-        groups, lr=schedule.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
-    )
+    optimizer = make_optimizer(groups, config)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [schedule.decay_epoch], gamma=schedule.gamma)
     return optimizer, scheduler
 

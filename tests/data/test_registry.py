@@ -21,7 +21,9 @@ ALIASES = {
     "msmt": "msmt17",
     "cuhk03_np_labeled": "cuhk03_labeled",
     "cuhk03_np_detected": "cuhk03_detected",
+    "fashionmnist": "fashion_mnist",
 }
+CLASSIFICATION = ["cifar10", "cifar100", "fashion_mnist"]
 
 
 def write_market(root, train_pids=(2, 7, 11)):
@@ -38,9 +40,9 @@ def write_market(root, train_pids=(2, 7, 11)):
 
 
 def test_names_tasks_and_aliases():
-    assert list_datasets() == sorted(REID + ["cifar10", "cifar100"])
-    assert list_datasets("reid") == REID and list_datasets("classification") == ["cifar10", "cifar100"]
-    assert list_datasets(aliases=True) == sorted(REID + ["cifar10", "cifar100"] + list(ALIASES))
+    assert list_datasets() == sorted(REID + CLASSIFICATION)
+    assert list_datasets("reid") == REID and list_datasets("classification") == CLASSIFICATION
+    assert list_datasets(aliases=True) == sorted(REID + CLASSIFICATION + list(ALIASES))
     for alias, name in ALIASES.items():
         assert get_dataset(alias) is get_dataset(name) and get_dataset(name).name == name
         assert alias in get_dataset(name).aliases
@@ -52,6 +54,8 @@ def test_cifar_entries_know_their_classes_and_image_size():
         info = get_dataset(name)
         assert isinstance(info, DatasetInfo)
         assert (info.task, info.num_classes, info.image_size) == ("classification", classes, (32, 32))
+    info = get_dataset("fashion_mnist")
+    assert (info.task, info.num_classes, info.image_size) == ("classification", 10, (28, 28))
     assert all(get_dataset(name).num_classes is None and get_dataset(name).image_size is None for name in REID)
 
 

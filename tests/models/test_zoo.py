@@ -25,7 +25,7 @@ from ptl_ext.nn import BConvCellV2
 
 warnings.filterwarnings("ignore", message="ptl_ext._C could not be imported")
 
-BACKBONES = ("resnet34", "resnet50", "resnet101", "densenet121", "densenet161", "densenet_bc100")
+BACKBONES = ("resnet34", "resnet50", "resnet101", "densenet121", "densenet161", "densenet_bc100", "mobilenet_v2")
 SIZE = (96, 32)
 
 
@@ -68,7 +68,7 @@ def test_one_naming_scheme():
     assert list_models("ptl_v2_*") == sorted(f"ptl_v2_{name}" for name in (*BACKBONES, "mgn"))
     assert list_models("*mgn*", aliases=True) == ["mgn", "mgn_ptl", "ptl_mgn", "ptl_v2_mgn"]
     assert list_models(exclude=("ptl_*", "mgn")) == sorted(BACKBONES)
-    assert list_models("ptl_*", exclude="*densenet*") == [
+    assert list_models("ptl_*", exclude=("*densenet*", "*mobilenet*")) == [
         "ptl_mgn",
         "ptl_resnet101",
         "ptl_resnet34",
@@ -98,7 +98,7 @@ def test_model_info():
     for name in list_models():
         info = model_info(name)
         assert info.input_size == ((384, 128) if info.base == "mgn" else (256, 128))
-        assert info.base.startswith(info.family) and info.family in ("resnet", "densenet", "mgn")
+        assert info.base.startswith(info.family) and info.family in ("resnet", "densenet", "mobilenet", "mgn")
         assert (info.ptl, info.v2) == (name.startswith("ptl_"), name.startswith("ptl_v2_"))
 
 

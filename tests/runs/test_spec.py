@@ -145,3 +145,14 @@ def test_the_rollback_options_reach_the_schedule():
     paper = rollback_hook(build_spec(arch="resnet34", rollback_periods=2, rollback_keep=3, period_epochs=4), model)
     schedule = paper.hook.schedule
     assert (schedule.periods, schedule.epochs_per_period, schedule.restore, schedule.keep) == (2, 4, True, 3)
+
+
+def test_an_option_added_after_the_run_was_written_is_not_compared(tmp_path):
+    spec = build_spec(root="/data", arch="resnet34", out=str(tmp_path))
+    older = {key: value for key, value in spec.options().items() if key != "head"}  # a file written before --head
+    (tmp_path / SPEC_FILE).write_text(json.dumps(older))
+    checkpoint = str(tmp_path / "last.pt")
+    assert saved_spec(checkpoint).model.head is None and spec.model.head == "reid"
+    check_resumed_spec(checkpoint, spec)
+    with pytest.raises(OptionError, match="--lr: saved 0.01, given 0.02"):
+        check_resumed_spec(checkpoint, spec.replace(lr=0.02))
