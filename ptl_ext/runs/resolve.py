@@ -23,8 +23,8 @@ def build_spec(**options):
     Names become canonical (dataset and network aliases resolved); ``loss="auto"`` becomes ``mgn`` for the
     MGN networks and ``ce`` otherwise; the input size defaults to the dataset's (CIFAR) or the network's,
     P and the triplet terms to MGN's recipe for MGN; ``task`` is the dataset's; the head is ``cifar`` for
-    classification and ``reid`` otherwise (MGN: only ``reid``, its own heads); rolling back's budget and mode are the first of
-    :data:`~ptl_ext.runs.spec.ROLLBACK_BUDGETS` / :data:`~ptl_ext.runs.spec.ROLLBACK_MODES`. Raises
+    classification and ``reid`` otherwise (MGN: only ``reid``, its own heads); rolling back's budget and mode
+    are the first of :data:`~ptl_ext.runs.spec.ROLLBACK_BUDGETS` / :data:`~ptl_ext.runs.spec.ROLLBACK_MODES`. Raises
     :class:`~ptl_ext.errors.OptionError` naming the options that do not go together.
     """
     from .._defaults import default_of
@@ -71,7 +71,8 @@ def build_spec(**options):
         raise OptionError(f"--head {values['head']}: a ReID head; {dataset.name} runs use the cifar head")
     elif dataset.task != "classification" and values["head"] == "cifar":
         raise OptionError(
-            f"--head cifar: the CIFAR head; {dataset.name} runs use a ReID head (reid, rolling_back, bnneck, bnneck_pre)"
+            f"--head cifar: the CIFAR head; {dataset.name} runs use a ReID head "
+            "(reid, rolling_back, bnneck, bnneck_pre)"
         )
     if mgn and (values["head"] != "reid" or values["head_init"] != "torch"):
         raise OptionError(
