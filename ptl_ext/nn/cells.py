@@ -11,12 +11,12 @@ State rules shared by both cells (docs/methods.md):
 - A smaller batch uses the first ``B`` rows of the state, a larger one pads it with zeros.
   A change of the input's spatial size without a reset is an error.
 - The state is moved and cast to the current input's device and dtype before use (AMP works).
-- The stored state is ordinary memory that the cell holds, under ``torch.compile`` in every mode too:
-  inside a compiled region it is stored through :func:`carry_state`, a copy made by an op of its own
-  tagged ``cudagraph_unsafe``. In ``mode="reduce-overhead"`` / ``"max-autotune"`` that op runs outside
-  the CUDA graphs (inductor splits the graph around it, or, without graph partitions, runs that
-  forward without CUDA graphs), so the state is never in a graph's memory pool, which the next
-  replay overwrites. No call between steps is needed. Eager forwards store the state without a copy.
+- The stored state is ordinary memory that the cell holds: inside a ``torch.compile`` region it is stored
+  through :func:`carry_state`, a copy made by an op of its own tagged ``cudagraph_unsafe``, which inductor
+  runs outside CUDA graphs. The default mode trains like eager. Training under CUDA graphs
+  (``mode="reduce-overhead"`` / ``"max-autotune"``) still fails on a GPU (the backward reads a saved
+  activation that a later replay overwrote; seen on an H200 with torch 2.11): not supported yet. Eager
+  forwards store the state without a copy.
 
 Options beyond the papers, for ablations (the defaults are the papers' behaviour):
 
@@ -345,8 +345,9 @@ def clone_states(model):
     """Give every cell in ``model`` a private copy of its carried state; returns how many cells hold one.
 
     A snapshot that later in-place changes to the old tensors cannot reach (copies ``[B, K, H', W']``
-    per cell; a no-op for reset cells). Not needed under ``torch.compile``, in any mode: the stored
-    state is never CUDA-graph memory (see the module notes).
+    per cell; a no-op for reset cells). Not needed under ``torch.compile``'s default mode (a compiled forward
+    stores the state through ``ptl_ext::carry_state``); training under CUDA graphs (``reduce-overhead``,
+    ``max-autotune``) does not work yet (README, "Building with CUDA").
     """
     count = 0
     for module in _cells(model):
