@@ -117,7 +117,7 @@ def test_eval(benchmark, scale, device):
     p = _on(_problem(scale), device)
     benchmark.group = f"eval {scale} {device}"
     benchmark.extra_info.update(impl="evaluate_features", candidate=True)
-    res = _run(benchmark, lambda: evaluate_features(**p), device, rounds=3 if scale == "market" else 1)
+    res = _run(benchmark, lambda: evaluate_features(**p, normalize=False), device, rounds=3 if scale == "market" else 1)
     benchmark.extra_info["note"] += f"; {_metrics(res)}"
 
 
@@ -143,7 +143,7 @@ def test_rerank(benchmark, scale, device):
     benchmark.group = f"rerank {scale} {device}"
     benchmark.extra_info.update(impl="re_ranking (sparse, exact)", candidate=True)
     if scale == "msmt":  # the Q x G result alone is 3.6 GiB: evaluate it by blocks instead of keeping it
-        res = _run(benchmark, lambda: evaluate_features(**p, rerank=True), device, rounds=1)
+        res = _run(benchmark, lambda: evaluate_features(**p, normalize=False, rerank=True), device, rounds=1)
         benchmark.extra_info["impl"] = "evaluate_features(rerank=True)"
         benchmark.extra_info["note"] += f"; {_metrics(res)}"
         return

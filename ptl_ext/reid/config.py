@@ -84,8 +84,9 @@ class EvalConfig:
 
     Attributes:
         metric: ``"euclidean"`` (squared) or ``"cosine"``; re-ranking needs ``"euclidean"``.
-        normalize: L2-normalise the features first (default ``False``: the features are ranked as given;
-            :class:`ptl_ext.train.ReIDEvaluator` asks for ``True`` for trained embeddings).
+        normalize: L2-normalise the features first (default ``True``, the one default of the library:
+            :class:`ptl_ext.train.ReIDEvaluator`, ``ptl train`` and ``ptl eval`` read it; ``False`` ranks the
+            features as given).
         rerank: a :class:`RerankConfig`, or ``None`` for no re-ranking; aqe: an :class:`AQEConfig`.
         max_rank, protocol, num_draws, seed: as in :func:`ptl_ext.reid.evaluate_rank`.
         backend: re-ranking's neighbour search (``"auto"``, ``"torch"``, ``"faiss"``); search: its GEMM format
@@ -94,7 +95,7 @@ class EvalConfig:
     """
 
     metric: str = "euclidean"
-    normalize: bool = False
+    normalize: bool = True
     rerank: RerankConfig = None
     aqe: AQEConfig = AQEConfig()
     max_rank: int = 50

@@ -11,6 +11,7 @@ import torch
 
 from .. import _checks
 from ..errors import DataError, DivergenceError
+from ..reid.config import EvalConfig
 from .distributed import DistInfo, all_reduce_mean, broadcast_object, gather_interleaved
 
 
@@ -67,7 +68,8 @@ class ReIDEvaluator:
         metric: ``"euclidean"`` (squared) or ``"cosine"``.
         rerank: k-reciprocal re-ranking (euclidean only): a bool or a :class:`ptl_ext.reid.RerankConfig`;
             with ``True``, ``k1``, ``k2``, ``lambda_value`` replace its defaults.
-        flip: flip features; normalize: L2-normalise features before the distance.
+        flip: flip features; normalize: L2-normalise features before the distance (default:
+            :class:`ptl_ext.reid.EvalConfig`'s, the library's one default).
         protocol: ``"market"`` (also CUHK03-NP, MSMT17) or ``"cuhk03"``.
         aqe_k, aqe_alpha: alpha query expansion before ranking (``aqe_k`` neighbours, 0: off; weights
             ``cos ** aqe_alpha``; ``None``: the :class:`ptl_ext.reid.AQEConfig` defaults); see :func:`ptl_ext.reid.aqe`.
@@ -86,7 +88,7 @@ class ReIDEvaluator:
         metric="euclidean",
         rerank=False,
         flip=True,
-        normalize=True,
+        normalize=EvalConfig.normalize,
         protocol="market",
         k1=None,
         k2=None,
