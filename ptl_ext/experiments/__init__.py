@@ -10,6 +10,7 @@ here with its settings dataclass and a ``run_...`` function, and its command in 
 ``study`` (:class:`~ptl_ext.experiments.study.StudyConfig`, :func:`~ptl_ext.experiments.study.run_study`): the
 transfer study on real images (Fashion-MNIST) from real ImageNet-trained weights (MobileNetV2), every method
 against a strong fine-tuning baseline. Its runs are built from ``train``, ``models`` and ``data`` objects
-directly (a custom split and per-epoch curves that ``ptl train`` has no options for), with the demo's
-statistics (``demo_stats``).
+directly (a custom split and per-epoch curves that ``ptl train`` has no options for): its settings
+(``study_config``), data and networks (``study_data``) and paired comparisons (``study_stats``, on the demo's
+t distribution in ``demo_stats``).
 """
