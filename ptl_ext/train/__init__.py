@@ -33,7 +33,7 @@ _EXPORTS = {
     "param_groups": "optim",
     "sgd_step_optimizer": "optim",
     "RollbackHook": "rolling_back",
-    "RollbackSchedule": "rolling_back",
+    "RollbackSchedule": "rollback_schedule",
     "RollingBack": "rolling_back",
     "rollback": "rolling_back",
     "RunFolder": "run_folder",
