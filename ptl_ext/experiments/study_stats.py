@@ -31,12 +31,15 @@ def paired_comparisons(records, baseline=BASELINE, metric=PRIMARY, alpha=0.05):
     from .demo_stats import mean_sd, t_cdf, t_quantile
 
     names = list(dict.fromkeys(r["row"] for r in records))
-    values = {name: {r["seed"]: r.get(metric) for r in records if r["row"] == name} for name in names}
-    compared = [name for name in names if name != baseline and baseline in values]
+    values = {
+        name: {r["seed"]: r[metric] for r in records if r["row"] == name and r.get(metric) is not None}
+        for name in names
+    }  # a row without the metric (direct transfer's accuracy) is not compared
+    compared = [name for name in names if name != baseline and baseline in values and values[name]]
     m = max(1, len(compared))
     out = []
     for name in names:
-        present = [v for v in values[name].values() if v is not None and not math.isnan(v)]
+        present = [v for v in values[name].values() if not math.isnan(v)]
         mean, sd = mean_sd(present) if present else (float("nan"), float("nan"))
         entry = {"row": name, "n": len(present), "mean": mean, "sd": sd}
         entry.update(dict.fromkeys(("diff", "low", "high", "p", "p_holm"), float("nan")))
@@ -59,12 +62,12 @@ def paired_comparisons(records, baseline=BASELINE, metric=PRIMARY, alpha=0.05):
     return out
 
 
-def format_comparisons(comparisons, config):
-    """The study's table: each row's mean ± sd (%) of the primary metric and its corrected difference."""
+def format_comparisons(comparisons, config, metric=PRIMARY):
+    """The study's table of ``metric``: each row's mean ± sd (%) and its corrected difference."""
     compared = sum(1 for c in comparisons if not math.isnan(c["diff"]))
     level = 100 * (1 - config.alpha)
     lines = [
-        f"{config.protocol}-set Fashion-MNIST, {PRIMARY} (%), {config.seeds} seed(s); differences to "
+        f"{config.protocol}-set Fashion-MNIST, {metric} (%), {config.seeds} seed(s); differences to "
         f"{TITLES[BASELINE]} with {level:g} % intervals corrected for {compared} comparison(s) (Bonferroni), "
         "Holm-adjusted p",
         f"{'row':<30} {'n':>2} {'mean':>7} {'sd':>6} {'diff':>7} {'interval':>17} {'p_holm':>7}",

@@ -47,8 +47,7 @@ def test_paired_comparisons_use_bonferroni_intervals():
 def test_config_checks():
     with pytest.raises(ValueError, match="list ptl before std"):
         StudyConfig(rows=("finetuned", "std"))
-    with pytest.raises(ValueError, match="multiple of periods"):
-        StudyConfig(epochs=10, periods=3)
+    assert StudyConfig(epochs=10).decay_epoch == 6 and StudyConfig(epochs=10, step_size=4).decay_epoch == 4
     with pytest.raises(ValueError, match="rows"):
         StudyConfig(rows=("finetuned", "nope"))
     with pytest.raises(ValueError, match="optimizer"):
@@ -56,6 +55,21 @@ def test_config_checks():
     with pytest.raises(ValueError, match="device"):
         StudyConfig(device="tpu")
     assert StudyConfig().rows == ROWS and StudyConfig().train_config().optimizer == "adam"
+    with pytest.raises(ValueError, match="row_lr's row"):
+        StudyConfig(row_lr={"direct": 1e-3})
+    with pytest.raises(ValueError, match=r"row_lr\['ptl'\]"):
+        StudyConfig(row_lr={"ptl": 0.0})
+    with pytest.raises(ValueError, match="jobs"):
+        StudyConfig(jobs=0)
+    tuned = StudyConfig(lr=1e-3, row_lr={"ptl": 2e-3, "rolling_back": 5e-4})
+    assert [tuned.lr_of(row) for row in ROWS[1:]] == [1e-3, 2e-3, 1e-3, 5e-4, 5e-4]  # base_cy follows rolling back
+    assert StudyConfig(row_lr={"rolling_back": 5e-4, "base_cy": 4e-4}).lr_of("base_cy") == 4e-4
+    assert tuned.train_config(lr=tuned.lr_of("ptl")).lr == 2e-3
+
+
+def test_row_lr_option(capsys):
+    assert main(["study", "--smoke", "--row-lr", "direct=1e-3"]) == 2
+    assert "expected ROW=LR with ROW one of finetuned" in capsys.readouterr().err
 
 
 def test_missing_inputs_are_one_line(tmp_path, capsys):
@@ -83,18 +97,34 @@ needs_inputs = pytest.mark.skipif(MISSING is not None, reason=f"{MISSING}")
 @needs_inputs
 def test_smoke_study_runs_every_row(tmp_path):
     out = tmp_path / "smoke"
-    records, comparisons = run_study(smoke_config(out_dir=str(out)), log=lambda line: None)
+    # two worker processes, one seed each: the parallel path
+    records, comparisons = run_study(smoke_config(out_dir=str(out), jobs=2), log=lambda line: None)
     assert [(r["row"], r["seed"]) for r in records] == [(row, seed) for seed in (0, 1) for row in ROWS]
     for record in records:
         assert 0.0 <= record["mAP"] <= 1.0 and 0.0 <= record["mAP_rerank"] <= 1.0
-        assert record["epochs"] == (0 if record["row"] == "direct" else 2)
+        # rolling back and base_cy: the paper's schedule, every period a whole run (2 periods x 2 epochs)
+        long = record["row"] in ("rolling_back", "base_cy")
+        assert record["epochs"] == (0 if record["row"] == "direct" else 4 if long else 2)
     assert sum(1 for c in comparisons if not math.isnan(c["low"])) == len(ROWS) - 1
     with open(out / "seeds.csv", newline="") as fh:
         assert len(list(csv.DictReader(fh))) == 2 * len(ROWS)
     with open(out / "curves.csv", newline="") as fh:
         curve = [r for r in csv.DictReader(fh) if r["row"] == "rolling_back" and r["seed"] == "0"]
-    assert [r["epoch"] for r in curve] == ["0", "1", "2"]
+    assert [r["epoch"] for r in curve] == ["0", "1", "2", "3", "4"]
     assert (out / "curves.png").stat().st_size > 0 and "Bonferroni" in (out / "summary.txt").read_text()
+    with open(out / "summary.csv", newline="") as fh:
+        accuracy = {r["row"]: r for r in csv.DictReader(fh) if r["metric"] == "accuracy"}
+    assert accuracy["direct"]["n"] == "0" and accuracy["ptl"]["low"] not in ("", "nan")  # no classifier: no row
+
+
+@needs_inputs
+def test_smoke_study_in_one_process_with_a_row_rate(tmp_path):
+    config = smoke_config(out_dir=str(tmp_path), rows=("direct", "finetuned"), seeds=1, row_lr={"finetuned": 1e-3})
+    records, _ = run_study(config, log=lambda line: None)
+    assert [r["row"] for r in records] == ["direct", "finetuned"]
+    with open(tmp_path / "seed0" / "finetuned" / "metrics.csv", newline="") as fh:
+        first = next(csv.DictReader(fh))
+    assert float(first["lr"]) == pytest.approx(1e-3 * smoke_config().warmup_factor)
 
 
 @needs_inputs
