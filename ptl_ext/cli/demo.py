@@ -38,7 +38,7 @@ def add_options(parser):
     opt("--rollback-periods", "rolling-back periods, each --epochs/periods epochs (must divide --epochs)")
     opt(
         "--lr",
-        "fine-tuning learning rate of the backbone and new layers; the heads learn at 10x",
+        "fine-tuning learning rate (Adam) of every layer, the heads included",
         rate(exclusive_minimum=True),
     )
     opt("--train-ids", "target training identities", count(2))

@@ -25,7 +25,7 @@ from .. import _checks, _io
 from . import demo_stats
 from .cache import default_cache_root
 from .demo_data import pretrained_backbone, pretrained_digest, target_dataset
-from .demo_rows import TRAIN_STATE_ROW, _direct_transfer, train_row, train_state_row
+from .demo_rows import RECIPE_TEXT, TRAIN_STATE_ROW, _direct_transfer, train_row, train_state_row
 
 DEMO_ARCH = "resnet34"
 BASELINE = "fine-tuned"
@@ -34,17 +34,18 @@ BASELINE = "fine-tuned"
 @dataclass(frozen=True)
 class DemoConfig:
     """The demo's settings (``ptl demo``'s options, with their defaults): the backbone ``arch`` (its PTL row is
-    ``ptl_ARCH``); ``epochs`` of every fine-tuning row, ``rollback_periods`` (dividing ``epochs``) and ``lr`` (the
-    heads learn at ``TrainConfig.head_lr_factor`` times it); the synthetic target (``train_ids``, ``test_ids``,
-    ``images_per_cam``) and source (``source_ids`` > ``train_ids``, ``source_images_per_cam``) sets at
-    ``height`` x ``width``; pre-training (``pretrain_epochs``, ``pretrain_lr``); ``seed`` (data, pre-training)
-    and ``seeds`` training seeds per row; ``ablations``; ``out`` and ``cache`` folders (``None``: a temp folder,
-    the default cache); ``keep_checkpoints``, ``workers``, ``progress``."""
+    ``ptl_ARCH``); ``epochs`` of every fine-tuning row, ``rollback_periods`` (dividing ``epochs``) and ``lr``
+    (Adam's rate for every layer: the recipe is :data:`~ptl_ext.experiments.demo_rows.RECIPE`); the synthetic
+    target (``train_ids``, ``test_ids``, ``images_per_cam``) and source (``source_ids`` > ``train_ids``,
+    ``source_images_per_cam``) sets at ``height`` x ``width``; pre-training (``pretrain_epochs``,
+    ``pretrain_lr``); ``seed`` (data, pre-training) and ``seeds`` training seeds per row; ``ablations``; ``out``
+    and ``cache`` folders (``None``: a temp folder, the default cache); ``keep_checkpoints``, ``workers``,
+    ``progress``."""
 
     arch: str = DEMO_ARCH
     epochs: int = 6
     rollback_periods: int = 3
-    lr: float = 0.01
+    lr: float = 3e-4
     train_ids: int = 32
     test_ids: int = 32
     images_per_cam: int = 3
@@ -152,7 +153,7 @@ def describe(args, training_seeds):
         f"{args.pretrain_epochs} epochs (cross-entropy) on a source domain of {args.source_ids} identities "
         f"(other people, other cameras), fine-tuned on a target of {args.train_ids} training / {args.test_ids} "
         f"test identities; budget: {args.epochs} epochs per fine-tuning row (rolling back "
-        f"{args.rollback_periods} periods x {period}), lr {args.lr:g} (heads {10 * args.lr:g}), training {seeds}"
+        f"{args.rollback_periods} periods x {period}), {RECIPE_TEXT} at lr {args.lr:g}, training {seeds}"
     )
 
 
