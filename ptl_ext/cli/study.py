@@ -35,6 +35,7 @@ def add_options(parser):
     """The options of ``ptl study`` (defaults: :class:`~ptl_ext.experiments.study.StudyConfig`'s, or the
     smoke study's with ``--smoke``)."""
     from ..experiments.study import ROWS, StudyConfig
+    from ..experiments.study_config import RECIPES
     from ..train.config import OPTIMIZERS
     from .option_types import count, default_of, flag, rate
 
@@ -56,6 +57,13 @@ def add_options(parser):
         help="retrieve among test images, or among training images not trained on (for tuning; default: test)",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default="strong",
+        help="strong (default: Adam, warm-up, label smoothing, BNNeck, erasing) or paper (SGD 0.01, plain "
+        "cross-entropy, the papers' head, flips only); options given explicitly override it",
+    )
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=None, help=f"default: {' '.join(ROWS)}")
     numbers = {
         "seeds": count(),
@@ -105,8 +113,10 @@ def _row_rate(text):
 def run_study(args):
     """``ptl study``: the config from the options given (over the full or the smoke defaults), then the study."""
     from ..experiments import study
+    from ..experiments.study_config import RECIPES
 
-    values = {name: getattr(args, name) for name in _FIELDS if getattr(args, name) is not None}
+    values = dict(RECIPES[args.recipe])
+    values.update({name: getattr(args, name) for name in _FIELDS if getattr(args, name) is not None})
     values.update(rerank=args.rerank, progress=args.progress)
     if args.row_lr:
         values["row_lr"] = dict(args.row_lr)

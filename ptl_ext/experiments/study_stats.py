@@ -67,7 +67,8 @@ def format_comparisons(comparisons, config, metric=PRIMARY):
     compared = sum(1 for c in comparisons if not math.isnan(c["diff"]))
     level = 100 * (1 - config.alpha)
     lines = [
-        f"{config.protocol}-set Fashion-MNIST, {metric} (%), {config.seeds} seed(s); differences to "
+        f"{config.protocol}-set Fashion-MNIST ({config.optimizer} lr {config.lr:g}, label smoothing "
+        f"{config.label_smoothing:g}, head {config.head}), {metric} (%), {config.seeds} seed(s); differences to "
         f"{TITLES[BASELINE]} with {level:g} % intervals corrected for {compared} comparison(s) (Bonferroni), "
         "Holm-adjusted p",
         f"{'row':<30} {'n':>2} {'mean':>7} {'sd':>6} {'diff':>7} {'interval':>17} {'p_holm':>7}",

@@ -132,3 +132,16 @@ def test_pretrained_trunk_beats_random_features():
     # a loader that mismatched keys would leave random features: the real trunk must do clearly better
     accuracy = knn_check(StudyConfig(), train_per_class=50, query_per_class=30)
     assert accuracy["pretrained"] > accuracy["random"] + 0.03, accuracy
+
+
+def test_recipe_option_sets_the_papers_recipe_and_explicit_options_win(monkeypatch):
+    from ptl_ext.experiments import study
+
+    seen = []
+    monkeypatch.setattr(study, "run_study", lambda config: seen.append(config))
+    assert main(["study", "--recipe", "paper", "--lr", "0.02"]) in (0, None)
+    assert main(["study"]) in (0, None)
+    paper, strong = seen
+    assert (paper.optimizer, paper.lr, paper.label_smoothing, paper.head) == ("sgd", 0.02, 0.0, "reid")
+    assert (paper.erasing, paper.pad, paper.warmup_epochs) == (0.0, 0, 0)
+    assert strong.optimizer == StudyConfig().optimizer and strong.lr == StudyConfig().lr
